@@ -1,0 +1,44 @@
+# Portico: two commands on a fresh machine.
+#   make demo   install what is needed, build, run the demo
+#   make test   install what is needed, run the whole test suite
+#
+# Everything shares one target dir (target/), built once in the dev profile (dependencies
+# optimised, see Cargo.toml), so `make test` after `make demo` rebuilds nothing.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+# Debian packages: build deps of the media stack (xcap pulls wayland/pipewire bindings even
+# on X11; without nasm openh264 silently builds without assembly), then the X server and
+# tools the tests drive.
+BUILD_DEPS := pkg-config libxcb1-dev libegl-dev libwayland-dev libgbm-dev libpipewire-0.3-dev libclang-dev nasm
+TEST_DEPS := xvfb xdotool x11-utils x11-xserver-utils
+DEMO_DATA ?= $(CURDIR)/target/demo
+
+.PHONY: demo test deps build lint bench clean
+
+deps:
+	@missing=""; for p in $(BUILD_DEPS) $(TEST_DEPS); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	$(CARGO) build --workspace --all-targets --locked
+
+demo: build
+	$(CARGO) run --locked --quiet --bin portico -- --data $(DEMO_DATA) id
+
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+test: deps lint
+	$(CARGO) test --workspace --all-targets --locked
+	$(CARGO) test --workspace --doc --locked
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,246 @@
+//! Sans-IO rate limiters keyed by IP, account or host: exponential backoff after failures,
+//! and token buckets for request rates. Both take `now` and are bounded in memory.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+/// Exponential backoff after failures (for logins: per IP and per account).
+///
+/// The first `free_failures` failures cost nothing; after that each failure doubles the
+/// wait, from `base` up to `max`. A success clears the key. Keys whose wait has passed and
+/// that have been quiet for `max` are forgotten when room is needed.
+#[derive(Debug)]
+pub struct Backoff<K> {
+    /// Per-key failure state.
+    entries: HashMap<K, BackoffEntry>,
+    /// Failures allowed before any wait.
+    free_failures: u32,
+    /// First wait.
+    base: Duration,
+    /// Longest wait.
+    max: Duration,
+    /// Most keys remembered.
+    capacity: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct BackoffEntry {
+    failures: u32,
+    blocked_until: Instant,
+    last_failure: Instant,
+}
+
+/// A request that must wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many attempts; retry in {} s", retry_after.as_secs().max(1))]
+pub struct RetryAfter {
+    /// How long to wait.
+    pub retry_after: Duration,
+}
+
+impl<K: Hash + Eq + Clone> Backoff<K> {
+    /// A backoff with the given policy, remembering at most `capacity` keys.
+    pub fn new(free_failures: u32, base: Duration, max: Duration, capacity: usize) -> Self {
+        Self {
+            entries: HashMap::new(),
+            free_failures,
+            base,
+            max,
+            capacity,
+        }
+    }
+
+    /// Whether `key` may try now.
+    pub fn check(&self, key: &K, now: Instant) -> Result<(), RetryAfter> {
+        match self.entries.get(key) {
+            Some(e) if e.blocked_until > now => Err(RetryAfter {
+                retry_after: e.blocked_until - now,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a failure; returns the wait it imposes (zero while failures are free).
+    pub fn failure(&mut self, key: &K, now: Instant) -> Duration {
+        if !self.entries.contains_key(key) && self.entries.len() >= self.capacity {
+            self.evict(now);
+        }
+        let e = self.entries.entry(key.clone()).or_insert(BackoffEntry {
+            failures: 0,
+            blocked_until: now,
+            last_failure: now,
+        });
+        e.failures = e.failures.saturating_add(1);
+        e.last_failure = now;
+        let wait = if e.failures <= self.free_failures {
+            Duration::ZERO
+        } else {
+            let exp = (e.failures - self.free_failures - 1).min(30);
+            self.base.saturating_mul(1u32 << exp).min(self.max)
+        };
+        e.blocked_until = now + wait;
+        wait
+    }
+
+    /// Records a success: the key starts over.
+    pub fn success(&mut self, key: &K) {
+        self.entries.remove(key);
+    }
+
+    /// Keys remembered.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Nothing remembered.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn evict(&mut self, now: Instant) {
+        let max = self.max;
+        self.entries
+            .retain(|_, e| e.blocked_until > now || now.duration_since(e.last_failure) < max);
+        if self.entries.len() >= self.capacity {
+            // Still full of active keys: forget the oldest failure. An attacker who can
+            // fill the table from many addresses gains one free guess per eviction, which
+            // the per-account backoff still bounds.
+            if let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.last_failure)
+                .map(|(k, _)| k.clone())
+            {
+                self.entries.remove(&oldest);
+            }
+        }
+    }
+}
+
+/// A token bucket per key (for lookups, ticket requests, connection attempts).
+#[derive(Debug)]
+pub struct TokenBucket<K> {
+    /// Per-key tokens and last refill.
+    buckets: HashMap<K, (f64, Instant)>,
+    /// Bucket size (burst).
+    capacity: f64,
+    /// Tokens added per second.
+    rate: f64,
+    /// Most keys remembered.
+    max_keys: usize,
+}
+
+impl<K: Hash + Eq + Clone> TokenBucket<K> {
+    /// Buckets holding `burst` tokens, refilled at `per_second`, for at most `max_keys` keys.
+    pub fn new(burst: u32, per_second: f64, max_keys: usize) -> Self {
+        Self {
+            buckets: HashMap::new(),
+            capacity: f64::from(burst),
+            rate: per_second,
+            max_keys,
+        }
+    }
+
+    /// Takes one token for `key`, or says how long until one is available.
+    pub fn try_take(&mut self, key: &K, now: Instant) -> Result<(), RetryAfter> {
+        if !self.buckets.contains_key(key) && self.buckets.len() >= self.max_keys {
+            let (cap, rate) = (self.capacity, self.rate);
+            // Full buckets carry no information: forget them first.
+            self.buckets.retain(|_, (tokens, at)| {
+                (*tokens + now.duration_since(*at).as_secs_f64() * rate) < cap
+            });
+            if self.buckets.len() >= self.max_keys {
+                return Err(RetryAfter {
+                    retry_after: Duration::from_secs(1),
+                });
+            }
+        }
+        let (tokens, at) = self
+            .buckets
+            .entry(key.clone())
+            .or_insert((self.capacity, now));
+        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * self.rate)
+            .min(self.capacity);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            let secs = if self.rate > 0.0 {
+                (1.0 - *tokens) / self.rate
+            } else {
+                f64::from(u32::MAX)
+            };
+            Err(RetryAfter {
+                retry_after: Duration::from_secs_f64(secs),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_after_free_failures_and_success_resets() {
+        let t0 = Instant::now();
+        let mut b = Backoff::new(3, Duration::from_secs(1), Duration::from_secs(60), 100);
+        let k = "10.0.0.1";
+        for _ in 0..3 {
+            assert_eq!(b.failure(&k, t0), Duration::ZERO);
+        }
+        assert!(b.check(&k, t0).is_ok());
+        assert_eq!(b.failure(&k, t0), Duration::from_secs(1));
+        assert_eq!(
+            b.check(&k, t0),
+            Err(RetryAfter {
+                retry_after: Duration::from_secs(1)
+            })
+        );
+        assert_eq!(b.failure(&k, t0), Duration::from_secs(2));
+        assert_eq!(b.failure(&k, t0), Duration::from_secs(4));
+        for _ in 0..20 {
+            b.failure(&k, t0);
+        }
+        assert_eq!(b.failure(&k, t0), Duration::from_secs(60));
+        assert!(b.check(&k, t0 + Duration::from_secs(61)).is_ok());
+        b.success(&k);
+        assert!(b.check(&k, t0).is_ok());
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn backoff_is_bounded() {
+        let t0 = Instant::now();
+        let mut b = Backoff::new(0, Duration::from_secs(1), Duration::from_secs(10), 4);
+        for i in 0..100u32 {
+            b.failure(&i, t0);
+            assert!(b.len() <= 4);
+        }
+    }
+
+    #[test]
+    fn bucket_allows_burst_then_refills() {
+        let t0 = Instant::now();
+        let mut tb = TokenBucket::new(3, 1.0, 10);
+        for _ in 0..3 {
+            tb.try_take(&"h", t0).unwrap();
+        }
+        let err = tb.try_take(&"h", t0).unwrap_err();
+        assert!(err.retry_after <= Duration::from_secs(1));
+        tb.try_take(&"h", t0 + Duration::from_millis(1001)).unwrap();
+        // Another key has its own bucket.
+        tb.try_take(&"other", t0).unwrap();
+    }
+
+    #[test]
+    fn bucket_key_table_is_bounded() {
+        let t0 = Instant::now();
+        let mut tb = TokenBucket::new(1, 0.001, 2);
+        tb.try_take(&1, t0).unwrap();
+        tb.try_take(&2, t0).unwrap();
+        assert!(tb.try_take(&3, t0).is_err());
+    }
+}

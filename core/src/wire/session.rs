@@ -1,0 +1,326 @@
+//! `/portico/session/1`: viewer ↔ host, after the Noise handshake of [`crate::noise`].
+//!
+//! Every message here travels encrypted (see [`crate::noise::Transport`]). The host first
+//! answers the access request (`Waiting`, then `Accepted` or `Refused`); then video flows to
+//! the viewer and input, control and service requests flow to the host; `Bye` ends it with a
+//! reason the viewer shows.
+
+use serde::{Deserialize, Serialize};
+
+use super::wire_enum;
+use crate::policy::Permissions;
+
+/// The libp2p protocol name.
+pub const PROTOCOL: &str = "/portico/session/1";
+
+/// Largest session message (a 4K keyframe fits; bigger frames must be split by the encoder).
+pub const MAX_SESSION_LEN: usize = 4 * 1024 * 1024;
+
+wire_enum! {
+    /// A message on an established session.
+    pub enum SessionMessage: "session", version 1, max MAX_SESSION_LEN {
+        /// Host → viewer: the owner has been asked; wait.
+        1 => Waiting(Waiting),
+        /// Host → viewer: access granted.
+        2 => Accepted(Accepted),
+        /// Host → viewer: access refused (the stream closes after this).
+        3 => Refused(Refused),
+        /// Host → viewer: an encoded video frame.
+        4 => Video(VideoFrame),
+        /// Viewer → host: an input event.
+        5 => Input(InputEvent),
+        /// Viewer → host: send a keyframe.
+        6 => RequestKeyframe(RequestKeyframe),
+        /// Viewer → host: change the target bitrate.
+        7 => SetBitrate(SetBitrate),
+        /// Viewer → host: receiver statistics.
+        8 => Stats(ReceiverStats),
+        /// Either way: the session ends, with a reason.
+        9 => Bye(Bye),
+        /// Host → viewer: the owner changed this session's permissions.
+        10 => PermissionsChanged(PermissionsChanged),
+        /// Viewer → host: offer a file.
+        11 => FileOffer(FileOffer),
+        /// Host → viewer: the owner's answer to a service request.
+        12 => ServiceDecision(ServiceDecision),
+        /// Viewer → host: a chunk of an allowed file.
+        13 => FileChunk(FileChunk),
+        /// Viewer → host: all chunks sent.
+        14 => FileEnd(FileEnd),
+        /// Host → viewer: the file landed (or not).
+        15 => FileResult(FileResult),
+        /// Either way: clipboard text.
+        16 => Clipboard(Clipboard),
+    }
+}
+
+/// The owner has been asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Waiting {
+    /// The request's number on the host (shown in the console and `portico requests`).
+    pub request_id: u64,
+    /// How long the owner has before the request counts as refused, in ms.
+    pub timeout_ms: u64,
+}
+
+/// Access granted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Accepted {
+    /// The session's number on the host.
+    pub session_id: u64,
+    /// What this session may do (`view` alone = view-only).
+    pub permissions: Permissions,
+    /// Time limit the owner set, in ms from now.
+    pub time_limit_ms: Option<u64>,
+    /// Monitors available: (width, height) each.
+    pub monitors: Vec<(u32, u32)>,
+}
+
+/// Access refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Refused {
+    /// A stable machine-readable reason (`guest_sharing_off`, `owner_refused`, …).
+    pub code: String,
+    /// A sentence for the user.
+    pub message: String,
+}
+
+/// Video codec of a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Codec {
+    /// H.264 Annex B.
+    H264,
+}
+
+/// Why this frame was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrameRole {
+    /// The screen changed.
+    Update,
+    /// The screen is still; this frame sharpens it (low QP).
+    Refine,
+}
+
+/// A rectangle in screen pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rect {
+    /// Left.
+    pub x: u32,
+    /// Top.
+    pub y: u32,
+    /// Width.
+    pub w: u32,
+    /// Height.
+    pub h: u32,
+}
+
+/// An encoded video frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VideoFrame {
+    /// Frame number per monitor stream.
+    pub seq: u64,
+    /// Capture time, µs since the Unix epoch on the host's clock.
+    pub capture_us: u64,
+    /// Decodable on its own.
+    pub keyframe: bool,
+    /// Monitor index.
+    pub monitor: u8,
+    /// Frame width.
+    pub width: u32,
+    /// Frame height.
+    pub height: u32,
+    /// Codec.
+    pub codec: Codec,
+    /// Update or refinement.
+    pub role: FrameRole,
+    /// Regions that changed since the previous frame (empty = unknown / whole frame).
+    pub damage: Vec<Rect>,
+    /// The encoded bitstream.
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
+
+/// Mouse buttons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MouseButton {
+    /// Left.
+    Left,
+    /// Middle.
+    Middle,
+    /// Right.
+    Right,
+}
+
+/// An input event. The same JSON shape is used by `--input-script` lines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputEvent {
+    /// Absolute pointer position in screen pixels of the monitor.
+    PointerMove {
+        /// X.
+        x: i32,
+        /// Y.
+        y: i32,
+    },
+    /// Button press or release.
+    Button {
+        /// Which button.
+        button: MouseButton,
+        /// Pressed (true) or released.
+        down: bool,
+    },
+    /// Scroll wheel, in notches.
+    Wheel {
+        /// Horizontal.
+        dx: i32,
+        /// Vertical.
+        dy: i32,
+    },
+    /// A key by X keysym name (`Return`, `a`, `Control_L`).
+    Key {
+        /// Keysym name.
+        keysym: String,
+        /// Pressed (true) or released.
+        down: bool,
+    },
+    /// Text to type.
+    Text {
+        /// The text.
+        text: String,
+    },
+}
+
+/// Keyframe request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestKeyframe {}
+
+/// Bitrate change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetBitrate {
+    /// Target bits per second.
+    pub bps: u32,
+}
+
+/// Receiver statistics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReceiverStats {
+    /// Last frame sequence decoded.
+    pub last_seq: u64,
+    /// Frames decoded since the last report.
+    pub frames: u32,
+    /// Mean decode time, µs.
+    pub decode_us: u32,
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ByeReason {
+    /// The viewer closed.
+    Closed,
+    /// The owner kicked the session.
+    Kicked,
+    /// The owner's time limit ran out.
+    TimeLimit,
+    /// The server revoked the access (group, disabled, node flags).
+    Revoked,
+    /// The host is shutting down.
+    Shutdown,
+    /// The peer broke the protocol.
+    ProtocolError,
+}
+
+/// Session end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bye {
+    /// Why.
+    pub reason: ByeReason,
+    /// A sentence for the user.
+    pub message: String,
+}
+
+/// New permissions for this session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PermissionsChanged {
+    /// What the session may do now.
+    pub permissions: Permissions,
+}
+
+/// A file offered to the host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileOffer {
+    /// Transfer number chosen by the viewer.
+    pub transfer_id: u64,
+    /// File name (the host sanitises it).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 of the content.
+    #[serde(with = "serde_bytes")]
+    pub sha256: Vec<u8>,
+}
+
+/// Services the owner confirms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Service {
+    /// A file transfer.
+    File,
+    /// Clipboard sync.
+    Clipboard,
+}
+
+/// The host's answer to a service request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceDecision {
+    /// Which service.
+    pub service: Service,
+    /// Transfer number (files) or 0.
+    pub id: u64,
+    /// Allowed now.
+    pub allowed: bool,
+    /// Waiting for the owner (then another decision follows).
+    pub pending: bool,
+    /// A sentence for the user.
+    pub message: String,
+}
+
+/// A chunk of file content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileChunk {
+    /// Transfer number.
+    pub transfer_id: u64,
+    /// Offset of this chunk.
+    pub offset: u64,
+    /// Content.
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
+
+/// End of file content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileEnd {
+    /// Transfer number.
+    pub transfer_id: u64,
+}
+
+/// Outcome of a file transfer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileResult {
+    /// Transfer number.
+    pub transfer_id: u64,
+    /// Landed with the right hash.
+    pub ok: bool,
+    /// Where it landed, or why not.
+    pub message: String,
+}
+
+/// Clipboard text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Clipboard {
+    /// The text.
+    pub text: String,
+}
