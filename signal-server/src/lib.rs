@@ -1,5 +1,25 @@
 //! portico-signal: the self-hosted signalling and authorization server (library).
 //!
-//! The server is a library so tests can start several in one process; `main.rs` only parses
-//! the command line. The serving side (accounts, node tree, rendezvous, relay, tickets)
-//! lands with the server issue; today the crate provides the binary's identity command.
+//! It holds users (argon2id), groups, the node tree with per-node guest/visitor flags,
+//! global switches, host registrations (PeerId ↔ Internet-ID ↔ node) and a hash-chained
+//! audit log in sled; answers `/portico/signal/1` (register, heartbeat, lookup, login,
+//! node listing, tickets); relays for registered hosts behind NAT (circuit relay v2); and
+//! pushes changes that may end sessions to hosts.
+//!
+//! The server is a library: [`start`] binds and returns a [`Running`] handle, [`run`] serves
+//! until a shutdown future resolves; `main.rs` only parses the command line. Several
+//! servers can run in one process (tests do). [`client::SignalClient`] is the matching
+//! client used by hosts and viewers.
+
+pub mod admin;
+pub mod audit;
+pub mod client;
+pub mod codec;
+pub mod config;
+pub mod metrics;
+pub mod server;
+pub mod store;
+
+pub use config::Config;
+pub use server::{run, start, Running, ServerError};
+pub use store::Store;

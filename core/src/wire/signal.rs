@@ -218,10 +218,14 @@ pub struct Registered {
     pub internet_id: InternetId,
     /// Where the host sits in the node tree.
     pub node_path: String,
-    /// Guests allowed on this node (and globally).
+    /// Guests allowed on this node (effective, inherited from folders).
     pub allow_guests: bool,
-    /// Visitors allowed on this node (and globally).
+    /// Visitors allowed on this node (effective, inherited from folders).
     pub allow_visitors: bool,
+    /// Server-wide guest sharing switch.
+    pub guest_sharing: bool,
+    /// Server-wide visitor sharing switch.
+    pub visitor_sharing: bool,
     /// The server's display name (shown to owners: "signed in at SERVER").
     pub server_name: String,
     /// Heartbeat interval the server expects, in seconds.

@@ -89,6 +89,8 @@ fn signal_responses() -> Vec<SignalResponse> {
             node_path: "/Sales/pc-7".into(),
             allow_guests: false,
             allow_visitors: true,
+            guest_sharing: true,
+            visitor_sharing: false,
             server_name: "hq".into(),
             heartbeat_secs: 20,
         }),

@@ -1,0 +1,174 @@
+//! Server configuration (TOML). Every field has a default; a config file only names what it
+//! changes. `portico-signal serve --config FILE` reads it; command-line flags override it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The default port, TCP and UDP (QUIC).
+pub const DEFAULT_PORT: u16 = 5655;
+
+/// Server configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on, TCP and QUIC (UDP). Default `0.0.0.0:5655`.
+    pub listen: SocketAddr,
+    /// Data directory (server key, sled database, admin socket). Default: the platform data
+    /// dir (`~/.local/share/portico-signal`); `--data` and `PORTICO_SIGNAL_DATA` override.
+    pub data: Option<PathBuf>,
+    /// Name shown to owners ("visitor alice, signed in at NAME"). Default `portico`.
+    pub server_name: String,
+    /// Address for Prometheus metrics (`GET /metrics`); off when absent. Default off.
+    pub metrics: Option<SocketAddr>,
+    /// Addresses to advertise to viewers instead of the listen addresses (multiaddrs), for a
+    /// server behind port forwarding. Default: none (listen addresses are used).
+    pub external_addrs: Vec<String>,
+    /// Seconds between host heartbeats; a host is online while seen within 3 intervals.
+    /// Default 20.
+    pub heartbeat_secs: u32,
+    /// Lifetime of a viewer's sign-in session, in hours. Default 12.
+    pub session_hours: u32,
+    /// Lifetime of tickets, in seconds. Default 300 (5 minutes).
+    pub ticket_secs: u32,
+    /// Relay (circuit v2) limits.
+    pub relay: RelayConfig,
+    /// Login backoff.
+    pub login: LoginConfig,
+}
+
+/// Relay limits, sized for desktop video. libp2p's defaults (2 minutes, 128 KiB per circuit)
+/// would cut a remote-desktop session after a few frames.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayConfig {
+    /// Longest a relayed circuit may live, in seconds. Default 86400 (24 h).
+    pub max_circuit_secs: u64,
+    /// Most bytes a circuit may carry in each direction; 0 = unlimited. Default 0.
+    pub max_circuit_bytes: u64,
+    /// Most circuits at once. Default 256.
+    pub max_circuits: usize,
+    /// Most circuits per peer at once. Default 16.
+    pub max_circuits_per_peer: usize,
+    /// Most reservations at once (registered hosts behind NAT). Default 4096.
+    pub max_reservations: usize,
+    /// How long a reservation lasts before the host renews it, in seconds. Default 3600.
+    pub reservation_secs: u64,
+}
+
+/// Login backoff policy (per IP and per account).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginConfig {
+    /// Failed logins allowed before any wait. Default 5.
+    pub free_failures: u32,
+    /// First wait after that, in milliseconds; doubles per failure. Default 1000.
+    pub base_ms: u64,
+    /// Longest wait, in seconds. Default 900.
+    pub max_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
+            data: None,
+            server_name: "portico".into(),
+            metrics: None,
+            external_addrs: Vec::new(),
+            heartbeat_secs: 20,
+            session_hours: 12,
+            ticket_secs: 300,
+            relay: RelayConfig::default(),
+            login: LoginConfig::default(),
+        }
+    }
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            max_circuit_secs: 24 * 3600,
+            max_circuit_bytes: 0,
+            max_circuits: 256,
+            max_circuits_per_peer: 16,
+            max_reservations: 4096,
+            reservation_secs: 3600,
+        }
+    }
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        Self {
+            free_failures: 5,
+            base_ms: 1000,
+            max_secs: 900,
+        }
+    }
+}
+
+impl LoginConfig {
+    /// The first wait.
+    pub fn base(&self) -> Duration {
+        Duration::from_millis(self.base_ms)
+    }
+
+    /// The longest wait.
+    pub fn max(&self) -> Duration {
+        Duration::from_secs(self.max_secs)
+    }
+}
+
+/// A config file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this config.
+    #[error("config file {path} is invalid: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What toml reported (with line and column).
+        source: Box<toml::de::Error>,
+    },
+}
+
+impl Config {
+    /// Reads a TOML config file.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_file_keeps_defaults_and_unknown_keys_are_refused() {
+        let c: Config =
+            toml::from_str("server_name = \"hq\"\n[relay]\nmax_circuit_secs = 60\n").unwrap();
+        assert_eq!(c.server_name, "hq");
+        assert_eq!(c.relay.max_circuit_secs, 60);
+        assert_eq!(c.relay.max_circuit_bytes, 0);
+        assert_eq!(c.listen.port(), DEFAULT_PORT);
+        assert!(toml::from_str::<Config>("lisen = \"0.0.0.0:1\"").is_err());
+    }
+}

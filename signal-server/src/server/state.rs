@@ -1,0 +1,574 @@
+//! Everything the server knows besides the swarm, and the answer to each request.
+//!
+//! [`State::handle`] takes the caller's PeerId (authenticated by libp2p's Noise), its IP,
+//! the request and the time, and returns the response. The swarm loop only moves messages.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use libp2p::{Multiaddr, PeerId};
+use portico_core::identity::Identity;
+use portico_core::ratelimit::{Backoff, TokenBucket};
+use portico_core::ticket::{self, Subject, Ticket, TicketKind, TICKET_VERSION};
+use portico_core::wire::signal::*;
+use portico_core::wire::WirePeerId;
+use rand::RngCore;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::accounts::verify_password;
+use crate::store::{LoginSession, NodePath, Store, StoreError, User};
+
+/// Most addresses a host may report.
+const MAX_ADDRS: usize = 32;
+/// Longest address string accepted.
+const MAX_ADDR_LEN: usize = 256;
+
+/// Unix seconds now.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The server's state.
+pub(crate) struct State {
+    /// Configuration.
+    pub(crate) config: Config,
+    /// The server identity (signs tickets).
+    pub(crate) identity: Identity,
+    /// Persistent state.
+    pub(crate) store: Store,
+    /// Registered hosts, shared with the relay's reservation gate.
+    pub(crate) registered: Arc<RwLock<HashSet<PeerId>>>,
+    /// Last heartbeat per host.
+    presence: HashMap<PeerId, Instant>,
+    /// Hosts holding a relay reservation now.
+    pub(crate) reservations: HashSet<PeerId>,
+    /// Addresses viewers should use to reach this server.
+    pub(crate) public_addrs: Vec<Multiaddr>,
+    /// Login backoff per IP.
+    ip_backoff: Backoff<IpAddr>,
+    /// Login backoff per account name.
+    account_backoff: Backoff<String>,
+    /// Lookup and ticket request rate per peer.
+    request_rate: TokenBucket<PeerId>,
+    /// Hash checked when the user does not exist, so timing does not tell.
+    dummy_hash: String,
+    /// Next server-event number.
+    event_seq: u64,
+    /// Prometheus metrics.
+    pub(crate) metrics: Metrics,
+}
+
+fn err(code: ErrorCode, message: impl Into<String>) -> SignalResponse {
+    SignalResponse::Error(SignalError {
+        code,
+        message: message.into(),
+        retry_after_ms: None,
+    })
+}
+
+fn internal(e: StoreError) -> SignalResponse {
+    tracing::error!(error = %e, "store error while answering a request");
+    err(ErrorCode::Internal, "server storage error")
+}
+
+type Reply = Result<SignalResponse, SignalResponse>;
+
+impl State {
+    pub(crate) fn new(
+        config: Config,
+        identity: Identity,
+        store: Store,
+        metrics: Metrics,
+    ) -> Result<Self, StoreError> {
+        let registered = store
+            .hosts()?
+            .iter()
+            .filter_map(|h| h.peer.parse::<PeerId>().ok())
+            .collect::<HashSet<_>>();
+        metrics.registered.set(registered.len() as i64);
+        let lc = config.login.clone();
+        Ok(Self {
+            dummy_hash: crate::store::accounts::hash_password("portico-dummy")?,
+            ip_backoff: Backoff::new(lc.free_failures, lc.base(), lc.max(), 100_000),
+            account_backoff: Backoff::new(lc.free_failures, lc.base(), lc.max(), 100_000),
+            request_rate: TokenBucket::new(50, 10.0, 100_000),
+            registered: Arc::new(RwLock::new(registered)),
+            presence: HashMap::new(),
+            reservations: HashSet::new(),
+            public_addrs: Vec::new(),
+            event_seq: 0,
+            config,
+            identity,
+            store,
+            metrics,
+        })
+    }
+
+    /// Whether a host heartbeated recently.
+    pub(crate) fn is_online(&self, peer: &PeerId) -> bool {
+        let window = Duration::from_secs(u64::from(self.config.heartbeat_secs) * 3);
+        self.presence
+            .get(peer)
+            .is_some_and(|t| t.elapsed() < window)
+    }
+
+    /// The connected peers that are registered hosts (event recipients).
+    pub(crate) fn is_registered(&self, peer: &PeerId) -> bool {
+        self.registered
+            .read()
+            .map(|s| s.contains(peer))
+            .unwrap_or(false)
+    }
+
+    /// Drops a host's presence (its last connection closed).
+    pub(crate) fn disconnected(&mut self, peer: &PeerId) {
+        self.presence.remove(peer);
+        self.metrics.online.set(self.presence.len() as i64);
+    }
+
+    /// Numbers a server event.
+    pub(crate) fn next_event(&mut self, change: Change) -> ServerEvent {
+        self.event_seq += 1;
+        ServerEvent {
+            seq: self.event_seq,
+            change,
+        }
+    }
+
+    /// Answers one request.
+    pub(crate) fn handle(
+        &mut self,
+        peer: PeerId,
+        ip: Option<IpAddr>,
+        req: SignalRequest,
+    ) -> SignalResponse {
+        let now = Instant::now();
+        let result = match req {
+            SignalRequest::Register(r) => self.register(peer, r, now),
+            SignalRequest::Heartbeat(h) => self.heartbeat(peer, h, now),
+            SignalRequest::Lookup(l) => self.rate(peer, now).and_then(|()| self.lookup(peer, l)),
+            SignalRequest::Login(l) => self.login(peer, ip, l, now),
+            SignalRequest::Logout(l) => self.logout(peer, l),
+            SignalRequest::ListNodes(l) => self.list_nodes(peer, l),
+            SignalRequest::IssueTicket(t) => self
+                .rate(peer, now)
+                .and_then(|()| self.issue_ticket(peer, t)),
+            SignalRequest::WhoAmI(w) => self
+                .session(peer, &w.session)
+                .map(|(s, u)| self.logged_in(&w.session, &s, &u)),
+            SignalRequest::Event(_) => {
+                Err(err(ErrorCode::BadRequest, "only the server sends events"))
+            }
+            SignalRequest::CheckPrincipals(c) => self.check_principals(peer, c),
+        };
+        result.unwrap_or_else(|e| e)
+    }
+
+    fn rate(&mut self, peer: PeerId, now: Instant) -> Result<(), SignalResponse> {
+        self.request_rate.try_take(&peer, now).map_err(|r| {
+            SignalResponse::Error(SignalError {
+                code: ErrorCode::RateLimited,
+                message: r.to_string(),
+                retry_after_ms: Some(r.retry_after.as_millis() as u64),
+            })
+        })
+    }
+
+    fn register(&mut self, peer: PeerId, r: Register, now: Instant) -> Reply {
+        let wanted = r
+            .node_path
+            .as_deref()
+            .map(NodePath::parse)
+            .transpose()
+            .map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
+        let addrs = clean_addrs(r.addrs)?;
+        let (record, new) = self
+            .store
+            .register_host(
+                &peer.to_string(),
+                wanted.as_ref(),
+                addrs,
+                &r.agent,
+                unix_now(),
+            )
+            .map_err(|e| match e {
+                StoreError::PathExists(_)
+                | StoreError::NotAFolder(_)
+                | StoreError::BadPath { .. } => err(ErrorCode::BadRequest, e.to_string()),
+                other => internal(other),
+            })?;
+        if new {
+            self.store
+                .audit()
+                .append(
+                    &format!("peer:{peer}"),
+                    "host.register",
+                    &format!("{} {}", record.internet_id, record.node_path),
+                    unix_now(),
+                )
+                .map_err(internal)?;
+            if let Ok(mut set) = self.registered.write() {
+                set.insert(peer);
+                self.metrics.registered.set(set.len() as i64);
+            }
+            tracing::info!(%peer, id = %record.internet_id, path = %record.node_path, "host registered");
+        }
+        self.presence.insert(peer, now);
+        self.metrics.online.set(self.presence.len() as i64);
+        let flags = self
+            .store
+            .effective_flags(&record.node_path)
+            .map_err(internal)?;
+        Ok(SignalResponse::Registered(Registered {
+            internet_id: record.internet_id,
+            node_path: record.node_path.to_string(),
+            allow_guests: flags.allow_guests,
+            allow_visitors: flags.allow_visitors,
+            guest_sharing: self.store.setting("guest_sharing").map_err(internal)?,
+            visitor_sharing: self.store.setting("visitor_sharing").map_err(internal)?,
+            server_name: self.config.server_name.clone(),
+            heartbeat_secs: self.config.heartbeat_secs,
+        }))
+    }
+
+    fn heartbeat(&mut self, peer: PeerId, h: Heartbeat, now: Instant) -> Reply {
+        let record = self
+            .store
+            .host(&peer.to_string())
+            .map_err(internal)?
+            .ok_or_else(|| err(ErrorCode::NotRegistered, "register first"))?;
+        let addrs = clean_addrs(h.addrs)?;
+        if addrs != record.addrs {
+            self.store
+                .register_host(&peer.to_string(), None, addrs, &record.agent, unix_now())
+                .map_err(internal)?;
+        }
+        self.presence.insert(peer, now);
+        self.metrics.online.set(self.presence.len() as i64);
+        Ok(SignalResponse::Ack(Ack {}))
+    }
+
+    fn lookup(&mut self, peer: PeerId, l: Lookup) -> Reply {
+        self.metrics.lookups.inc();
+        let record = match &l.target {
+            LookupTarget::Id(id) => self.store.host_by_id(*id).map_err(internal)?,
+            LookupTarget::Path(p) => {
+                let token = l.session.as_ref().ok_or_else(|| {
+                    err(ErrorCode::Unauthorized, "sign in to look hosts up by path")
+                })?;
+                self.session(peer, token)?;
+                let path =
+                    NodePath::parse(p).map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
+                self.store.host_by_path(&path).map_err(internal)?
+            }
+        };
+        let record = record
+            .ok_or_else(|| err(ErrorCode::NotFound, "no host with that Internet-ID or path"))?;
+        let host: PeerId = record
+            .peer
+            .parse()
+            .map_err(|_| err(ErrorCode::Internal, "bad stored PeerId"))?;
+        let relay_addrs = if self.reservations.contains(&host) {
+            self.public_addrs
+                .iter()
+                .map(|a| format!("{a}/p2p/{}/p2p-circuit/p2p/{host}", self.identity.peer_id()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(SignalResponse::Found(Found {
+            peer: host.into(),
+            internet_id: record.internet_id,
+            node_path: record.node_path.to_string(),
+            addrs: record.addrs,
+            relay_addrs,
+            online: self.is_online(&host),
+        }))
+    }
+
+    fn login(&mut self, peer: PeerId, ip: Option<IpAddr>, l: Login, now: Instant) -> Reply {
+        let limited = |r: portico_core::ratelimit::RetryAfter| {
+            SignalResponse::Error(SignalError {
+                code: ErrorCode::RateLimited,
+                message: r.to_string(),
+                retry_after_ms: Some(r.retry_after.as_millis() as u64),
+            })
+        };
+        if let Some(ip) = ip {
+            self.ip_backoff.check(&ip, now).map_err(limited)?;
+        }
+        self.account_backoff.check(&l.user, now).map_err(limited)?;
+        let user = self.store.user(&l.user).map_err(internal)?;
+        let ok = match &user {
+            Some(u) => verify_password(&l.password, &u.hash),
+            None => {
+                verify_password(&l.password, &self.dummy_hash);
+                false
+            }
+        };
+        let user = match user {
+            Some(u) if ok && !u.disabled => u,
+            other => {
+                if let Some(ip) = ip {
+                    self.ip_backoff.failure(&ip, now);
+                }
+                self.account_backoff.failure(&l.user, now);
+                self.metrics.login(false);
+                let why = if other.is_some_and(|u| u.disabled) && ok {
+                    "disabled"
+                } else {
+                    "bad credentials"
+                };
+                self.store
+                    .audit()
+                    .append(
+                        &format!("peer:{peer}"),
+                        "login.failed",
+                        &format!("{} ({why}) from {}", l.user, fmt_ip(ip)),
+                        unix_now(),
+                    )
+                    .map_err(internal)?;
+                return Err(if why == "disabled" {
+                    err(
+                        ErrorCode::Forbidden,
+                        "this account is disabled; ask your administrator",
+                    )
+                } else {
+                    err(ErrorCode::Unauthorized, "wrong user name or password")
+                });
+            }
+        };
+        if let Some(ip) = ip {
+            self.ip_backoff.success(&ip);
+        }
+        self.account_backoff.success(&l.user);
+        let mut token = vec![0u8; 32];
+        rand::thread_rng().fill_bytes(&mut token);
+        let session = LoginSession {
+            user: user.name.clone(),
+            peer: peer.to_string(),
+            expires_at: unix_now() + u64::from(self.config.session_hours) * 3600,
+        };
+        self.store.put_session(&token, &session).map_err(internal)?;
+        self.store
+            .audit()
+            .append(
+                &format!("peer:{peer}"),
+                "login.ok",
+                &format!("{} from {}", user.name, fmt_ip(ip)),
+                unix_now(),
+            )
+            .map_err(internal)?;
+        self.metrics.login(true);
+        let token = SessionToken(token);
+        Ok(self.logged_in(&token, &session, &user))
+    }
+
+    fn logged_in(&self, token: &SessionToken, s: &LoginSession, u: &User) -> SignalResponse {
+        SignalResponse::LoggedIn(LoggedIn {
+            session: token.clone(),
+            user: u.name.clone(),
+            groups: u.groups.iter().cloned().collect(),
+            force_server_security: u.force_server_security,
+            expires_at: s.expires_at,
+            server_name: self.config.server_name.clone(),
+        })
+    }
+
+    /// The caller's live session and account.
+    fn session(
+        &self,
+        peer: PeerId,
+        token: &SessionToken,
+    ) -> Result<(LoginSession, User), SignalResponse> {
+        let expired = || {
+            err(
+                ErrorCode::Unauthorized,
+                "not signed in or the sign-in expired; run `portico login` again",
+            )
+        };
+        let s = self
+            .store
+            .session(&token.0, unix_now())
+            .map_err(internal)?
+            .ok_or_else(expired)?;
+        if s.peer != peer.to_string() {
+            return Err(expired());
+        }
+        let u = self
+            .store
+            .user(&s.user)
+            .map_err(internal)?
+            .ok_or_else(expired)?;
+        if u.disabled {
+            return Err(err(ErrorCode::Forbidden, "this account is disabled"));
+        }
+        Ok((s, u))
+    }
+
+    fn logout(&mut self, peer: PeerId, l: Logout) -> Reply {
+        let (s, _) = self.session(peer, &l.session)?;
+        self.store.end_session(&l.session.0).map_err(internal)?;
+        self.store
+            .audit()
+            .append(&format!("peer:{peer}"), "logout", &s.user, unix_now())
+            .map_err(internal)?;
+        Ok(SignalResponse::Ack(Ack {}))
+    }
+
+    fn list_nodes(&mut self, peer: PeerId, l: ListNodes) -> Reply {
+        self.session(peer, &l.session)?;
+        let path =
+            NodePath::parse(&l.path).map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
+        let nodes = self.store.subtree(&path).map_err(|e| match e {
+            StoreError::PathNotFound(_) => err(ErrorCode::NotFound, e.to_string()),
+            other => internal(other),
+        })?;
+        let mut entries = Vec::with_capacity(nodes.len());
+        for n in nodes {
+            let flags = self.store.effective_flags(&n.path).map_err(internal)?;
+            let (internet_id, online) = match &n.host {
+                Some(peer) => {
+                    let id = self
+                        .store
+                        .host(peer)
+                        .map_err(internal)?
+                        .map(|h| h.internet_id);
+                    (id, peer.parse().is_ok_and(|p| self.is_online(&p)))
+                }
+                None => (None, false),
+            };
+            entries.push(NodeEntry {
+                path: n.path.to_string(),
+                is_host: n.host.is_some(),
+                internet_id,
+                online,
+                allow_guests: flags.allow_guests,
+                allow_visitors: flags.allow_visitors,
+            });
+        }
+        Ok(SignalResponse::Nodes(Nodes { entries }))
+    }
+
+    fn issue_ticket(&mut self, peer: PeerId, t: IssueTicket) -> Reply {
+        let (_, user) = self.session(peer, &t.session)?;
+        let host =
+            PeerId::try_from(&t.host).map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
+        let record = self
+            .store
+            .host(&host.to_string())
+            .map_err(internal)?
+            .ok_or_else(|| err(ErrorCode::NotFound, "that host is not registered here"))?;
+        let forbid = |m: &str| Err(err(ErrorCode::Forbidden, m));
+        match t.kind {
+            TicketKind::Visitor => {
+                if user.force_server_security {
+                    return forbid("your account may only connect with custom server security (as a server user), not as a visitor");
+                }
+                if !self.store.setting("visitor_sharing").map_err(internal)? {
+                    return forbid("visitor access is turned off on this server");
+                }
+                if !self
+                    .store
+                    .effective_flags(&record.node_path)
+                    .map_err(internal)?
+                    .allow_visitors
+                {
+                    return forbid("visitor access is turned off for that host's node");
+                }
+            }
+            TicketKind::User => {}
+            TicketKind::Provisioning => {
+                return Err(err(
+                    ErrorCode::BadRequest,
+                    "provisioning bundles come from `portico-signal bundle`",
+                ))
+            }
+        }
+        let now = unix_now();
+        let ticket = Ticket {
+            version: TICKET_VERSION,
+            kind: t.kind,
+            subject: Subject {
+                user: user.name.clone(),
+                groups: user.groups.iter().cloned().collect(),
+                force_server_security: user.force_server_security,
+            },
+            audience: WirePeerId::from(host),
+            holder: WirePeerId::from(peer),
+            server_name: self.config.server_name.clone(),
+            issued_at: now,
+            expires_at: now + u64::from(self.config.ticket_secs),
+            nonce: ticket::new_nonce(),
+        };
+        let signed = ticket::sign(&ticket, &self.identity)
+            .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+        self.store
+            .audit()
+            .append(
+                &format!("user:{}", user.name),
+                "ticket.issued",
+                &format!(
+                    "{:?} for {} ({})",
+                    t.kind, record.node_path, record.internet_id
+                ),
+                now,
+            )
+            .map_err(internal)?;
+        self.metrics.ticket(t.kind);
+        Ok(SignalResponse::Ticket(signed))
+    }
+
+    fn check_principals(&mut self, peer: PeerId, c: CheckPrincipals) -> Reply {
+        if !self.is_registered(&peer) {
+            return Err(err(ErrorCode::NotRegistered, "register first"));
+        }
+        if c.principals.len() > 1024 {
+            return Err(err(
+                ErrorCode::BadRequest,
+                "at most 1024 principals at once",
+            ));
+        }
+        let mut known = Vec::with_capacity(c.principals.len());
+        for p in &c.principals {
+            let k = match p.parse::<portico_core::policy::Principal>() {
+                Ok(portico_core::policy::Principal::User(u)) => {
+                    self.store.user(&u).map_err(internal)?.is_some()
+                }
+                Ok(portico_core::policy::Principal::Group(g)) => {
+                    self.store.group(&g).map_err(internal)?.is_some()
+                }
+                Ok(portico_core::policy::Principal::Peer(_)) => true,
+                Err(_) => false,
+            };
+            known.push(k);
+        }
+        Ok(SignalResponse::Principals(Principals { known }))
+    }
+}
+
+fn fmt_ip(ip: Option<IpAddr>) -> String {
+    ip.map(|i| i.to_string())
+        .unwrap_or_else(|| "unknown address".into())
+}
+
+fn clean_addrs(addrs: Vec<String>) -> Result<Vec<String>, SignalResponse> {
+    if addrs.len() > MAX_ADDRS {
+        return Err(err(
+            ErrorCode::BadRequest,
+            format!("at most {MAX_ADDRS} addresses"),
+        ));
+    }
+    for a in &addrs {
+        if a.len() > MAX_ADDR_LEN || a.parse::<Multiaddr>().is_err() {
+            return Err(err(ErrorCode::BadRequest, format!("invalid address {a:?}")));
+        }
+    }
+    Ok(addrs)
+}
