@@ -1,0 +1,221 @@
+//! The relay over real libp2p on loopback: reservations only for registered hosts, and a
+//! registered host reachable through a circuit that carries more than 10 MB without being cut
+//! (libp2p's default limits would stop it at 128 KiB).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{noise, relay, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder};
+use portico_core::identity::Identity;
+use portico_core::wire::signal::{Register, SignalRequest, SignalResponse};
+use portico_signal::client::SignalClient;
+use portico_signal::{Config, Store};
+
+const BULK: StreamProtocol = StreamProtocol::new("/portico-test/bulk/1");
+const TOTAL: usize = 12 * 1024 * 1024;
+
+#[derive(NetworkBehaviour)]
+struct Peer {
+    relay: relay::client::Behaviour,
+    stream: libp2p_stream::Behaviour,
+}
+
+fn peer_swarm(id: &Identity) -> Swarm<Peer> {
+    SwarmBuilder::with_existing_identity(id.keypair().clone())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .unwrap()
+        .with_behaviour(|_, relay| Peer {
+            relay,
+            stream: libp2p_stream::Behaviour::new(),
+        })
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
+}
+
+/// Listens on the relay; returns whether the reservation was accepted.
+async fn reserve(swarm: &mut Swarm<Peer>, circuit: Multiaddr) -> bool {
+    swarm.listen_on(circuit).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::Behaviour(PeerEvent::Relay(
+                    relay::client::Event::ReservationReqAccepted { .. },
+                )) => return true,
+                SwarmEvent::ListenerClosed { .. } | SwarmEvent::ListenerError { .. } => {
+                    return false
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn relay_serves_registered_hosts_only_and_carries_video_sized_circuits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server_id, _) = Identity::load_or_create(dir.path()).unwrap();
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
+    let server = portico_signal::start(
+        config,
+        server_id,
+        Store::open(dir.path()).unwrap(),
+        dir.path(),
+    )
+    .await
+    .unwrap();
+    let tcp = server
+        .listen_addrs
+        .iter()
+        .find(|a| a.to_string().contains("/tcp/"))
+        .unwrap()
+        .clone();
+    let circuit = tcp.clone().with(Protocol::P2pCircuit);
+
+    // An unregistered peer is refused a reservation.
+    let stranger = Identity::generate();
+    let mut s = peer_swarm(&stranger);
+    assert!(
+        !reserve(&mut s, circuit.clone()).await,
+        "unregistered peer got a reservation"
+    );
+
+    // A registered host gets one.
+    let host_id = Identity::generate();
+    let signal = SignalClient::connect(&host_id, tcp.clone(), Some(server.peer_id))
+        .await
+        .unwrap();
+    let r = signal
+        .request(SignalRequest::Register(Register {
+            node_path: Some("/Home/pc".into()),
+            addrs: vec![],
+            agent: "t".into(),
+        }))
+        .await
+        .unwrap();
+    assert!(matches!(r, SignalResponse::Registered(_)), "{r:?}");
+    let mut host = peer_swarm(&host_id);
+    let mut incoming = host.behaviour().stream.new_control().accept(BULK).unwrap();
+    assert!(
+        reserve(&mut host, circuit.clone()).await,
+        "registered host was refused a reservation"
+    );
+    tokio::spawn(async move {
+        loop {
+            host.select_next_some().await;
+        }
+    });
+    // The host counts what arrives and answers with the count.
+    tokio::spawn(async move {
+        let (_, mut stream) = incoming.next().await.unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut n = 0u64;
+        loop {
+            let k = stream.read(&mut buf).await.unwrap();
+            if k == 0 {
+                break;
+            }
+            n += k as u64;
+        }
+        stream.write_all(&n.to_be_bytes()).await.unwrap();
+        stream.close().await.unwrap();
+    });
+
+    // The lookup names the relayed address.
+    let viewer_id = Identity::generate();
+    let lookup = SignalClient::connect(&viewer_id, tcp.clone(), Some(server.peer_id))
+        .await
+        .unwrap();
+    let reg_id = match signal
+        .request(SignalRequest::Register(Register {
+            node_path: None,
+            addrs: vec![],
+            agent: "t".into(),
+        }))
+        .await
+        .unwrap()
+    {
+        SignalResponse::Registered(r) => r.internet_id,
+        other => panic!("{other:?}"),
+    };
+    let found = match lookup
+        .request(SignalRequest::Lookup(portico_core::wire::signal::Lookup {
+            target: portico_core::wire::signal::LookupTarget::Id(reg_id),
+            session: None,
+        }))
+        .await
+        .unwrap()
+    {
+        SignalResponse::Found(f) => f,
+        other => panic!("{other:?}"),
+    };
+    let relayed: Multiaddr = found
+        .relay_addrs
+        .iter()
+        .find(|a| a.contains("/tcp/"))
+        .expect("a relayed address")
+        .parse()
+        .unwrap();
+    assert!(relayed
+        .to_string()
+        .ends_with(&format!("/p2p-circuit/p2p/{}", host_id.peer_id())));
+
+    // The viewer dials through the relay and pushes 12 MB.
+    let mut viewer = peer_swarm(&viewer_id);
+    let mut control = viewer.behaviour().stream.new_control();
+    viewer.dial(relayed).unwrap();
+    let host_peer: PeerId = host_id.peer_id();
+    let (conn_tx, conn_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut conn_tx = Some(conn_tx);
+        loop {
+            if let SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } = viewer.select_next_some().await
+            {
+                if peer_id == host_peer {
+                    if let Some(tx) = conn_tx.take() {
+                        tx.send(endpoint.is_relayed()).unwrap();
+                    }
+                }
+            }
+        }
+    });
+    let relayed_conn = tokio::time::timeout(Duration::from_secs(10), conn_rx)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(relayed_conn, "connection should go through the relay");
+    let mut stream = control.open_stream(host_peer, BULK).await.unwrap();
+    let chunk = vec![0x5Au8; 64 * 1024];
+    for _ in 0..TOTAL / chunk.len() {
+        stream.write_all(&chunk).await.unwrap();
+    }
+    stream.close().await.unwrap();
+    let mut count = [0u8; 8];
+    tokio::time::timeout(Duration::from_secs(30), stream.read_exact(&mut count))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        u64::from_be_bytes(count),
+        TOTAL as u64,
+        "the circuit was cut before 12 MB"
+    );
+    server.shutdown().await;
+}

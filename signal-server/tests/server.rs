@@ -1,0 +1,566 @@
+//! The server in-process on port 0 with a real sled dir; clients over real libp2p on loopback;
+//! admin commands through the real admin socket.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use libp2p::PeerId;
+use portico_core::identity::Identity;
+use portico_core::policy::{
+    AccessKind, Decision, HostSettings, Request, RequestedMode, ServerFlags,
+};
+use portico_core::ticket::{self, ReplayCache, TicketKind};
+use portico_core::wire::signal::*;
+use portico_core::InternetId;
+use portico_signal::admin::socket::{self, Sent};
+use portico_signal::admin::AdminCommand;
+use portico_signal::client::SignalClient;
+use portico_signal::{Config, Running, Store};
+
+struct Server {
+    dir: PathBuf,
+    identity: Identity,
+    running: Running,
+}
+
+async fn start_in(dir: &Path, config: Config) -> Server {
+    let (identity, _) = Identity::load_or_create(dir).unwrap();
+    let store = Store::open(dir).unwrap();
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..config
+    };
+    let running = portico_signal::start(config, identity.clone(), store, dir)
+        .await
+        .unwrap();
+    Server {
+        dir: dir.to_path_buf(),
+        identity,
+        running,
+    }
+}
+
+impl Server {
+    fn tcp_addr(&self) -> libp2p::Multiaddr {
+        self.running
+            .listen_addrs
+            .iter()
+            .find(|a| a.to_string().contains("/tcp/"))
+            .unwrap()
+            .clone()
+    }
+
+    async fn client(&self, id: &Identity) -> SignalClient {
+        SignalClient::connect(id, self.tcp_addr(), Some(self.running.peer_id))
+            .await
+            .unwrap()
+    }
+
+    async fn admin(&self, cmd: AdminCommand) -> String {
+        let dir = self.dir.clone();
+        let reply = tokio::task::spawn_blocking(move || socket::send(&dir, &cmd))
+            .await
+            .unwrap()
+            .unwrap();
+        match reply {
+            Sent::Reply(r) => {
+                assert!(r.ok, "admin command failed: {}", r.output);
+                r.output
+            }
+            Sent::NotRunning => panic!("server not running"),
+        }
+    }
+}
+
+fn user_add(name: &str, force: bool) -> AdminCommand {
+    AdminCommand::UserAdd {
+        name: name.into(),
+        password: format!("{name}-pw"),
+        force_server_security: force,
+    }
+}
+
+async fn register(c: &SignalClient, path: Option<&str>) -> Registered {
+    match c
+        .request(SignalRequest::Register(Register {
+            node_path: path.map(Into::into),
+            addrs: vec!["/ip4/10.1.0.10/tcp/5650".into()],
+            agent: "test".into(),
+        }))
+        .await
+        .unwrap()
+    {
+        SignalResponse::Registered(r) => r,
+        other => panic!("register: {other:?}"),
+    }
+}
+
+async fn login(c: &SignalClient, user: &str, pw: &str) -> SignalResponse {
+    c.request(SignalRequest::Login(Login {
+        user: user.into(),
+        password: pw.into(),
+    }))
+    .await
+    .unwrap()
+}
+
+fn token(r: &SignalResponse) -> SessionToken {
+    match r {
+        SignalResponse::LoggedIn(l) => l.session.clone(),
+        other => panic!("expected LoggedIn, got {other:?}"),
+    }
+}
+
+fn error_code(r: &SignalResponse) -> ErrorCode {
+    match r {
+        SignalResponse::Error(e) => e.code,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn register_lookup_login_tickets() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_in(
+        dir.path(),
+        Config {
+            server_name: "hq".into(),
+            ..Config::default()
+        },
+    )
+    .await;
+    s.admin(user_add("alice", false)).await;
+    s.admin(user_add("fred", true)).await;
+    s.admin(AdminCommand::GroupAdd {
+        name: "Sales".into(),
+    })
+    .await;
+    s.admin(AdminCommand::GroupMember {
+        group: "Sales".into(),
+        user: "alice".into(),
+        member: true,
+    })
+    .await;
+
+    // A host registers under /Sales/pc-7; another without a name lands in /unassigned/.
+    let host_id = Identity::generate();
+    let host = s.client(&host_id).await;
+    let reg = register(&host, Some("/Sales/pc-7")).await;
+    assert_eq!(reg.node_path, "/Sales/pc-7");
+    assert_eq!(reg.server_name, "hq");
+    assert!(
+        !reg.allow_guests && !reg.allow_visitors && !reg.guest_sharing && !reg.visitor_sharing,
+        "all sharing off by default"
+    );
+    let other = s.client(&Identity::generate()).await;
+    let reg2 = register(&other, None).await;
+    assert!(
+        reg2.node_path.starts_with("/unassigned/"),
+        "{}",
+        reg2.node_path
+    );
+    // Re-registering keeps the ID.
+    assert_eq!(register(&host, None).await.internet_id, reg.internet_id);
+
+    // Lookup by Internet-ID works without signing in; by path needs a session.
+    let viewer_id = Identity::generate();
+    let viewer = s.client(&viewer_id).await;
+    let found = match viewer
+        .request(SignalRequest::Lookup(Lookup {
+            target: LookupTarget::Id(reg.internet_id),
+            session: None,
+        }))
+        .await
+        .unwrap()
+    {
+        SignalResponse::Found(f) => f,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(PeerId::try_from(&found.peer).unwrap(), host_id.peer_id());
+    assert!(found.online);
+    assert_eq!(found.addrs, vec!["/ip4/10.1.0.10/tcp/5650".to_string()]);
+    let unknown = InternetId::from_payload(1).unwrap();
+    let r = viewer
+        .request(SignalRequest::Lookup(Lookup {
+            target: LookupTarget::Id(unknown),
+            session: None,
+        }))
+        .await
+        .unwrap();
+    assert_eq!(error_code(&r), ErrorCode::NotFound);
+    let r = viewer
+        .request(SignalRequest::Lookup(Lookup {
+            target: LookupTarget::Path("/Sales/pc-7".into()),
+            session: None,
+        }))
+        .await
+        .unwrap();
+    assert_eq!(error_code(&r), ErrorCode::Unauthorized);
+
+    // Bad password and unknown user look the same.
+    let bad = login(&viewer, "alice", "nope").await;
+    let ghost = login(&viewer, "ghost", "nope").await;
+    assert_eq!(bad, ghost);
+    assert_eq!(error_code(&bad), ErrorCode::Unauthorized);
+    let ok = login(&viewer, "alice", "alice-pw").await;
+    let session = token(&ok);
+    match &ok {
+        SignalResponse::LoggedIn(l) => {
+            assert_eq!(l.groups, vec!["Sales".to_string()]);
+            assert_eq!(l.server_name, "hq");
+        }
+        _ => unreachable!(),
+    }
+    let found = viewer
+        .request(SignalRequest::Lookup(Lookup {
+            target: LookupTarget::Path("/Sales/pc-7".into()),
+            session: Some(session.clone()),
+        }))
+        .await
+        .unwrap();
+    assert!(matches!(found, SignalResponse::Found(_)), "{found:?}");
+    // The session is bound to the viewer's PeerId: another peer cannot use it.
+    let thief = s.client(&Identity::generate()).await;
+    let r = thief
+        .request(SignalRequest::WhoAmI(WhoAmI {
+            session: session.clone(),
+        }))
+        .await
+        .unwrap();
+    assert_eq!(error_code(&r), ErrorCode::Unauthorized);
+
+    // Node listing.
+    let nodes = match viewer
+        .request(SignalRequest::ListNodes(ListNodes {
+            session: session.clone(),
+            path: "/".into(),
+        }))
+        .await
+        .unwrap()
+    {
+        SignalResponse::Nodes(n) => n,
+        other => panic!("{other:?}"),
+    };
+    let pc7 = nodes
+        .entries
+        .iter()
+        .find(|e| e.path == "/Sales/pc-7")
+        .unwrap();
+    assert!(pc7.is_host && pc7.online && pc7.internet_id == Some(reg.internet_id));
+
+    // A user ticket verifies with core's verify at the host; a second use is a replay.
+    let ask = |kind| {
+        SignalRequest::IssueTicket(IssueTicket {
+            session: session.clone(),
+            host: host_id.peer_id().into(),
+            kind,
+        })
+    };
+    let SignalResponse::Ticket(t) = viewer.request(ask(TicketKind::User)).await.unwrap() else {
+        panic!("no user ticket")
+    };
+    let now = portico_signal_now();
+    let mut cache = ReplayCache::new(16);
+    let verified = ticket::verify(
+        &t,
+        &s.identity.public(),
+        &host_id.peer_id(),
+        &viewer_id.peer_id(),
+        now,
+        &mut cache,
+    )
+    .unwrap();
+    assert_eq!(verified.subject.user, "alice");
+    assert_eq!(verified.subject.groups, vec!["Sales".to_string()]);
+    assert_eq!(verified.server_name, "hq");
+    assert!(verified.expires_at - verified.issued_at == 300);
+    assert!(ticket::verify(
+        &t,
+        &s.identity.public(),
+        &host_id.peer_id(),
+        &viewer_id.peer_id(),
+        now,
+        &mut cache
+    )
+    .is_err());
+    // Another host would refuse it.
+    assert!(ticket::verify(
+        &t,
+        &s.identity.public(),
+        &PeerId::random(),
+        &viewer_id.peer_id(),
+        now,
+        &mut ReplayCache::new(4)
+    )
+    .is_err());
+
+    // Visitor tickets: refused while the global switch or the node flag is off.
+    assert_eq!(
+        error_code(&viewer.request(ask(TicketKind::Visitor)).await.unwrap()),
+        ErrorCode::Forbidden
+    );
+    s.admin(AdminCommand::SettingsSet {
+        key: "visitor-sharing".into(),
+        on: true,
+    })
+    .await;
+    assert_eq!(
+        error_code(&viewer.request(ask(TicketKind::Visitor)).await.unwrap()),
+        ErrorCode::Forbidden
+    );
+    s.admin(AdminCommand::NodeSet {
+        path: "/Sales".into(),
+        allow_guests: None,
+        allow_visitors: Some(true),
+    })
+    .await;
+    let SignalResponse::Ticket(vt) = viewer.request(ask(TicketKind::Visitor)).await.unwrap() else {
+        panic!("no visitor ticket")
+    };
+    let v = ticket::verify(
+        &vt,
+        &s.identity.public(),
+        &host_id.peer_id(),
+        &viewer_id.peer_id(),
+        portico_signal_now(),
+        &mut cache,
+    )
+    .unwrap();
+    assert_eq!(v.kind, TicketKind::Visitor);
+    // And the host's policy asks the owner, naming the account.
+    let req = Request {
+        kind: AccessKind::Visitor,
+        viewer: viewer_id.peer_id(),
+        mode: RequestedMode::Interactive,
+        ticket: Some(&v),
+    };
+    let flags = ServerFlags {
+        guest_sharing: false,
+        visitor_sharing: true,
+        node_allows_guests: false,
+        node_allows_visitors: true,
+    };
+    assert!(matches!(
+        portico_core::policy::decide(
+            &req,
+            &HostSettings {
+                allow_guests: false,
+                allow_visitors: true
+            },
+            &[],
+            Some(&flags),
+            0
+        ),
+        Decision::AskOwner { .. }
+    ));
+
+    // A forced user gets no visitor ticket, but a user ticket carrying the flag.
+    let fv = s.client(&Identity::generate()).await;
+    let fs = token(&login(&fv, "fred", "fred-pw").await);
+    let r = fv
+        .request(SignalRequest::IssueTicket(IssueTicket {
+            session: fs.clone(),
+            host: host_id.peer_id().into(),
+            kind: TicketKind::Visitor,
+        }))
+        .await
+        .unwrap();
+    assert_eq!(error_code(&r), ErrorCode::Forbidden);
+    let SignalResponse::Ticket(ft) = fv
+        .request(SignalRequest::IssueTicket(IssueTicket {
+            session: fs,
+            host: host_id.peer_id().into(),
+            kind: TicketKind::User,
+        }))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(
+        ticket::open(&ft, &s.identity.public())
+            .unwrap()
+            .subject
+            .force_server_security
+    );
+
+    // A disabled user gets nothing (the session dies with the account).
+    s.admin(AdminCommand::UserSetDisabled {
+        name: "alice".into(),
+        disabled: true,
+    })
+    .await;
+    let r = viewer.request(ask(TicketKind::User)).await.unwrap();
+    assert!(matches!(
+        error_code(&r),
+        ErrorCode::Unauthorized | ErrorCode::Forbidden
+    ));
+    let r = login(&viewer, "alice", "alice-pw").await;
+    assert_eq!(error_code(&r), ErrorCode::Forbidden);
+
+    s.running.shutdown().await;
+}
+
+fn portico_signal_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn login_backoff_after_repeated_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.login.free_failures = 2;
+    config.login.base_ms = 60_000;
+    let s = start_in(dir.path(), config).await;
+    s.admin(user_add("bob", false)).await;
+    let c = s.client(&Identity::generate()).await;
+    for _ in 0..3 {
+        assert_eq!(
+            error_code(&login(&c, "bob", "wrong").await),
+            ErrorCode::Unauthorized
+        );
+    }
+    // Even the right password now waits.
+    let r = login(&c, "bob", "bob-pw").await;
+    match r {
+        SignalResponse::Error(e) => {
+            assert_eq!(e.code, ErrorCode::RateLimited);
+            assert!(e.retry_after_ms.unwrap() > 50_000);
+        }
+        other => panic!("{other:?}"),
+    }
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn hosts_hear_group_user_and_flag_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_in(dir.path(), Config::default()).await;
+    s.admin(user_add("alice", false)).await;
+    s.admin(AdminCommand::GroupAdd {
+        name: "Sales".into(),
+    })
+    .await;
+    s.admin(AdminCommand::GroupMember {
+        group: "Sales".into(),
+        user: "alice".into(),
+        member: true,
+    })
+    .await;
+    let mut host = s.client(&Identity::generate()).await;
+    register(&host, Some("/Sales/pc-1")).await;
+
+    s.admin(AdminCommand::GroupMember {
+        group: "Sales".into(),
+        user: "alice".into(),
+        member: false,
+    })
+    .await;
+    let ev = tokio::time::timeout(Duration::from_secs(5), host.next_event())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        ev.change,
+        Change::User {
+            user: "alice".into(),
+            groups: vec![],
+            disabled: false
+        }
+    );
+
+    s.admin(AdminCommand::NodeSet {
+        path: "/Sales".into(),
+        allow_guests: Some(true),
+        allow_visitors: None,
+    })
+    .await;
+    let ev = tokio::time::timeout(Duration::from_secs(5), host.next_event())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        ev.change,
+        Change::Node {
+            path: "/Sales/pc-1".into(),
+            allow_guests: true,
+            allow_visitors: false
+        }
+    );
+
+    s.admin(AdminCommand::UserSetDisabled {
+        name: "alice".into(),
+        disabled: true,
+    })
+    .await;
+    let ev = tokio::time::timeout(Duration::from_secs(5), host.next_event())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(ev.change, Change::User { disabled: true, .. }));
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn restart_keeps_everything_and_pinning_refuses_another_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let host_id = Identity::generate();
+    let (id1, pinned) = {
+        let s = start_in(dir.path(), Config::default()).await;
+        s.admin(user_add("carol", false)).await;
+        s.admin(AdminCommand::GroupAdd { name: "Ops".into() }).await;
+        let host = s.client(&host_id).await;
+        let r = register(&host, Some("/Ops/srv")).await;
+        let pinned = s.running.peer_id;
+        s.running.shutdown().await;
+        (r.internet_id, pinned)
+    };
+    let s = start_in(dir.path(), Config::default()).await;
+    assert_eq!(
+        s.running.peer_id, pinned,
+        "the server key survives restarts"
+    );
+    let host = s.client(&host_id).await;
+    let r = register(&host, None).await;
+    assert_eq!(r.internet_id, id1);
+    assert_eq!(r.node_path, "/Ops/srv");
+    let viewer = s.client(&Identity::generate()).await;
+    assert!(matches!(
+        login(&viewer, "carol", "carol-pw").await,
+        SignalResponse::LoggedIn(_)
+    ));
+    assert!(s.admin(AdminCommand::GroupList).await.contains("Ops"));
+    assert!(s
+        .admin(AdminCommand::Audit {
+            tail: None,
+            verify: true
+        })
+        .await
+        .contains("audit chain OK"));
+
+    // A client that pinned another key refuses this server.
+    let err = SignalClient::connect(
+        &Identity::generate(),
+        s.tcp_addr()
+            .with_p2p(s.running.peer_id)
+            .unwrap()
+            .iter()
+            .take(2)
+            .collect(),
+        Some(PeerId::random()),
+    )
+    .await;
+    assert!(
+        matches!(
+            err,
+            Err(portico_signal::client::ClientError::KeyChanged { .. })
+        ),
+        "{:?}",
+        err.err()
+    );
+    s.running.shutdown().await;
+}
