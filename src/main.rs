@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use portico_core::identity::{self, Identity};
 
 mod cli_id;
+mod signin;
 
 /// Portico: self-hostable peer-to-peer remote desktop.
 ///
@@ -30,6 +31,32 @@ enum Command {
     /// Show this machine's identity: Internet-ID, PeerId and key fingerprint
     /// (creates the identity on first use).
     Id,
+    /// Sign in to a Portico server (single sign-on for visitor and server-user access).
+    Login {
+        /// The server, HOST[:PORT] (default port 5655) or a multiaddr.
+        #[arg(long, value_name = "HOST[:PORT]")]
+        server: String,
+        /// Account name.
+        #[arg(long)]
+        user: String,
+        /// Read the password from the first line of stdin instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Sign out (ends the session at the server and removes it here).
+    Logout {
+        /// Also forget the server's pinned key (after a deliberate server reinstall).
+        #[arg(long)]
+        forget_server: bool,
+    },
+    /// Show who is signed in, and where.
+    Whoami,
+    /// List the server's node tree with online state.
+    Nodes {
+        /// Subtree to list.
+        #[arg(default_value = "/")]
+        path: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -50,14 +77,46 @@ fn main() -> ExitCode {
     }
 }
 
+fn load_identity(data: &std::path::Path) -> anyhow::Result<(Identity, bool)> {
+    Identity::load_or_create(data)
+        .with_context(|| format!("loading the identity in {}", data.display()))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     let data = identity::data_dir(cli.data, "portico")?;
     match cli.command {
         Command::Id => {
-            let (id, created) = Identity::load_or_create(&data)
-                .with_context(|| format!("loading the identity in {}", data.display()))?;
+            let (id, created) = load_identity(&data)?;
             cli_id::print(&id, created, &data);
             Ok(())
+        }
+        Command::Login {
+            server,
+            user,
+            password_stdin,
+        } => {
+            let (id, _) = load_identity(&data)?;
+            runtime()?.block_on(signin::login(&data, &id, &server, &user, password_stdin))
+        }
+        Command::Logout { forget_server } => {
+            let (id, _) = load_identity(&data)?;
+            runtime()?.block_on(signin::logout(&data, &id, forget_server))
+        }
+        Command::Whoami => {
+            let (id, _) = load_identity(&data)?;
+            runtime()?.block_on(signin::whoami(&data, &id))
+        }
+        Command::Nodes { path } => {
+            let (id, _) = load_identity(&data)?;
+            runtime()?.block_on(signin::nodes(&data, &id, &path))
         }
     }
 }

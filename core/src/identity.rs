@@ -214,6 +214,21 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), IdentityError> {
     file.sync_all().map_err(io)
 }
 
+/// Replaces `path` with `bytes` atomically (temp file, fsync, rename), mode 0600.
+pub fn replace_private(path: &Path, bytes: &[u8]) -> Result<(), IdentityError> {
+    let tmp = path.with_extension("tmp");
+    match fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => return Err(IdentityError::Io { path: tmp, source }),
+    }
+    write_private(&tmp, bytes)?;
+    fs::rename(&tmp, path).map_err(|source| IdentityError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// Refuses a file that group or others may read or write.
 pub fn check_private(path: &Path) -> Result<(), IdentityError> {
     #[cfg(unix)]

@@ -43,9 +43,9 @@ pub enum ClientError {
     #[error("the server's key changed: expected {expected}, got {got}. Refusing to continue. If the server was reinstalled on purpose, remove its pin (`portico logout --forget-server`) and sign in again")]
     KeyChanged {
         /// The pinned PeerId.
-        expected: PeerId,
+        expected: Box<PeerId>,
         /// The PeerId that answered.
-        got: PeerId,
+        got: Box<PeerId>,
     },
     /// The request failed in transit.
     #[error("request to the server failed: {0}")]
@@ -181,8 +181,8 @@ impl SignalClient {
                         if let libp2p::swarm::DialError::WrongPeerId { obtained, .. } = &error {
                             if let Some(expected) = expected {
                                 return Err(ClientError::KeyChanged {
-                                    expected,
-                                    got: *obtained,
+                                    expected: Box::new(expected),
+                                    got: Box::new(*obtained),
                                 });
                             }
                         }
@@ -203,8 +203,8 @@ impl SignalClient {
         if let Some(expected) = expected {
             if expected != server {
                 return Err(ClientError::KeyChanged {
-                    expected,
-                    got: server,
+                    expected: Box::new(expected),
+                    got: Box::new(server),
                 });
             }
         }

@@ -1,0 +1,346 @@
+//! Signing in to a server: `portico login|logout|whoami|nodes`.
+//!
+//! The server's key is pinned on first sign-in (`DATA/servers.toml`, fingerprint shown) and a
+//! changed key is refused. The sign-in session lives in `DATA/session.toml` (mode 0600),
+//! bound at the server to this machine's PeerId.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use libp2p::PeerId;
+use portico_core::identity::{self, fingerprint, Identity};
+use portico_core::wire::signal::*;
+use portico_signal::client::{server_multiaddr, SignalClient};
+use serde::{Deserialize, Serialize};
+
+/// Pinned server keys.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Pins {
+    /// One per server address.
+    #[serde(default, rename = "server")]
+    servers: Vec<Pin>,
+}
+
+/// One pinned server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pin {
+    /// The address as dialled (multiaddr).
+    address: String,
+    /// The server's PeerId (its key).
+    peer_id: String,
+    /// Its fingerprint, for humans.
+    fingerprint: String,
+}
+
+/// The saved sign-in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Session {
+    /// Server address (multiaddr).
+    pub(crate) server: String,
+    /// Server PeerId (pinned).
+    pub(crate) server_peer: String,
+    /// Server display name.
+    pub(crate) server_name: String,
+    /// Account.
+    pub(crate) user: String,
+    /// Groups at sign-in.
+    pub(crate) groups: Vec<String>,
+    /// The account may only connect as a server user.
+    pub(crate) force_server_security: bool,
+    /// Session token (hex).
+    pub(crate) token: String,
+    /// Expiry (Unix seconds).
+    pub(crate) expires_at: u64,
+}
+
+fn pins_path(data: &Path) -> PathBuf {
+    data.join("servers.toml")
+}
+
+fn session_path(data: &Path) -> PathBuf {
+    data.join("session.toml")
+}
+
+fn read_toml<T: for<'de> Deserialize<'de> + Default>(path: &Path) -> anyhow::Result<T> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => toml::from_str(&text)
+            .with_context(|| format!("{} is invalid; fix or remove it", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn write_toml<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+    let text = toml::to_string(value)?;
+    identity::replace_private(path, text.as_bytes())?;
+    Ok(())
+}
+
+/// The saved session, if signed in.
+pub(crate) fn load_session(data: &Path) -> anyhow::Result<Option<Session>> {
+    let path = session_path(data);
+    if !path.exists() {
+        return Ok(None);
+    }
+    identity::check_private(&path)?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let s: Session = toml::from_str(&text).with_context(|| {
+        format!(
+            "{} is invalid; run `portico logout` and sign in again",
+            path.display()
+        )
+    })?;
+    Ok(Some(s))
+}
+
+fn pinned(data: &Path, address: &str) -> anyhow::Result<Option<PeerId>> {
+    let pins: Pins = read_toml(&pins_path(data))?;
+    pins.servers
+        .iter()
+        .find(|p| p.address == address)
+        .map(|p| {
+            p.peer_id
+                .parse()
+                .with_context(|| format!("bad pinned PeerId in {}", pins_path(data).display()))
+        })
+        .transpose()
+}
+
+fn server_fingerprint(peer: &PeerId) -> String {
+    libp2p::identity::PublicKey::try_decode_protobuf(peer.as_ref().digest())
+        .map(|k| fingerprint(&k))
+        .unwrap_or_else(|_| "(not an ed25519 key)".into())
+}
+
+/// Connects to a server, refusing a key other than the pinned one; pins on first contact.
+pub(crate) async fn connect(
+    data: &Path,
+    identity: &Identity,
+    server: &str,
+) -> anyhow::Result<(SignalClient, String)> {
+    let addr = server_multiaddr(server)?;
+    let key = addr.to_string();
+    let expected = pinned(data, &key)?;
+    let client = SignalClient::connect(identity, addr, expected).await?;
+    if expected.is_none() {
+        let peer = client.server_peer();
+        let fp = server_fingerprint(&peer);
+        let mut pins: Pins = read_toml(&pins_path(data))?;
+        pins.servers.push(Pin {
+            address: key.clone(),
+            peer_id: peer.to_string(),
+            fingerprint: fp.clone(),
+        });
+        write_toml(&pins_path(data), &pins)?;
+        println!("Pinned the server's key on first contact: fingerprint {fp}");
+        println!("(compare it with `portico-signal id` on the server)");
+    }
+    Ok((client, key))
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from stdin")?;
+        return Ok(line.trim_end_matches(['\n', '\r']).to_string());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("no password given: pipe it with --password-stdin");
+    }
+    Ok(rpassword::prompt_password("Password: ")?)
+}
+
+fn server_error(e: &SignalError) -> anyhow::Error {
+    match e.code {
+        ErrorCode::RateLimited => anyhow::anyhow!(
+            "{} (the server is slowing down repeated attempts)",
+            e.message
+        ),
+        _ => anyhow::anyhow!("{}", e.message),
+    }
+}
+
+/// `portico login`.
+pub(crate) async fn login(
+    data: &Path,
+    identity: &Identity,
+    server: &str,
+    user: &str,
+    password_stdin: bool,
+) -> anyhow::Result<()> {
+    let password = read_password(password_stdin)?;
+    let (client, address) = connect(data, identity, server).await?;
+    let reply = client
+        .request(SignalRequest::Login(Login {
+            user: user.to_string(),
+            password,
+        }))
+        .await?;
+    let l = match reply {
+        SignalResponse::LoggedIn(l) => l,
+        SignalResponse::Error(e) => return Err(server_error(&e)),
+        other => bail!("unexpected answer from the server: {other:?}"),
+    };
+    let session = Session {
+        server: address,
+        server_peer: client.server_peer().to_string(),
+        server_name: l.server_name.clone(),
+        user: l.user.clone(),
+        groups: l.groups.clone(),
+        force_server_security: l.force_server_security,
+        token: hex::encode(&l.session.0),
+        expires_at: l.expires_at,
+    };
+    write_toml(&session_path(data), &session)?;
+    println!(
+        "Signed in to {} as {}{}",
+        l.server_name,
+        l.user,
+        groups_text(&l.groups)
+    );
+    if l.force_server_security {
+        println!("This account connects only as a server user (custom server security).");
+    }
+    Ok(())
+}
+
+fn groups_text(groups: &[String]) -> String {
+    if groups.is_empty() {
+        String::new()
+    } else {
+        format!(" (groups: {})", groups.join(", "))
+    }
+}
+
+/// The saved session, or a clear error.
+pub(crate) fn require_session(data: &Path) -> anyhow::Result<Session> {
+    load_session(data)?
+        .context("not signed in; run `portico login --server HOST --user NAME` first")
+}
+
+/// Connects with the saved session's pinned server.
+pub(crate) async fn connect_session(
+    identity: &Identity,
+    s: &Session,
+) -> anyhow::Result<(SignalClient, SessionToken)> {
+    let peer: PeerId = s
+        .server_peer
+        .parse()
+        .context("bad server PeerId in session.toml")?;
+    let client = SignalClient::connect(
+        identity,
+        s.server
+            .parse()
+            .context("bad server address in session.toml")?,
+        Some(peer),
+    )
+    .await?;
+    let token = SessionToken(hex::decode(&s.token).context("bad token in session.toml")?);
+    Ok((client, token))
+}
+
+/// `portico whoami`.
+pub(crate) async fn whoami(data: &Path, identity: &Identity) -> anyhow::Result<()> {
+    let s = require_session(data)?;
+    let (client, token) = connect_session(identity, &s).await?;
+    match client
+        .request(SignalRequest::WhoAmI(WhoAmI { session: token }))
+        .await?
+    {
+        SignalResponse::LoggedIn(l) => {
+            println!("{} at {}{}", l.user, l.server_name, groups_text(&l.groups));
+            println!(
+                "server: {} ({})",
+                s.server,
+                server_fingerprint(&client.server_peer())
+            );
+            Ok(())
+        }
+        SignalResponse::Error(e) => Err(server_error(&e)),
+        other => bail!("unexpected answer from the server: {other:?}"),
+    }
+}
+
+/// `portico logout`.
+pub(crate) async fn logout(
+    data: &Path,
+    identity: &Identity,
+    forget_server: bool,
+) -> anyhow::Result<()> {
+    let Some(s) = load_session(data)? else {
+        println!("not signed in");
+        return Ok(());
+    };
+    match connect_session(identity, &s).await {
+        Ok((client, token)) => match client
+            .request(SignalRequest::Logout(Logout { session: token }))
+            .await?
+        {
+            SignalResponse::Ack(_) => println!("Signed out of {}", s.server_name),
+            SignalResponse::Error(e) => println!(
+                "The server says: {} (removing the local sign-in anyway)",
+                e.message
+            ),
+            other => bail!("unexpected answer from the server: {other:?}"),
+        },
+        Err(e) => println!("Could not reach the server ({e:#}); removed the local sign-in only"),
+    }
+    std::fs::remove_file(session_path(data)).context("removing session.toml")?;
+    if forget_server {
+        let mut pins: Pins = read_toml(&pins_path(data))?;
+        pins.servers.retain(|p| p.address != s.server);
+        write_toml(&pins_path(data), &pins)?;
+        println!("Forgot the pinned key of {}", s.server);
+    }
+    Ok(())
+}
+
+/// `portico nodes`.
+pub(crate) async fn nodes(data: &Path, identity: &Identity, path: &str) -> anyhow::Result<()> {
+    let s = require_session(data)?;
+    let (client, token) = connect_session(identity, &s).await?;
+    match client
+        .request(SignalRequest::ListNodes(ListNodes {
+            session: token,
+            path: path.to_string(),
+        }))
+        .await?
+    {
+        SignalResponse::Nodes(n) => {
+            for e in n.entries {
+                let depth = e.path.matches('/').count().saturating_sub(1);
+                let name = e.path.rsplit('/').next().unwrap_or(&e.path);
+                let indent = "  ".repeat(depth);
+                if e.is_host {
+                    let id = e.internet_id.map(|i| i.to_string()).unwrap_or_default();
+                    let state = if e.online { "online" } else { "offline" };
+                    let mut flags = Vec::new();
+                    if e.allow_guests {
+                        flags.push("guests");
+                    }
+                    if e.allow_visitors {
+                        flags.push("visitors");
+                    }
+                    println!(
+                        "{indent}{name}  [{id}]  {state}{}",
+                        if flags.is_empty() {
+                            String::new()
+                        } else {
+                            format!("  allows {}", flags.join(", "))
+                        }
+                    );
+                } else {
+                    println!("{indent}{name}/");
+                }
+            }
+            Ok(())
+        }
+        SignalResponse::Error(e) => Err(server_error(&e)),
+        other => bail!("unexpected answer from the server: {other:?}"),
+    }
+}
