@@ -30,7 +30,12 @@ build: deps
 	$(CARGO) build --workspace --all-targets --locked
 
 demo: build
-	$(CARGO) run --locked --quiet --bin portico -- --data $(DEMO_DATA) id
+	DEMO_DATA=$(DEMO_DATA) scripts/demo.sh
+
+# Benchmarks print figures (docs/performance.md); release build, not part of `make test`.
+bench: deps
+	$(CARGO) build --release --locked -p portico-simulations -p portico-signal
+	target/release/signal_load --hosts 1000 --lookups 500 --duration 10
 
 lint: deps
 	$(CARGO) fmt --all -- --check

@@ -564,3 +564,55 @@ async fn restart_keeps_everything_and_pinning_refuses_another_key() {
     );
     s.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn metrics_count_hosts_logins_and_tickets() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_in(
+        dir.path(),
+        Config {
+            metrics: Some("127.0.0.1:0".parse().unwrap()),
+            ..Config::default()
+        },
+    )
+    .await;
+    s.admin(user_add("dora", false)).await;
+    let host_id = Identity::generate();
+    let host = s.client(&host_id).await;
+    register(&host, Some("/m/h")).await;
+    let viewer = s.client(&Identity::generate()).await;
+    login(&viewer, "dora", "bad").await;
+    let session = token(&login(&viewer, "dora", "dora-pw").await);
+    let r = viewer
+        .request(SignalRequest::IssueTicket(IssueTicket {
+            session,
+            host: host_id.peer_id().into(),
+            kind: TicketKind::User,
+        }))
+        .await
+        .unwrap();
+    assert!(matches!(r, SignalResponse::Ticket(_)));
+
+    let mut conn = tokio::net::TcpStream::connect(s.running.metrics_addr.unwrap())
+        .await
+        .unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = String::new();
+    conn.read_to_string(&mut body).await.unwrap();
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    for needle in [
+        "portico_registered_hosts 1",
+        "portico_online_hosts 1",
+        "portico_logins_total{result=\"ok\"} 1",
+        "portico_logins_total{result=\"failed\"} 1",
+        "portico_tickets_total{kind=\"user\"} 1",
+        "portico_relay_circuits_open 0",
+        "libp2p_bandwidth",
+    ] {
+        assert!(body.contains(needle), "missing {needle:?} in:\n{body}");
+    }
+    s.running.shutdown().await;
+}
