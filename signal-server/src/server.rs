@@ -7,6 +7,7 @@ pub(crate) mod state;
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -284,15 +285,24 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     let running = start(config, identity.clone(), store, data_dir).await?;
-    println!("portico-signal {}", env!("CARGO_PKG_VERSION"));
-    println!("PeerId:      {}", running.peer_id);
-    println!("Fingerprint: {}", identity.fingerprint());
+    let mut banner = format!(
+        "portico-signal {}\nPeerId:      {}\nFingerprint: {}\n",
+        env!("CARGO_PKG_VERSION"),
+        running.peer_id,
+        identity.fingerprint()
+    );
     for a in &running.listen_addrs {
-        println!("Listening:   {a}");
+        banner.push_str(&format!("Listening:   {a}\n"));
     }
     if let Some(m) = running.metrics_addr {
-        println!("Metrics:     http://{m}/metrics");
+        banner.push_str(&format!("Metrics:     http://{m}/metrics\n"));
     }
+    // A closed stdout (a supervisor that stopped reading) must not stop the server.
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(banner.as_bytes()).and_then(|()| out.flush()) {
+        tracing::warn!(error = %e, "could not print the start banner");
+    }
+    drop(out);
     shutdown.await;
     running.shutdown().await;
     Ok(())

@@ -616,3 +616,30 @@ async fn metrics_count_hosts_logins_and_tickets() {
     }
     s.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn quic_and_tcp_both_serve_and_two_servers_share_a_process() {
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start_in(d1.path(), Config::default()).await;
+    let b = start_in(d2.path(), Config::default()).await;
+    assert_ne!(a.running.peer_id, b.running.peer_id);
+    for s in [&a, &b] {
+        let quic = s
+            .running
+            .listen_addrs
+            .iter()
+            .find(|x| x.to_string().contains("/quic-v1"))
+            .unwrap()
+            .clone();
+        let c = SignalClient::connect(&Identity::generate(), quic, Some(s.running.peer_id))
+            .await
+            .unwrap();
+        assert!(
+            matches!(register(&c, None).await.node_path.as_str(), p if p.starts_with("/unassigned/"))
+        );
+        let c = s.client(&Identity::generate()).await;
+        register(&c, None).await;
+    }
+    a.running.shutdown().await;
+    b.running.shutdown().await;
+}

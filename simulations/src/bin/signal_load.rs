@@ -78,7 +78,8 @@ fn start_server(bin: &PathBuf) -> anyhow::Result<Server> {
         })?;
     let stdout = child.stdout.take().context("no stdout")?;
     let mut addr = None;
-    for line in BufReader::new(stdout).lines() {
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
         let line = line?;
         if let Some(a) = line.strip_prefix("Listening:") {
             let a = a.trim();
