@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 use portico_core::identity::{self, Identity};
 
 mod cli_id;
+mod connect_cmd;
+mod host_cmd;
 mod signin;
 
 /// Portico: self-hostable peer-to-peer remote desktop.
@@ -51,6 +53,10 @@ enum Command {
     },
     /// Show who is signed in, and where.
     Whoami,
+    /// Share this machine's display (X11: the display in $DISPLAY).
+    Host(host_cmd::HostArgs),
+    /// Connect to a host: IP[:PORT], HOST:PORT, multiaddr, Internet-ID or node path.
+    Connect(connect_cmd::ConnectArgs),
     /// List the server's node tree with online state.
     Nodes {
         /// Subtree to list.
@@ -82,7 +88,7 @@ fn load_identity(data: &std::path::Path) -> anyhow::Result<(Identity, bool)> {
         .with_context(|| format!("loading the identity in {}", data.display()))
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -113,6 +119,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Whoami => {
             let (id, _) = load_identity(&data)?;
             runtime()?.block_on(signin::whoami(&data, &id))
+        }
+        Command::Host(args) => {
+            let (id, _) = load_identity(&data)?;
+            host_cmd::run(&data, id, args)
+        }
+        Command::Connect(args) => {
+            let (id, _) = load_identity(&data)?;
+            connect_cmd::run(&data, id, args)
         }
         Command::Nodes { path } => {
             let (id, _) = load_identity(&data)?;

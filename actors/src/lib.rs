@@ -1,3 +1,21 @@
-//! portico-actors: the host and viewer actors (identity, access control, capture, encoding,
-//! input, network) built on portico-core. The media and network actors land with the
-//! remote-desktop issue; this crate is the place for them in the workspace layout.
+//! portico-actors: the host's actix actors and the viewer's pipeline.
+//!
+//! Host: [`access::AccessControl`] decides requests with `portico-core`'s policy;
+//! [`capture::Capture`] grabs the screen (xcap) on its own thread, paced and only when
+//! something changed; [`encoder::Encoder`] encodes once per monitor for every viewer
+//! (H.264 for motion, lossless tiles at rest); [`input::Input`] injects input (enigo) for
+//! sessions holding `control`; [`network::Network`] owns the libp2p Swarm. [`host::start`]
+//! wires them; [`session`] serves each `/portico/session/1` stream.
+//!
+//! Viewer: [`viewer::run_headless`] dials, handshakes, decodes and composes the picture.
+
+pub mod access;
+pub mod capture;
+pub mod encoder;
+pub mod host;
+pub mod input;
+pub mod media;
+pub mod network;
+pub mod session;
+pub mod stream_io;
+pub mod viewer;

@@ -51,6 +51,8 @@ wire_enum! {
         15 => FileResult(FileResult),
         /// Either way: clipboard text.
         16 => Clipboard(Clipboard),
+        /// Host → viewer: lossless tiles for regions at rest.
+        17 => Tiles(TileUpdate),
     }
 }
 
@@ -323,4 +325,30 @@ pub struct FileResult {
 pub struct Clipboard {
     /// The text.
     pub text: String,
+}
+
+/// One lossless tile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tile {
+    /// Where (at most 64×64).
+    pub rect: Rect,
+    /// zstd-compressed RGB pixels, row by row.
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
+
+/// Lossless tiles that replace the video picture where the screen is at rest, until a video
+/// frame's damage covers them again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TileUpdate {
+    /// The video frame sequence number these tiles follow.
+    pub after_seq: u64,
+    /// Monitor index.
+    pub monitor: u8,
+    /// Screen width (the tiles' coordinate space).
+    pub width: u32,
+    /// Screen height.
+    pub height: u32,
+    /// The tiles.
+    pub tiles: Vec<Tile>,
 }

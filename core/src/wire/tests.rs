@@ -208,6 +208,21 @@ fn session_messages() -> Vec<SessionMessage> {
         SessionMessage::Clipboard(Clipboard {
             text: "hello".into(),
         }),
+        SessionMessage::Tiles(TileUpdate {
+            after_seq: 9,
+            monitor: 0,
+            width: 16,
+            height: 16,
+            tiles: vec![Tile {
+                rect: Rect {
+                    x: 0,
+                    y: 0,
+                    w: 16,
+                    h: 16,
+                },
+                data: vec![0x28, 0xb5],
+            }],
+        }),
     ]
 }
 

@@ -1,0 +1,305 @@
+//! The `Capture` actor: grabs one monitor with xcap on a dedicated thread, paced to a target
+//! frame rate, and hands the encoder only what changed.
+//!
+//! - No viewer: the thread sleeps (nothing is captured).
+//! - Changes: the frame goes to the encoder with its changed tiles. The hand-over slot holds
+//!   one frame; if the encoder is still busy the frame is skipped and its damage is carried
+//!   into the next one, so a slow encoder lowers the frame rate instead of queueing.
+//! - Still: once nothing changed for `still_after`, one `still` notice tells the encoder to
+//!   send lossless tiles; polling then slows to `idle_fps` until the next change.
+//!
+//! The frame source is a trait so the pipeline can be driven by a synthetic desktop in
+//! benchmarks; the product uses [`XcapSource`].
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use actix::prelude::*;
+
+use crate::media::{changed_tiles, Grid};
+
+/// A captured frame handed to the encoder.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    /// Capture time, µs since the Unix epoch.
+    pub capture_us: u64,
+    /// Frame size.
+    pub grid: Grid,
+    /// RGBA pixels.
+    pub rgba: Arc<Vec<u8>>,
+    /// Tiles changed since the previous frame handed over (all on the first frame).
+    pub changed: Vec<usize>,
+    /// The screen has been still for a while (`changed` is empty then).
+    pub still: bool,
+}
+
+/// Where frames come from.
+pub trait FrameSource: Send + 'static {
+    /// Grabs a frame: (width, height, RGBA).
+    fn grab(&mut self) -> Result<(u32, u32, Vec<u8>), String>;
+}
+
+/// xcap on the X display in `$DISPLAY`.
+pub struct XcapSource {
+    /// The monitor captured.
+    monitor: xcap::Monitor,
+}
+
+impl XcapSource {
+    /// Opens monitor `index` (0 = primary, or the first when none is marked primary, as on
+    /// Xvfb). Returns the monitors' sizes too.
+    pub fn open(index: usize) -> Result<(Self, Vec<(u32, u32)>), String> {
+        // xcap would take its Wayland path when these are set; Portico captures X11 here.
+        if std::env::var_os("DISPLAY").is_none() {
+            return Err("no X display: set DISPLAY (for example run under Xvfb)".into());
+        }
+        let mut monitors =
+            xcap::Monitor::all().map_err(|e| format!("cannot list monitors: {e}"))?;
+        if monitors.is_empty() {
+            return Err("the X server reports no monitor".into());
+        }
+        if let Some(p) = monitors
+            .iter()
+            .position(|m| m.is_primary().unwrap_or(false))
+        {
+            monitors.swap(0, p);
+        }
+        let sizes = monitors
+            .iter()
+            .map(|m| (m.width().unwrap_or(0) & !1, m.height().unwrap_or(0) & !1))
+            .collect();
+        if index >= monitors.len() {
+            return Err(format!(
+                "monitor {index} does not exist; this display has {}",
+                monitors.len()
+            ));
+        }
+        Ok((
+            Self {
+                monitor: monitors.swap_remove(index),
+            },
+            sizes,
+        ))
+    }
+}
+
+impl FrameSource for XcapSource {
+    fn grab(&mut self) -> Result<(u32, u32, Vec<u8>), String> {
+        let img = self
+            .monitor
+            .capture_image()
+            .map_err(|e| format!("capture failed: {e}"))?;
+        let (w, h) = img.dimensions();
+        Ok(even_crop(w, h, img.into_raw()))
+    }
+}
+
+/// H.264 needs even sizes: drops a last odd column/row.
+pub fn even_crop(w: u32, h: u32, rgba: Vec<u8>) -> (u32, u32, Vec<u8>) {
+    let (ew, eh) = (w & !1, h & !1);
+    if (ew, eh) == (w, h) {
+        return (w, h, rgba);
+    }
+    let mut out = Vec::with_capacity((ew * eh * 4) as usize);
+    for y in 0..eh as usize {
+        let row = y * w as usize * 4;
+        out.extend_from_slice(&rgba[row..row + ew as usize * 4]);
+    }
+    (ew, eh, out)
+}
+
+/// Capture pacing.
+#[derive(Debug, Clone, Copy)]
+pub struct Pacing {
+    /// Frames per second while the screen changes.
+    pub fps: u32,
+    /// Polls per second while it is still.
+    pub idle_fps: u32,
+    /// How long without change counts as still.
+    pub still_after: Duration,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Self {
+            fps: 30,
+            idle_fps: 10,
+            still_after: Duration::from_millis(250),
+        }
+    }
+}
+
+/// The capture actor (owns the capture thread).
+pub struct Capture {
+    /// Stops the thread.
+    stop: Arc<AtomicBool>,
+    /// The thread.
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Capture {
+    /// Starts capturing from `source` into `to_encoder` while `viewers` > 0.
+    pub fn new(
+        source: Box<dyn FrameSource>,
+        pacing: Pacing,
+        viewers: Arc<AtomicUsize>,
+        to_encoder: SyncSender<Captured>,
+    ) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("portico-capture".into())
+            .spawn(move || capture_loop(source, pacing, viewers, to_encoder, flag))
+            .map_err(|e| tracing::error!(error = %e, "cannot start the capture thread"))
+            .ok();
+        Self { stop, thread }
+    }
+}
+
+impl Actor for Capture {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                tracing::error!("capture thread panicked");
+            }
+        }
+    }
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+fn capture_loop(
+    mut source: Box<dyn FrameSource>,
+    pacing: Pacing,
+    viewers: Arc<AtomicUsize>,
+    to_encoder: SyncSender<Captured>,
+    stop: Arc<AtomicBool>,
+) {
+    let span = tracing::info_span!("capture");
+    let _g = span.enter();
+    let mut prev: Option<(Grid, Arc<Vec<u8>>)> = None;
+    let mut pending: Vec<usize> = Vec::new();
+    let mut last_change = Instant::now();
+    let mut still_sent = false;
+    let mut next = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        if viewers.load(Ordering::Relaxed) == 0 {
+            // Nobody watches: capture nothing; the next viewer gets a fresh full frame.
+            prev = None;
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        let idle = still_sent;
+        let period = Duration::from_secs_f64(
+            1.0 / f64::from(if idle { pacing.idle_fps } else { pacing.fps }.max(1)),
+        );
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        }
+        next = Instant::now() + period;
+        let (w, h, rgba) = match source.grab() {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "capture failed; retrying");
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+        };
+        let grid = Grid {
+            width: w,
+            height: h,
+        };
+        let capture_us = now_us();
+        let changed = match &prev {
+            Some((g, p)) if *g == grid => changed_tiles(grid, p, &rgba),
+            _ => {
+                pending.clear();
+                (0..grid.len()).collect()
+            }
+        };
+        let rgba = Arc::new(rgba);
+        if !changed.is_empty() {
+            last_change = Instant::now();
+            still_sent = false;
+            merge(&mut pending, &changed);
+            let frame = Captured {
+                capture_us,
+                grid,
+                rgba: rgba.clone(),
+                changed: std::mem::take(&mut pending),
+                still: false,
+            };
+            match to_encoder.try_send(frame) {
+                Ok(()) => {}
+                Err(TrySendError::Full(f)) => pending = f.changed,
+                Err(TrySendError::Disconnected(_)) => return,
+            }
+            prev = Some((grid, rgba));
+        } else if !still_sent && last_change.elapsed() >= pacing.still_after && pending.is_empty() {
+            let frame = Captured {
+                capture_us,
+                grid,
+                rgba: rgba.clone(),
+                changed: Vec::new(),
+                still: true,
+            };
+            match to_encoder.try_send(frame) {
+                Ok(()) => still_sent = true,
+                Err(TrySendError::Full(_)) => {}
+                Err(TrySendError::Disconnected(_)) => return,
+            }
+        } else if !pending.is_empty() {
+            // A change the encoder skipped while busy: hand it over now.
+            let frame = Captured {
+                capture_us,
+                grid,
+                rgba: rgba.clone(),
+                changed: std::mem::take(&mut pending),
+                still: false,
+            };
+            if let Err(TrySendError::Full(f)) = to_encoder.try_send(frame) {
+                pending = f.changed;
+            }
+        }
+    }
+}
+
+/// Sorted union of tile indices.
+fn merge(into: &mut Vec<usize>, more: &[usize]) {
+    into.extend_from_slice(more);
+    into.sort_unstable();
+    into.dedup();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn even_crop_drops_odd_edges() {
+        let (w, h, px) = even_crop(3, 3, (0..36).collect());
+        assert_eq!((w, h), (2, 2));
+        assert_eq!(
+            px,
+            vec![0, 1, 2, 3, 4, 5, 6, 7, 12, 13, 14, 15, 16, 17, 18, 19]
+        );
+    }
+
+    #[test]
+    fn merge_is_a_sorted_union() {
+        let mut v = vec![1, 5];
+        merge(&mut v, &[5, 2, 9]);
+        assert_eq!(v, vec![1, 2, 5, 9]);
+    }
+}

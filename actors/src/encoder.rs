@@ -1,0 +1,385 @@
+//! The `Encoder` actor: one H.264 encode per monitor, shared by every viewer.
+//!
+//! Changed frames are encoded with openh264 (screen-content mode, bitrate control) and carry
+//! their damage rectangles; when the capture reports the screen still, the tiles changed
+//! since the last lossless update go out as zstd-compressed RGB tiles, so the viewer's
+//! picture becomes pixel-exact at rest. Each packet is encoded to wire bytes once and
+//! published on a bounded broadcast channel: a viewer that falls behind loses packets (never
+//! the others' or the capture's pace) and asks for a resync.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use openh264::encoder::{
+    BitRate, Encoder as H264, EncoderConfig, FrameRate, FrameType, RateControlMode, UsageType,
+};
+use openh264::formats::{RgbaSliceU8, YUVBuffer};
+use openh264::OpenH264API;
+use portico_core::wire::session::{Codec, FrameRole, SessionMessage, Tile, TileUpdate, VideoFrame};
+use portico_core::wire::WireMessage;
+use tokio::sync::broadcast;
+
+use crate::capture::Captured;
+use crate::media::{damage_rects, encode_tile, Grid};
+
+/// Packets buffered per viewer before it counts as lagging.
+pub const BROADCAST_DEPTH: usize = 16;
+/// Default target bitrate.
+pub const DEFAULT_BPS: u32 = 4_000_000;
+
+/// An encoded packet, ready to encrypt per session.
+#[derive(Debug)]
+pub struct Packet {
+    /// A viewer may start (or restart) here.
+    pub keyframe: bool,
+    /// Lossless tiles (not a video frame).
+    pub tiles: bool,
+    /// The encoded [`SessionMessage`].
+    pub bytes: Vec<u8>,
+}
+
+/// Control messages to the encoder thread.
+#[derive(Debug)]
+enum Control {
+    /// Next frame is a keyframe and every tile is re-sent losslessly at rest.
+    Resync,
+    /// Change the target bitrate.
+    Bitrate(u32),
+}
+
+/// The encoder actor (owns the encoder thread).
+pub struct Encoder {
+    /// Publishes packets.
+    packets: broadcast::Sender<Arc<Packet>>,
+    /// Commands for the thread.
+    control: std::sync::mpsc::Sender<Control>,
+    /// Viewers watching (the capture pauses at 0).
+    viewers: Arc<AtomicUsize>,
+    /// The thread.
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Encoder {
+    /// Starts encoding frames from `frames` for monitor `monitor`.
+    pub fn new(frames: Receiver<Captured>, monitor: u8, viewers: Arc<AtomicUsize>) -> Self {
+        let (packets, _) = broadcast::channel(BROADCAST_DEPTH);
+        let (control, control_rx) = std::sync::mpsc::channel();
+        let tx = packets.clone();
+        let thread = std::thread::Builder::new()
+            .name("portico-encoder".into())
+            .spawn(move || encode_loop(frames, control_rx, tx, monitor))
+            .map_err(|e| tracing::error!(error = %e, "cannot start the encoder thread"))
+            .ok();
+        Self {
+            packets,
+            control,
+            viewers,
+            thread,
+        }
+    }
+}
+
+impl Actor for Encoder {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        if let Some(t) = self.thread.take() {
+            // The thread ends when the capture side hangs up; do not block the arbiter on it.
+            drop(t);
+        }
+    }
+}
+
+/// A viewer starts watching: returns its packet stream; the next packet is a keyframe.
+#[derive(Message)]
+#[rtype(result = "Subscription")]
+pub struct Subscribe;
+
+/// A viewer's packet stream. Dropping it stops counting the viewer.
+pub struct Subscription {
+    /// The packets.
+    pub packets: broadcast::Receiver<Arc<Packet>>,
+    /// Keeps the viewer count right.
+    _guard: ViewerGuard,
+}
+
+struct ViewerGuard(Arc<AtomicUsize>);
+
+impl Drop for ViewerGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Handler<Subscribe> for Encoder {
+    type Result = MessageResult<Subscribe>;
+
+    fn handle(&mut self, _: Subscribe, _: &mut Context<Self>) -> Self::Result {
+        self.viewers.fetch_add(1, Ordering::Relaxed);
+        let packets = self.packets.subscribe();
+        self.send(Control::Resync);
+        MessageResult(Subscription {
+            packets,
+            _guard: ViewerGuard(self.viewers.clone()),
+        })
+    }
+}
+
+impl Encoder {
+    fn send(&self, c: Control) {
+        if self.control.send(c).is_err() {
+            tracing::warn!("encoder thread is gone");
+        }
+    }
+}
+
+/// Ask for a keyframe and a lossless refresh (a viewer lagged or asked).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Resync;
+
+impl Handler<Resync> for Encoder {
+    type Result = ();
+    fn handle(&mut self, _: Resync, _: &mut Context<Self>) {
+        self.send(Control::Resync);
+    }
+}
+
+/// Change the target bitrate (takes effect with a keyframe).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetBitrate(pub u32);
+
+impl Handler<SetBitrate> for Encoder {
+    type Result = ();
+    fn handle(&mut self, m: SetBitrate, _: &mut Context<Self>) {
+        self.send(Control::Bitrate(m.0.clamp(100_000, 50_000_000)));
+    }
+}
+
+/// Builds an openh264 encoder for screen content at `bps`.
+pub fn h264_encoder(bps: u32) -> Result<H264, openh264::Error> {
+    let cfg = EncoderConfig::new()
+        .usage_type(UsageType::ScreenContentRealTime)
+        .bitrate(BitRate::from_bps(bps))
+        .max_frame_rate(FrameRate::from_hz(30.0))
+        .rate_control_mode(RateControlMode::Bitrate)
+        // Rate control only holds the bitrate when it may skip frames; a skipped frame's
+        // damage stays marked for the lossless refresh, so nothing is lost at rest.
+        .skip_frames(true)
+        .adaptive_quantization(false)
+        .background_detection(false)
+        .num_threads(1);
+    H264::with_api_config(OpenH264API::from_source(), cfg)
+}
+
+struct State {
+    h264: Option<H264>,
+    bps: u32,
+    yuv: Option<YUVBuffer>,
+    grid: Option<Grid>,
+    last: Option<Arc<Vec<u8>>>,
+    last_capture_us: u64,
+    seq: u64,
+    force_key: bool,
+    /// Per tile: the viewer has it losslessly.
+    synced: Vec<bool>,
+    monitor: u8,
+}
+
+fn encode_loop(
+    frames: Receiver<Captured>,
+    control: Receiver<Control>,
+    out: broadcast::Sender<Arc<Packet>>,
+    monitor: u8,
+) {
+    let span = tracing::info_span!("encoder", monitor);
+    let _g = span.enter();
+    let mut st = State {
+        h264: None,
+        bps: DEFAULT_BPS,
+        yuv: None,
+        grid: None,
+        last: None,
+        last_capture_us: 0,
+        seq: 0,
+        force_key: true,
+        synced: Vec::new(),
+        monitor,
+    };
+    loop {
+        let mut resync = false;
+        while let Ok(c) = control.try_recv() {
+            match c {
+                Control::Resync => resync = true,
+                Control::Bitrate(bps) => {
+                    st.bps = bps;
+                    st.h264 = None;
+                    st.force_key = true;
+                }
+            }
+        }
+        if resync {
+            st.force_key = true;
+            st.synced.iter_mut().for_each(|s| *s = false);
+            // Re-encode the last picture now, so a new viewer of a still screen sees it at once.
+            if let (Some(grid), Some(rgba)) = (st.grid, st.last.clone()) {
+                let all: Vec<usize> = (0..grid.len()).collect();
+                let at = st.last_capture_us;
+                encode_video(&mut st, &out, grid, &rgba, &all, at);
+            }
+        }
+        let frame = match frames.recv_timeout(Duration::from_millis(20)) {
+            Ok(f) => f,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        if st.grid != Some(frame.grid) {
+            st.grid = Some(frame.grid);
+            st.h264 = None;
+            st.yuv = None;
+            st.force_key = true;
+            st.synced = vec![false; frame.grid.len()];
+        }
+        st.last = Some(frame.rgba.clone());
+        st.last_capture_us = frame.capture_us;
+        if frame.still {
+            send_tiles(&mut st, &out, frame.grid, &frame.rgba);
+        } else {
+            encode_video(
+                &mut st,
+                &out,
+                frame.grid,
+                &frame.rgba,
+                &frame.changed,
+                frame.capture_us,
+            );
+        }
+    }
+}
+
+fn publish(
+    out: &broadcast::Sender<Arc<Packet>>,
+    msg: &SessionMessage,
+    keyframe: bool,
+    tiles: bool,
+) {
+    match msg.encode() {
+        // No subscriber is not an error: the capture pauses soon after.
+        Ok(bytes) => drop(out.send(Arc::new(Packet {
+            keyframe,
+            tiles,
+            bytes,
+        }))),
+        Err(e) => tracing::error!(error = %e, "cannot encode a media message"),
+    }
+}
+
+fn encode_video(
+    st: &mut State,
+    out: &broadcast::Sender<Arc<Packet>>,
+    grid: Grid,
+    rgba: &[u8],
+    changed: &[usize],
+    capture_us: u64,
+) {
+    if st.h264.is_none() {
+        match h264_encoder(st.bps) {
+            Ok(e) => st.h264 = Some(e),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot create the H.264 encoder");
+                return;
+            }
+        }
+    }
+    let yuv = st
+        .yuv
+        .get_or_insert_with(|| YUVBuffer::new(grid.width as usize, grid.height as usize));
+    yuv.read_rgba8(RgbaSliceU8::new(
+        rgba,
+        (grid.width as usize, grid.height as usize),
+    ));
+    for &i in changed {
+        if let Some(s) = st.synced.get_mut(i) {
+            *s = false;
+        }
+    }
+    let Some(enc) = st.h264.as_mut() else { return };
+    if st.force_key {
+        enc.force_intra_frame();
+    }
+    let (data, keyframe) = match enc.encode(&*yuv) {
+        Ok(bs) => (
+            bs.to_vec(),
+            matches!(bs.frame_type(), FrameType::IDR | FrameType::I),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "encode failed; forcing a keyframe next");
+            st.force_key = true;
+            return;
+        }
+    };
+    if data.is_empty() {
+        return;
+    }
+    if keyframe {
+        st.force_key = false;
+    }
+    st.seq += 1;
+    let damage = if keyframe {
+        vec![]
+    } else {
+        damage_rects(grid, changed)
+    };
+    let msg = SessionMessage::Video(VideoFrame {
+        seq: st.seq,
+        capture_us,
+        keyframe,
+        monitor: st.monitor,
+        width: grid.width,
+        height: grid.height,
+        codec: Codec::H264,
+        role: FrameRole::Update,
+        damage,
+        data,
+    });
+    publish(out, &msg, keyframe, false);
+}
+
+fn send_tiles(st: &mut State, out: &broadcast::Sender<Arc<Packet>>, grid: Grid, rgba: &[u8]) {
+    let todo: Vec<usize> = st
+        .synced
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !**s)
+        .map(|(i, _)| i)
+        .collect();
+    // Keep each message well under the session maximum: a batch per ~256 tiles.
+    for batch in todo.chunks(256) {
+        let mut tiles = Vec::with_capacity(batch.len());
+        for &i in batch {
+            let rect = grid.rect(i);
+            match encode_tile(rgba, grid.width, rect) {
+                Ok(data) => tiles.push(Tile { rect, data }),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot compress a tile");
+                    return;
+                }
+            }
+        }
+        let msg = SessionMessage::Tiles(TileUpdate {
+            after_seq: st.seq,
+            monitor: st.monitor,
+            width: grid.width,
+            height: grid.height,
+            tiles,
+        });
+        publish(out, &msg, false, true);
+    }
+    for i in todo {
+        st.synced[i] = true;
+    }
+}

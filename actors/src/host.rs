@@ -1,0 +1,218 @@
+//! The host: starts the actors (AccessControl, Capture, Encoder, Input, Network) inside the
+//! current actix `System` and serves `/portico/session/1`.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures::StreamExt;
+use libp2p::multiaddr::Protocol;
+use libp2p::{Multiaddr, PeerId};
+use portico_core::identity::Identity;
+use portico_core::policy::{AclEntry, HostSettings};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::access::AccessControl;
+use crate::capture::{Capture, FrameSource, Pacing, XcapSource};
+use crate::encoder::Encoder;
+use crate::input::Input;
+use crate::network::{build_swarm, HostStatus, Network, ServerLink, DEFAULT_PORT, SESSION};
+use crate::session::{self, SessionDeps};
+
+/// The host's config file (`portico host --config FILE`, TOML). Every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HostFile {
+    /// Listen addresses (multiaddrs or `IP:PORT`); default TCP and QUIC on 0.0.0.0:5650.
+    pub listen: Vec<String>,
+    /// Server `HOST[:PORT]` to register with.
+    pub server: Option<String>,
+    /// Node path wanted at the server (`/Sales/pc-7`).
+    pub name: Option<String>,
+    /// Monitor to share (0 = primary).
+    pub monitor: usize,
+    /// Target frames per second (default 30).
+    pub fps: Option<u32>,
+    /// Guest sharing on this host (off by default).
+    pub allow_guests: bool,
+    /// Visitor sharing on this host (off by default).
+    pub allow_visitors: bool,
+    /// Disable mDNS LAN discovery.
+    pub no_mdns: bool,
+    /// Access-control list.
+    pub acl: Vec<AclEntry>,
+}
+
+/// Why a host config cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The config file.
+    #[error("config file {path}: {reason}")]
+    Config {
+        /// The file.
+        path: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A listen address.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// No screen to capture.
+    #[error("cannot capture the screen: {0}")]
+    Capture(String),
+    /// Networking could not be set up.
+    #[error("cannot set up networking: {0}")]
+    Network(String),
+}
+
+impl HostFile {
+    /// Reads a config file.
+    pub fn read(path: &Path) -> Result<Self, HostError> {
+        let err = |reason: String| HostError::Config {
+            path: path.display().to_string(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        toml::from_str(&text).map_err(|e| err(e.to_string()))
+    }
+}
+
+/// Parses `IP:PORT` (TCP and QUIC) or a multiaddr.
+pub fn listen_addrs(s: &str) -> Result<Vec<Multiaddr>, HostError> {
+    if s.starts_with('/') {
+        return s
+            .parse()
+            .map(|a| vec![a])
+            .map_err(|e: libp2p::multiaddr::Error| HostError::Listen {
+                addr: s.into(),
+                reason: e.to_string(),
+            });
+    }
+    let sa: std::net::SocketAddr = s
+        .parse()
+        .or_else(|_| {
+            s.parse::<std::net::IpAddr>()
+                .map(|ip| std::net::SocketAddr::new(ip, DEFAULT_PORT))
+        })
+        .map_err(|_| HostError::Listen {
+            addr: s.into(),
+            reason: "use IP:PORT or a multiaddr".into(),
+        })?;
+    let ip = Multiaddr::from(sa.ip());
+    Ok(vec![
+        ip.clone().with(Protocol::Tcp(sa.port())),
+        ip.with(Protocol::Udp(sa.port())).with(Protocol::QuicV1),
+    ])
+}
+
+/// Everything `start` needs.
+pub struct HostConfig {
+    /// Listen addresses.
+    pub listen: Vec<Multiaddr>,
+    /// The server, with its pinned key.
+    pub server: Option<ServerLink>,
+    /// Host switches.
+    pub settings: HostSettings,
+    /// The ACL.
+    pub acl: Vec<AclEntry>,
+    /// Monitor index.
+    pub monitor: usize,
+    /// Capture pacing.
+    pub pacing: Pacing,
+    /// LAN discovery.
+    pub mdns: bool,
+    /// A frame source to use instead of the X display (benchmarks).
+    pub source: Option<Box<dyn FrameSource>>,
+}
+
+/// A running host.
+pub struct HostHandle {
+    /// The host's PeerId.
+    pub peer_id: PeerId,
+    /// Status updates (addresses, registration, relay).
+    pub status: watch::Receiver<HostStatus>,
+    /// Access control.
+    pub access: Addr<AccessControl>,
+    /// Input events dropped from sessions without `control`.
+    pub dropped_input: Arc<AtomicU64>,
+    /// Keeps the capture actor alive (actix stops an actor nobody addresses).
+    _capture: Addr<Capture>,
+}
+
+/// Starts the host actors in the current actix system.
+pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle, HostError> {
+    let (source, monitors): (Box<dyn FrameSource>, Vec<(u32, u32)>) = match config.source {
+        Some(s) => (s, vec![]),
+        None => {
+            let (s, sizes) = XcapSource::open(config.monitor).map_err(HostError::Capture)?;
+            (Box::new(s), sizes)
+        }
+    };
+    let viewers = Arc::new(AtomicUsize::new(0));
+    let (to_encoder, frames) = std::sync::mpsc::sync_channel(1);
+    let encoder = Encoder::new(frames, config.monitor as u8, viewers.clone()).start();
+    let capture = Capture::new(source, config.pacing, viewers, to_encoder).start();
+    let input = Input::new().start();
+    let access = AccessControl::new(identity.peer_id(), config.settings, config.acl).start();
+
+    let mut swarm = build_swarm(&identity, config.mdns).map_err(HostError::Network)?;
+    for addr in &config.listen {
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| HostError::Listen {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            })?;
+    }
+    let mut incoming = swarm
+        .behaviour()
+        .stream
+        .new_control()
+        .accept(SESSION)
+        .map_err(|e| HostError::Network(e.to_string()))?;
+    let dropped_input = Arc::new(AtomicU64::new(0));
+    let deps = SessionDeps {
+        identity: identity.clone(),
+        agent: format!("portico/{}", env!("CARGO_PKG_VERSION")),
+        access: access.clone(),
+        encoder,
+        input,
+        monitors,
+        dropped_input: dropped_input.clone(),
+    };
+    actix::spawn(async move {
+        while let Some((peer, stream)) = incoming.next().await {
+            actix::spawn(session::serve(stream, peer, deps.clone()));
+        }
+    });
+    let (status_tx, mut status) = watch::channel(HostStatus::default());
+    Network::new(swarm, config.server, access.clone(), status_tx).start();
+    // Wait for the listeners to come up (port 0 resolves here).
+    let ready = tokio::time::timeout(
+        Duration::from_secs(10),
+        status.wait_for(|s| !s.listen.is_empty()),
+    )
+    .await
+    .map(|r| r.is_ok());
+    if ready != Ok(true) {
+        return Err(HostError::Listen {
+            addr: format!("{:?}", config.listen),
+            reason: "no listen address came up".into(),
+        });
+    }
+    Ok(HostHandle {
+        peer_id: identity.peer_id(),
+        status,
+        access,
+        dropped_input,
+        _capture: capture,
+    })
+}

@@ -1,0 +1,375 @@
+//! The libp2p side: one behaviour for hosts and viewers (TCP + QUIC, Noise, Yamux, identify,
+//! ping, relay client, DCUtR, autonat, mDNS, the signal protocol, session streams), and the
+//! host's `Network` actor that owns the Swarm, registers with the server, keeps a relay
+//! reservation and heartbeats.
+
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures::StreamExt;
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{
+    autonat, dcutr, identify, mdns, noise, ping, relay, tcp, yamux, Multiaddr, PeerId,
+    StreamProtocol, Swarm, SwarmBuilder,
+};
+use portico_core::identity::Identity;
+use portico_core::policy::ServerFlags;
+use portico_core::wire::signal::{
+    Ack, Change, Heartbeat, Register, Registered, SignalRequest, SignalResponse,
+};
+use portico_signal::codec::{SignalCodec, PROTOCOL as SIGNAL};
+use tokio::sync::watch;
+
+use crate::access::{AccessControl, ServerTrust, SetServer};
+
+/// The session protocol.
+pub const SESSION: StreamProtocol = StreamProtocol::new(portico_core::wire::session::PROTOCOL);
+/// Default direct port (TCP and QUIC).
+pub const DEFAULT_PORT: u16 = 5650;
+
+mod behaviour;
+pub use behaviour::{PeerBehaviour, PeerBehaviourEvent};
+
+/// Builds a swarm for `identity`.
+pub fn build_swarm(identity: &Identity, with_mdns: bool) -> Result<Swarm<PeerBehaviour>, String> {
+    let e = |x: &dyn std::fmt::Display| x.to_string();
+    Ok(SwarmBuilder::with_existing_identity(identity.keypair().clone())
+        .with_tokio()
+        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .map_err(|x| e(&x))?
+        .with_quic()
+        .with_dns()
+        .map_err(|x| e(&x))?
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|x| e(&x))?
+        .with_behaviour(|key, relay| {
+            let peer = key.public().to_peer_id();
+            let mdns = if with_mdns {
+                mdns::tokio::Behaviour::new(mdns::Config::default(), peer)
+                    .map_err(|err| tracing::warn!(error = %err, "mDNS unavailable; LAN discovery off"))
+                    .ok()
+            } else {
+                None
+            };
+            PeerBehaviour {
+                stream: libp2p_stream::Behaviour::new(),
+                identify: identify::Behaviour::new(
+                    identify::Config::new("/portico/1.0.0".into(), key.public()).with_agent_version(format!("portico/{}", env!("CARGO_PKG_VERSION"))),
+                ),
+                ping: ping::Behaviour::default(),
+                relay,
+                dcutr: dcutr::Behaviour::new(peer),
+                autonat: autonat::Behaviour::new(peer, autonat::Config { only_global_ips: false, ..Default::default() }),
+                mdns: Toggle::from(mdns),
+                signal: request_response::Behaviour::with_codec(
+                    SignalCodec,
+                    [(SIGNAL, ProtocolSupport::Full)],
+                    request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+                ),
+            }
+        })
+        .map_err(|x| e(&x))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build())
+}
+
+/// What the host reports about itself as it comes up.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostStatus {
+    /// Direct listen addresses (with `/p2p/`).
+    pub listen: Vec<Multiaddr>,
+    /// Registration at the server.
+    pub registered: Option<Registered>,
+    /// A relay reservation is held.
+    pub relayed: bool,
+}
+
+/// The host's server link.
+#[derive(Debug, Clone)]
+pub struct ServerLink {
+    /// Where (TCP multiaddr without `/p2p`).
+    pub addr: Multiaddr,
+    /// Its pinned PeerId.
+    pub peer: PeerId,
+    /// Node path wanted on first registration.
+    pub name: Option<String>,
+}
+
+/// The host's network actor.
+pub struct Network {
+    /// The swarm.
+    swarm: Swarm<PeerBehaviour>,
+    /// The server, if any.
+    server: Option<ServerLink>,
+    /// Access control (learns server trust and flags).
+    access: Addr<AccessControl>,
+    /// Status for the CLI and tests.
+    status: watch::Sender<HostStatus>,
+    /// Heartbeat timer started.
+    heartbeating: bool,
+}
+
+impl Network {
+    /// A network actor over a swarm that is already listening.
+    pub fn new(
+        swarm: Swarm<PeerBehaviour>,
+        server: Option<ServerLink>,
+        access: Addr<AccessControl>,
+        status: watch::Sender<HostStatus>,
+    ) -> Self {
+        Self {
+            swarm,
+            server,
+            access,
+            status,
+            heartbeating: false,
+        }
+    }
+
+    fn peer_id(&self) -> PeerId {
+        *self.swarm.local_peer_id()
+    }
+
+    fn direct_addrs(&self) -> Vec<String> {
+        self.swarm
+            .listeners()
+            .filter(|a| !a.iter().any(|p| matches!(p, Protocol::P2pCircuit)))
+            .map(|a| a.to_string())
+            .collect()
+    }
+
+    fn on_event(&mut self, ev: SwarmEvent<PeerBehaviourEvent>, ctx: &mut Context<Self>) {
+        match ev {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                let me = self.peer_id();
+                if address.iter().any(|p| matches!(p, Protocol::P2pCircuit)) {
+                    tracing::info!(%address, "reachable through the relay");
+                } else {
+                    tracing::info!(%address, "listening");
+                    self.status
+                        .send_modify(|s| s.listen.push(address.with(Protocol::P2p(me))));
+                }
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
+                tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), relayed = endpoint.is_relayed(), "connected");
+                if self.server.as_ref().is_some_and(|s| s.peer == peer_id) {
+                    self.register();
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } if self.server.as_ref().is_some_and(|s| s.peer == peer_id) => {
+                tracing::warn!("lost the server connection; redialling in 5 s");
+                self.status.send_modify(|s| s.relayed = false);
+                ctx.run_later(Duration::from_secs(5), |act, _| act.dial_server());
+            }
+            SwarmEvent::Behaviour(PeerBehaviourEvent::Signal(
+                request_response::Event::Message { peer, message, .. },
+            )) => self.on_signal(peer, message, ctx),
+            SwarmEvent::Behaviour(PeerBehaviourEvent::Relay(
+                relay::client::Event::ReservationReqAccepted { relay_peer_id, .. },
+            )) => {
+                tracing::info!(relay = %relay_peer_id, "relay reservation accepted");
+                self.status.send_modify(|s| s.relayed = true);
+            }
+            SwarmEvent::Behaviour(PeerBehaviourEvent::Dcutr(ev)) => {
+                tracing::info!(?ev, "hole punching")
+            }
+            SwarmEvent::Behaviour(PeerBehaviourEvent::Mdns(mdns::Event::Discovered(peers))) => {
+                for (peer, addr) in peers {
+                    tracing::debug!(%peer, %addr, "mDNS discovered");
+                }
+            }
+            SwarmEvent::ListenerClosed {
+                addresses, reason, ..
+            } => tracing::warn!(?addresses, ?reason, "listener closed"),
+            _ => {}
+        }
+    }
+
+    fn dial_server(&mut self) {
+        if let Some(s) = &self.server {
+            let addr = s.addr.clone().with(Protocol::P2p(s.peer));
+            if let Err(e) = self.swarm.dial(addr) {
+                tracing::warn!(error = %e, "cannot dial the server");
+            }
+        }
+    }
+
+    fn register(&mut self) {
+        let Some(s) = &self.server else { return };
+        let req = SignalRequest::Register(Register {
+            node_path: s.name.clone(),
+            addrs: self.direct_addrs(),
+            agent: format!("portico/{}", env!("CARGO_PKG_VERSION")),
+        });
+        let peer = s.peer;
+        self.swarm.behaviour_mut().signal.send_request(&peer, req);
+    }
+
+    fn on_signal(
+        &mut self,
+        peer: PeerId,
+        message: request_response::Message<SignalRequest, SignalResponse>,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(server) = self.server.clone() else {
+            return;
+        };
+        if peer != server.peer {
+            tracing::warn!(%peer, "signal message from a peer that is not our server; ignored");
+            return;
+        }
+        match message {
+            request_response::Message::Response {
+                response: SignalResponse::Registered(r),
+                ..
+            } => {
+                tracing::info!(id = %r.internet_id, path = %r.node_path, "registered with the server");
+                self.trust(&r);
+                let first = self.status.borrow().registered.is_none();
+                self.status.send_modify(|s| s.registered = Some(r.clone()));
+                if first {
+                    let circuit = server
+                        .addr
+                        .clone()
+                        .with(Protocol::P2p(server.peer))
+                        .with(Protocol::P2pCircuit);
+                    if let Err(e) = self.swarm.listen_on(circuit) {
+                        tracing::warn!(error = %e, "cannot ask the server for a relay reservation");
+                    }
+                }
+                if !self.heartbeating {
+                    self.heartbeating = true;
+                    ctx.run_interval(
+                        Duration::from_secs(u64::from(r.heartbeat_secs.max(5))),
+                        |act, _| {
+                            if let Some(s) = act.server.clone() {
+                                let addrs = act.direct_addrs();
+                                act.swarm.behaviour_mut().signal.send_request(
+                                    &s.peer,
+                                    SignalRequest::Heartbeat(Heartbeat { addrs }),
+                                );
+                            }
+                        },
+                    );
+                }
+            }
+            request_response::Message::Response {
+                response: SignalResponse::Error(e),
+                ..
+            } => {
+                tracing::warn!(code = ?e.code, message = %e.message, "the server refused a request");
+                if e.code == portico_core::wire::signal::ErrorCode::NotRegistered {
+                    self.register();
+                }
+            }
+            request_response::Message::Response { .. } => {}
+            request_response::Message::Request {
+                request, channel, ..
+            } => {
+                if let SignalRequest::Event(ev) = request {
+                    tracing::info!(seq = ev.seq, change = ?ev.change, "server event");
+                    self.apply_change(&ev.change);
+                }
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .signal
+                    .send_response(channel, SignalResponse::Ack(Ack {}))
+                    .is_err()
+                {
+                    tracing::debug!("server left before our ack");
+                }
+            }
+        }
+    }
+
+    fn trust(&self, r: &Registered) {
+        let Some(server) = &self.server else { return };
+        match libp2p::identity::PublicKey::try_decode_protobuf(server.peer.as_ref().digest()) {
+            Ok(key) => {
+                let flags = ServerFlags {
+                    guest_sharing: r.guest_sharing,
+                    visitor_sharing: r.visitor_sharing,
+                    node_allows_guests: r.allow_guests,
+                    node_allows_visitors: r.allow_visitors,
+                };
+                self.access
+                    .do_send(SetServer(Some(ServerTrust { key, flags })));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the server's PeerId does not embed an ed25519 key; tickets will be refused")
+            }
+        }
+    }
+
+    fn apply_change(&mut self, change: &Change) {
+        let mut reg = self.status.borrow().registered.clone();
+        if let Some(r) = reg.as_mut() {
+            match change {
+                Change::Node {
+                    path,
+                    allow_guests,
+                    allow_visitors,
+                } if *path == r.node_path => {
+                    r.allow_guests = *allow_guests;
+                    r.allow_visitors = *allow_visitors;
+                }
+                Change::Global {
+                    guest_sharing,
+                    visitor_sharing,
+                } => {
+                    r.guest_sharing = *guest_sharing;
+                    r.visitor_sharing = *visitor_sharing;
+                }
+                _ => return,
+            }
+            self.trust(r);
+            self.status.send_modify(|s| s.registered = reg.clone());
+        }
+    }
+}
+
+impl Actor for Network {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.spawn(SwarmDriver);
+        self.dial_server();
+    }
+}
+
+/// Polls the actor-owned swarm with `&mut` access to the actor.
+struct SwarmDriver;
+
+impl ActorFuture<Network> for SwarmDriver {
+    type Output = ();
+
+    fn poll(
+        self: Pin<&mut Self>,
+        act: &mut Network,
+        ctx: &mut Context<Network>,
+        task: &mut std::task::Context<'_>,
+    ) -> Poll<()> {
+        for _ in 0..64 {
+            match act.swarm.poll_next_unpin(task) {
+                Poll::Ready(Some(ev)) => act.on_event(ev, ctx),
+                Poll::Ready(None) => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        // Yield to the mailbox, then continue.
+        task.waker().wake_by_ref();
+        Poll::Pending
+    }
+}

@@ -1,0 +1,29 @@
+//! The behaviour struct (its own module: the derive generates an undocumented event enum).
+#![allow(missing_docs)]
+
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{autonat, dcutr, identify, mdns, ping, relay, request_response};
+use portico_signal::codec::SignalCodec;
+
+/// Behaviours of a Portico peer.
+#[derive(NetworkBehaviour)]
+#[behaviour(prelude = "libp2p::swarm::derive_prelude")]
+pub struct PeerBehaviour {
+    /// Session streams.
+    pub stream: libp2p_stream::Behaviour,
+    /// Learns addresses and protocols.
+    pub identify: identify::Behaviour,
+    /// Keeps connections alive, measures RTT.
+    pub ping: ping::Behaviour,
+    /// Relay client (reservations at the server; dialling relayed addresses).
+    pub relay: relay::client::Behaviour,
+    /// Hole punching over a relayed connection.
+    pub dcutr: dcutr::Behaviour,
+    /// Learns whether we are reachable.
+    pub autonat: autonat::Behaviour,
+    /// LAN discovery.
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+    /// `/portico/signal/1` (server registration, events).
+    pub signal: request_response::Behaviour<SignalCodec>,
+}

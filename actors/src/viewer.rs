@@ -1,0 +1,444 @@
+//! The viewer: dials a host, runs the session handshake, decodes H.264 and lossless tiles
+//! into a picture, and forwards input. Headless mode records per-frame stats, writes a PNG
+//! snapshot and plays an input script, for automation and tests.
+
+pub mod picture;
+pub mod script;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId};
+use portico_core::identity::Identity;
+use portico_core::noise::Initiator;
+use portico_core::policy::{Permission, Permissions};
+use portico_core::wire::handshake::AccessRequest;
+use portico_core::wire::session::{Bye, ByeReason, SessionMessage};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::network::{build_swarm, SESSION};
+use crate::stream_io::{read_handshake, send, Reader, SharedTransport, StreamError};
+use picture::Picture;
+
+/// Where to connect.
+#[derive(Debug, Clone)]
+pub struct Dial {
+    /// Addresses to try (direct and/or relayed).
+    pub addrs: Vec<Multiaddr>,
+    /// The host's PeerId when known (pinned or looked up); learned on connect otherwise.
+    pub peer: Option<PeerId>,
+}
+
+/// Headless options.
+#[derive(Debug, Clone, Default)]
+pub struct Headless {
+    /// Stop after this many video frames.
+    pub frames: Option<u64>,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Write the final picture here (PNG).
+    pub snapshot: Option<PathBuf>,
+    /// Write stats here (JSON).
+    pub stats: Option<PathBuf>,
+    /// Play this input script (JSON lines).
+    pub input_script: Option<PathBuf>,
+    /// Send the script's input even when the host granted view-only (tests the host's
+    /// enforcement).
+    pub force_input: bool,
+}
+
+/// Errors of a viewer run.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewerError {
+    /// Networking could not be set up or the host not reached.
+    #[error("cannot reach the host: {0}")]
+    Connect(String),
+    /// The host's key is not the one expected.
+    #[error("the host's key changed: expected {expected}, got {got}; refusing to connect")]
+    KeyChanged {
+        /// Pinned.
+        expected: String,
+        /// Seen.
+        got: String,
+    },
+    /// The session broke.
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    /// The host refused.
+    #[error("the host refused: {message} ({code})")]
+    Refused {
+        /// Code.
+        code: String,
+        /// Message.
+        message: String,
+    },
+    /// The host ended the session.
+    #[error("{message}")]
+    Ended {
+        /// Why.
+        reason: ByeReason,
+        /// The host's sentence.
+        message: String,
+    },
+    /// The input script is invalid.
+    #[error("input script: {0}")]
+    Script(String),
+    /// Writing outputs failed.
+    #[error("cannot write {path}: {reason}")]
+    Output {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One frame's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct FrameStat {
+    /// Sequence number.
+    pub seq: u64,
+    /// Encoded size.
+    pub bytes: usize,
+    /// Keyframe.
+    pub keyframe: bool,
+    /// Capture → decoded, ms (meaningful when host and viewer share a clock).
+    pub latency_ms: f64,
+    /// Decode time, ms.
+    pub decode_ms: f64,
+}
+
+/// The run's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The host's PeerId.
+    pub host: String,
+    /// `direct` or `relayed`.
+    pub path: String,
+    /// What the session may do.
+    pub permissions: String,
+    /// Connect → first decoded frame, ms.
+    pub connect_to_first_frame_ms: Option<f64>,
+    /// Video frames decoded.
+    pub frames: u64,
+    /// Lossless tile updates applied.
+    pub tile_updates: u64,
+    /// Frames per second over the run.
+    pub fps: f64,
+    /// Received bitrate (video + tiles), kbit/s.
+    pub kbps: f64,
+    /// Seconds the session lasted.
+    pub seconds: f64,
+    /// Per frame.
+    pub frame_stats: Vec<FrameStat>,
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Connects, runs the session headless, writes the outputs and returns the report.
+pub async fn run_headless(
+    identity: &Identity,
+    dial: Dial,
+    request: AccessRequest,
+    opts: Headless,
+) -> Result<Report, ViewerError> {
+    let started = Instant::now();
+    let (peer, relayed, control, _swarm_task) = connect(identity, &dial).await?;
+    let mut control = control;
+    let stream = control
+        .open_stream(peer, SESSION)
+        .await
+        .map_err(|e| ViewerError::Connect(e.to_string()))?;
+    let (mut r, mut w) = stream.split();
+    let (initiator, msg1) = Initiator::start(identity, peer, request).map_err(StreamError::from)?;
+    w.write_all(&msg1).await.map_err(StreamError::from)?;
+    let msg2 = read_handshake(&mut r).await?;
+    let (msg3, transport, _host) = initiator.finish(&msg2).map_err(StreamError::from)?;
+    w.write_all(&msg3).await.map_err(StreamError::from)?;
+    w.flush().await.map_err(StreamError::from)?;
+    let transport = SharedTransport::new(transport);
+    let mut reader = Reader::new(r, transport.clone());
+
+    let permissions = loop {
+        match reader.next().await? {
+            Some(SessionMessage::Accepted(a)) => break a.permissions,
+            Some(SessionMessage::Waiting(wt)) => eprintln!(
+                "waiting for the owner to accept (request {}, up to {} s)…",
+                wt.request_id,
+                wt.timeout_ms / 1000
+            ),
+            Some(SessionMessage::Refused(r)) => {
+                return Err(ViewerError::Refused {
+                    code: r.code,
+                    message: r.message,
+                })
+            }
+            Some(SessionMessage::Bye(b)) => {
+                return Err(ViewerError::Ended {
+                    reason: b.reason,
+                    message: b.message,
+                })
+            }
+            Some(_) => {}
+            None => {
+                return Err(ViewerError::Connect(
+                    "the host closed the session during setup".into(),
+                ))
+            }
+        }
+    };
+    let path = if relayed { "relayed" } else { "direct" };
+    if permissions.is_view_only() {
+        eprintln!("connected {path}, view-only: the host ignores your input");
+    } else {
+        eprintln!("connected {path} with {permissions}");
+    }
+
+    // Everything the viewer sends goes through one writer task.
+    let (out_tx, mut out_rx) = mpsc::channel::<SessionMessage>(64);
+    let wt = transport.clone();
+    let writer = tokio::spawn(async move {
+        while let Some(m) = out_rx.recv().await {
+            let bye = matches!(m, SessionMessage::Bye(_));
+            send(&mut w, &wt, &m).await?;
+            if bye {
+                break;
+            }
+        }
+        w.close().await.map_err(StreamError::from)
+    });
+    let script = match &opts.input_script {
+        Some(p) => Some(script::load(p).map_err(ViewerError::Script)?),
+        None => None,
+    };
+    if let Some(events) = script {
+        let may_send = permissions.has(Permission::Control) || opts.force_input;
+        if !may_send {
+            eprintln!("view-only: not sending the input script (use --force-input to test the host's enforcement)");
+        } else {
+            let tx = out_tx.clone();
+            tokio::spawn(async move {
+                for (delay, ev) in events {
+                    tokio::time::sleep(delay).await;
+                    if tx.send(SessionMessage::Input(ev)).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    }
+
+    let result = receive(&mut reader, &opts, started, permissions).await;
+    // Say goodbye whatever happened; the host may already be gone.
+    if out_tx
+        .send(SessionMessage::Bye(Bye {
+            reason: ByeReason::Closed,
+            message: "viewer closed".into(),
+        }))
+        .await
+        .is_ok()
+    {
+        drop(out_tx);
+        match tokio::time::timeout(Duration::from_secs(2), writer).await {
+            Ok(Ok(Err(e))) => tracing::debug!(error = %e, "closing the session stream"),
+            Ok(Err(e)) => tracing::debug!(error = %e, "writer task failed"),
+            _ => {}
+        }
+    }
+    let (picture, mut report) = result?;
+    report.host = peer.to_string();
+    report.path = path.into();
+    if let Some(p) = &opts.snapshot {
+        picture.save_png(p).map_err(|reason| ViewerError::Output {
+            path: p.display().to_string(),
+            reason,
+        })?;
+    }
+    if let Some(p) = &opts.stats {
+        let json = serde_json::to_vec_pretty(&report).map_err(|e| ViewerError::Output {
+            path: p.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        std::fs::write(p, json).map_err(|e| ViewerError::Output {
+            path: p.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(report)
+}
+
+async fn receive<R: futures::AsyncRead + Unpin>(
+    reader: &mut Reader<R>,
+    opts: &Headless,
+    started: Instant,
+    permissions: Permissions,
+) -> Result<(Picture, Report), ViewerError> {
+    let mut picture = Picture::new()?;
+    let mut report = Report {
+        host: String::new(),
+        path: String::new(),
+        permissions: permissions.to_string(),
+        connect_to_first_frame_ms: None,
+        frames: 0,
+        tile_updates: 0,
+        fps: 0.0,
+        kbps: 0.0,
+        seconds: 0.0,
+        frame_stats: Vec::new(),
+    };
+    let t0 = Instant::now();
+    let deadline = opts.duration.map(|d| t0 + d);
+    let mut bytes = 0usize;
+    loop {
+        if opts.frames.is_some_and(|n| report.frames >= n) {
+            break;
+        }
+        let next = match deadline {
+            Some(d) => match tokio::time::timeout_at(d.into(), reader.next()).await {
+                Ok(m) => m?,
+                Err(_) => break,
+            },
+            None => reader.next().await?,
+        };
+        match next {
+            None => {
+                return Err(ViewerError::Ended {
+                    reason: ByeReason::Closed,
+                    message: "the host closed the session".into(),
+                })
+            }
+            Some(SessionMessage::Video(v)) => {
+                bytes += v.data.len();
+                let t = Instant::now();
+                let decoded = picture
+                    .video(&v)
+                    .map_err(|e| ViewerError::Connect(format!("decoding: {e}")))?;
+                if !decoded {
+                    continue;
+                }
+                let decode_ms = t.elapsed().as_secs_f64() * 1e3;
+                report.frames += 1;
+                if report.connect_to_first_frame_ms.is_none() {
+                    report.connect_to_first_frame_ms = Some(started.elapsed().as_secs_f64() * 1e3);
+                }
+                let latency_ms = now_us().saturating_sub(v.capture_us) as f64 / 1e3;
+                report.frame_stats.push(FrameStat {
+                    seq: v.seq,
+                    bytes: v.data.len(),
+                    keyframe: v.keyframe,
+                    latency_ms,
+                    decode_ms,
+                });
+            }
+            Some(SessionMessage::Tiles(t)) => {
+                bytes += t.tiles.iter().map(|t| t.data.len()).sum::<usize>();
+                picture
+                    .tiles(&t)
+                    .map_err(|e| ViewerError::Connect(format!("bad tiles from the host: {e}")))?;
+                report.tile_updates += 1;
+            }
+            Some(SessionMessage::Bye(b)) => {
+                return Err(ViewerError::Ended {
+                    reason: b.reason,
+                    message: b.message,
+                })
+            }
+            Some(SessionMessage::PermissionsChanged(p)) => {
+                report.permissions = p.permissions.to_string()
+            }
+            Some(_) => {}
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64().max(1e-3);
+    report.seconds = secs;
+    report.fps = report.frames as f64 / secs;
+    report.kbps = bytes as f64 * 8.0 / 1000.0 / secs;
+    Ok((picture, report))
+}
+
+/// Dials and waits for a connection to the host; returns its PeerId, whether the
+/// connection is relayed, a stream control, and the task driving the swarm.
+async fn connect(
+    identity: &Identity,
+    dial: &Dial,
+) -> Result<
+    (
+        PeerId,
+        bool,
+        libp2p_stream::Control,
+        tokio::task::JoinHandle<()>,
+    ),
+    ViewerError,
+> {
+    let mut swarm = build_swarm(identity, false).map_err(ViewerError::Connect)?;
+    let control = swarm.behaviour().stream.new_control();
+    if dial.addrs.is_empty() {
+        return Err(ViewerError::Connect("no address to dial".into()));
+    }
+    for addr in &dial.addrs {
+        let addr = match (dial.peer, addr.iter().last()) {
+            (Some(p), Some(Protocol::P2p(_))) | (Some(p), Some(Protocol::P2pCircuit)) => {
+                if matches!(addr.iter().last(), Some(Protocol::P2pCircuit)) {
+                    addr.clone().with(Protocol::P2p(p))
+                } else {
+                    addr.clone()
+                }
+            }
+            (Some(p), _) => addr.clone().with(Protocol::P2p(p)),
+            (None, _) => addr.clone(),
+        };
+        if let Err(e) = swarm.dial(addr.clone()) {
+            tracing::debug!(%addr, error = %e, "dial failed");
+        }
+    }
+    let (tx, rx) = oneshot::channel();
+    let expected = dial.peer;
+    let task = tokio::spawn(async move {
+        let mut tx = Some(tx);
+        let mut errors = Vec::new();
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::ConnectionEstablished {
+                    peer_id, endpoint, ..
+                } => {
+                    tracing::info!(%peer_id, addr = %endpoint.get_remote_address(), relayed = endpoint.is_relayed(), "connected");
+                    if expected.is_none_or(|p| p == peer_id) {
+                        if let Some(t) = tx.take() {
+                            // The caller may have timed out; then nothing waits for this.
+                            let _unused = t.send(Ok((peer_id, endpoint.is_relayed())));
+                        }
+                    }
+                }
+                SwarmEvent::OutgoingConnectionError { error, .. } => {
+                    if let libp2p::swarm::DialError::WrongPeerId { obtained, .. } = &error {
+                        if let (Some(t), Some(e)) = (tx.take(), expected) {
+                            let _unused = t.send(Err(ViewerError::KeyChanged {
+                                expected: e.to_string(),
+                                got: obtained.to_string(),
+                            }));
+                        }
+                    }
+                    errors.push(error.to_string());
+                }
+                SwarmEvent::Behaviour(crate::network::PeerBehaviourEvent::Dcutr(ev)) => {
+                    tracing::info!(?ev, "hole punching")
+                }
+                _ => {}
+            }
+        }
+    });
+    let (peer, relayed) = tokio::time::timeout(Duration::from_secs(15), rx)
+        .await
+        .map_err(|_| ViewerError::Connect("no connection after 15 s".into()))?
+        .map_err(|_| ViewerError::Connect("connection task ended".into()))??;
+    Ok((peer, relayed, control, task))
+}

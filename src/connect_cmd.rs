@@ -1,0 +1,363 @@
+//! `portico connect TARGET`: see and control another machine.
+//!
+//! TARGET is `IP[:PORT]`, `HOST:PORT` or a multiaddr (direct / LAN), an Internet-ID
+//! (`123 456 789`, looked up at the server), or a node path (`/Sales/pc-7`) once signed in.
+//! Host keys are pinned on first use (`DATA/known_hosts.toml`); a changed key is refused.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use libp2p::multiaddr::Protocol;
+use libp2p::{Multiaddr, PeerId};
+use portico_actors::viewer::{self, Dial, Headless};
+use portico_core::identity::{self, Identity};
+use portico_core::policy::{AccessKind, RequestedMode};
+use portico_core::ticket::TicketKind;
+use portico_core::wire::handshake::AccessRequest;
+use portico_core::wire::signal::*;
+use portico_core::InternetId;
+use serde::{Deserialize, Serialize};
+
+use crate::signin;
+
+/// How to ask for access.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum As {
+    /// Signed in: a server user if the host grants it (Custom Server Security); else as a
+    /// trusted key.
+    Auto,
+    /// As a trusted viewer key listed in the host's ACL.
+    Peer,
+    /// As a server user (needs `portico login`).
+    User,
+    /// As a visitor (needs `portico login`; the owner must accept).
+    Visitor,
+    /// As a guest (no account; the owner must accept).
+    Guest,
+}
+
+/// Arguments of `portico connect`.
+#[derive(Debug, Args)]
+pub(crate) struct ConnectArgs {
+    /// IP[:PORT], HOST:PORT, multiaddr, Internet-ID or node path.
+    target: String,
+    /// Server for Internet-ID lookups (default: the signed-in server).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    server: Option<String>,
+    /// How to ask for access.
+    #[arg(long = "as", value_enum, default_value = "auto")]
+    as_: As,
+    /// Display name shown to the owner (guests).
+    #[arg(long)]
+    name: Option<String>,
+    /// Message to the owner.
+    #[arg(long, default_value = "")]
+    message: String,
+    /// Ask for view-only access.
+    #[arg(long)]
+    view_only: bool,
+    /// No window: record frames, write a snapshot and stats (automation, tests).
+    #[arg(long)]
+    headless: bool,
+    /// Stop after N video frames (headless).
+    #[arg(long, value_name = "N")]
+    frames: Option<u64>,
+    /// Stop after SECS seconds (headless).
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
+    /// Write the last picture as PNG (headless).
+    #[arg(long, value_name = "FILE")]
+    snapshot: Option<PathBuf>,
+    /// Write per-frame stats and a summary as JSON (headless).
+    #[arg(long, value_name = "FILE")]
+    stats: Option<PathBuf>,
+    /// Play input events from a JSON-lines file (see docs/user-guide.md).
+    #[arg(long, value_name = "FILE")]
+    input_script: Option<PathBuf>,
+    /// Send scripted input even when granted view-only (to check the host drops it).
+    #[arg(long)]
+    force_input: bool,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct KnownHosts {
+    #[serde(default, rename = "host")]
+    hosts: Vec<KnownHost>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct KnownHost {
+    /// The target as typed (normalised).
+    target: String,
+    /// The host's PeerId.
+    peer_id: String,
+}
+
+fn known_path(data: &Path) -> PathBuf {
+    data.join("known_hosts.toml")
+}
+
+fn read_known(data: &Path) -> anyhow::Result<KnownHosts> {
+    match std::fs::read_to_string(known_path(data)) {
+        Ok(t) => {
+            toml::from_str(&t).with_context(|| format!("{} is invalid", known_path(data).display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KnownHosts::default()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn pinned_host(data: &Path, key: &str) -> anyhow::Result<Option<PeerId>> {
+    read_known(data)?
+        .hosts
+        .iter()
+        .find(|h| h.target == key)
+        .map(|h| h.peer_id.parse().context("bad PeerId in known_hosts.toml"))
+        .transpose()
+}
+
+fn pin_host(data: &Path, key: &str, peer: &PeerId) -> anyhow::Result<()> {
+    let mut k = read_known(data)?;
+    k.hosts.push(KnownHost {
+        target: key.to_string(),
+        peer_id: peer.to_string(),
+    });
+    identity::replace_private(&known_path(data), toml::to_string(&k)?.as_bytes())?;
+    let fp = libp2p::identity::PublicKey::try_decode_protobuf(peer.as_ref().digest())
+        .map(|k| identity::fingerprint(&k))
+        .unwrap_or_default();
+    eprintln!("pinned the host's key on first use: fingerprint {fp}");
+    Ok(())
+}
+
+fn direct_multiaddrs(target: &str) -> Option<Vec<Multiaddr>> {
+    if target.starts_with('/') {
+        return target.parse().ok().map(|a| vec![a]);
+    }
+    let default = portico_actors::network::DEFAULT_PORT;
+    if let Ok(sa) = target.parse::<std::net::SocketAddr>() {
+        let ip = Multiaddr::from(sa.ip());
+        return Some(vec![
+            ip.clone().with(Protocol::Tcp(sa.port())),
+            ip.with(Protocol::Udp(sa.port())).with(Protocol::QuicV1),
+        ]);
+    }
+    if let Ok(ip) = target.parse::<std::net::IpAddr>() {
+        let ip = Multiaddr::from(ip);
+        return Some(vec![
+            ip.clone().with(Protocol::Tcp(default)),
+            ip.with(Protocol::Udp(default)).with(Protocol::QuicV1),
+        ]);
+    }
+    let (host, port) = target.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    Some(vec![Multiaddr::empty()
+        .with(Protocol::Dns(host.to_string().into()))
+        .with(Protocol::Tcp(port))])
+}
+
+fn peer_in(addrs: &[Multiaddr]) -> Option<PeerId> {
+    addrs.iter().find_map(|a| {
+        a.iter()
+            .filter_map(|p| {
+                if let Protocol::P2p(p) = p {
+                    Some(p)
+                } else {
+                    None
+                }
+            })
+            .last()
+    })
+}
+
+struct Resolved {
+    dial: Dial,
+    pin_key: String,
+}
+
+async fn resolve(
+    data: &Path,
+    identity: &Identity,
+    args: &ConnectArgs,
+    session: Option<&signin::Session>,
+) -> anyhow::Result<Resolved> {
+    let looks_like_id = args
+        .target
+        .chars()
+        .all(|c| c.is_ascii_digit() || c == ' ' || c == '-')
+        && args.target.chars().any(|c| c.is_ascii_digit());
+    if looks_like_id {
+        let id: InternetId = args.target.parse()?;
+        let found = lookup(data, identity, args, session, LookupTarget::Id(id)).await?;
+        return found_to_dial(found, format!("id:{}", id.as_u32()));
+    }
+    if let Some(addrs) = direct_multiaddrs(&args.target) {
+        let key = addrs.first().map(|a| a.to_string()).unwrap_or_default();
+        return Ok(Resolved {
+            dial: Dial {
+                peer: peer_in(&addrs),
+                addrs,
+            },
+            pin_key: key,
+        });
+    }
+    if args.target.starts_with('/') {
+        let found = lookup(
+            data,
+            identity,
+            args,
+            session,
+            LookupTarget::Path(args.target.clone()),
+        )
+        .await?;
+        return found_to_dial(found, format!("path:{}", args.target));
+    }
+    bail!("cannot understand target {:?}: give IP[:PORT], HOST:PORT, a multiaddr, an Internet-ID (123 456 789) or a node path (/Folder/host)", args.target)
+}
+
+fn found_to_dial(f: Found, key: String) -> anyhow::Result<Resolved> {
+    let peer = PeerId::try_from(&f.peer).context("the server returned an invalid PeerId")?;
+    if !f.online {
+        eprintln!("note: the server has not heard from this host recently; trying anyway");
+    }
+    let mut addrs: Vec<Multiaddr> = f
+        .addrs
+        .iter()
+        .chain(f.relay_addrs.iter())
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    addrs.dedup();
+    Ok(Resolved {
+        dial: Dial {
+            addrs,
+            peer: Some(peer),
+        },
+        pin_key: key,
+    })
+}
+
+async fn lookup(
+    data: &Path,
+    identity: &Identity,
+    args: &ConnectArgs,
+    session: Option<&signin::Session>,
+    target: LookupTarget,
+) -> anyhow::Result<Found> {
+    let (client, token) = match (&args.server, session) {
+        (Some(s), _) => (signin::connect(data, identity, s).await?.0, session.and_then(|s| hex::decode(&s.token).ok()).map(SessionToken)),
+        (None, Some(s)) => {
+            let (c, t) = signin::connect_session(identity, s).await?;
+            (c, Some(t))
+        }
+        (None, None) => bail!("to connect by Internet-ID or node path, give --server HOST or sign in with `portico login`"),
+    };
+    match client
+        .request(SignalRequest::Lookup(Lookup {
+            target,
+            session: token,
+        }))
+        .await?
+    {
+        SignalResponse::Found(f) => Ok(f),
+        SignalResponse::Error(e) if e.code == ErrorCode::NotFound => {
+            bail!("no host with that Internet-ID or path at this server")
+        }
+        SignalResponse::Error(e) => bail!("{}", e.message),
+        other => bail!("unexpected answer from the server: {other:?}"),
+    }
+}
+
+async fn ticket(
+    identity: &Identity,
+    session: &signin::Session,
+    host: PeerId,
+    kind: TicketKind,
+) -> anyhow::Result<portico_core::ticket::SignedTicket> {
+    let (client, token) = signin::connect_session(identity, session).await?;
+    match client
+        .request(SignalRequest::IssueTicket(IssueTicket {
+            session: token,
+            host: host.into(),
+            kind,
+        }))
+        .await?
+    {
+        SignalResponse::Ticket(t) => Ok(t),
+        SignalResponse::Error(e) => bail!("the server refused a ticket: {}", e.message),
+        other => bail!("unexpected answer from the server: {other:?}"),
+    }
+}
+
+pub(crate) fn run(data: &Path, identity: Identity, args: ConnectArgs) -> anyhow::Result<()> {
+    if !args.headless {
+        bail!(
+            "this build has no native window yet; use --headless (with --snapshot/--stats) for now"
+        );
+    }
+    let session = signin::load_session(data)?;
+    let kind = match (args.as_, &session) {
+        (As::Auto, Some(_)) => AccessKind::User,
+        (As::Auto, None) | (As::Peer, _) => AccessKind::Peer,
+        (As::User, _) => AccessKind::User,
+        (As::Visitor, _) => AccessKind::Visitor,
+        (As::Guest, _) => AccessKind::Guest,
+    };
+    if let Some(s) = &session {
+        if s.force_server_security && kind != AccessKind::User {
+            bail!("account {} may only connect as a server user (custom server security); drop --as {:?} or sign out first", s.user, args.as_);
+        }
+    }
+    let rt = crate::runtime()?;
+    rt.block_on(async {
+        let mut resolved = resolve(data, &identity, &args, session.as_ref()).await?;
+        let pinned = pinned_host(data, &resolved.pin_key)?;
+        match (pinned, resolved.dial.peer) {
+            (Some(p), Some(q)) if p != q => bail!("the host's key changed: {} was pinned for {}, but {} answers. Refusing to connect (remove it from known_hosts.toml only if you know why it changed)", p, resolved.pin_key, q),
+            (Some(p), None) => resolved.dial.peer = Some(p),
+            _ => {}
+        }
+        let mut tickets = Vec::new();
+        if matches!(kind, AccessKind::User | AccessKind::Visitor) {
+            let s = session.as_ref().context("sign in first with `portico login` to connect as a server user or visitor")?;
+            let host = resolved.dial.peer.context("the host's key is unknown; connect once by Internet-ID or pin it first")?;
+            let tk = if kind == AccessKind::User { TicketKind::User } else { TicketKind::Visitor };
+            tickets.push(ticket(&identity, s, host, tk).await?);
+        }
+        let request = AccessRequest {
+            kind,
+            display_name: args.name.clone().or_else(|| session.as_ref().map(|s| s.user.clone())).unwrap_or_default(),
+            message: args.message.clone(),
+            tickets,
+            mode: if args.view_only { RequestedMode::ViewOnly } else { RequestedMode::Interactive },
+            agent: format!("portico/{}", env!("CARGO_PKG_VERSION")),
+        };
+        let opts = Headless {
+            frames: args.frames,
+            duration: args.duration.map(Duration::from_secs_f64),
+            snapshot: args.snapshot.clone(),
+            stats: args.stats.clone(),
+            input_script: args.input_script.clone(),
+            force_input: args.force_input,
+        };
+        let was_pinned = pinned.is_some();
+        let report = viewer::run_headless(&identity, resolved.dial.clone(), request, opts).await?;
+        if !was_pinned {
+            pin_host(data, &resolved.pin_key, &report.host.parse()?)?;
+        }
+        println!(
+            "path {}  frames {}  fps {:.1}  kbit/s {:.0}  first frame {} ms  permissions {}",
+            report.path,
+            report.frames,
+            report.fps,
+            report.kbps,
+            report.connect_to_first_frame_ms.map(|m| format!("{m:.0}")).unwrap_or_else(|| "-".into()),
+            report.permissions
+        );
+        if let Some(p) = &args.snapshot {
+            println!("snapshot {}", p.display());
+        }
+        Ok(())
+    })
+}

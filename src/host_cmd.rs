@@ -1,0 +1,139 @@
+//! `portico host`: share this display.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use portico_actors::capture::Pacing;
+use portico_actors::host::{self, HostConfig, HostFile};
+use portico_actors::network::ServerLink;
+use portico_core::identity::Identity;
+use portico_core::policy::HostSettings;
+
+/// Arguments of `portico host`.
+#[derive(Debug, Args)]
+pub(crate) struct HostArgs {
+    /// Register with this server (HOST[:PORT]) for an Internet-ID, relaying and access control.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    server: Option<String>,
+    /// Node path wanted at the server on first registration (e.g. /Sales/pc-7).
+    #[arg(long, value_name = "PATH")]
+    name: Option<String>,
+    /// Listen address, IP:PORT (TCP and QUIC) or a multiaddr; repeatable. Default 0.0.0.0:5650.
+    #[arg(long, value_name = "ADDR")]
+    listen: Vec<String>,
+    /// Monitor to share (0 = primary).
+    #[arg(long)]
+    monitor: Option<usize>,
+    /// Target frames per second.
+    #[arg(long)]
+    fps: Option<u32>,
+    /// Config file (TOML): listen, server, name, monitor, fps, allow_guests, allow_visitors,
+    /// no_mdns and [[acl]] entries.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Turn off mDNS LAN discovery.
+    #[arg(long)]
+    no_mdns: bool,
+}
+
+/// Writes to stdout; a closed stdout must not stop the host.
+pub(crate) fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        tracing::debug!(error = %e, "stdout closed");
+    }
+}
+
+pub(crate) fn run(data: &Path, identity: Identity, args: HostArgs) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(p) => HostFile::read(p)?,
+        None => HostFile::default(),
+    };
+    let listen_specs = if !args.listen.is_empty() {
+        args.listen.clone()
+    } else if !file.listen.is_empty() {
+        file.listen.clone()
+    } else {
+        vec![format!("0.0.0.0:{}", portico_actors::network::DEFAULT_PORT)]
+    };
+    let mut listen = Vec::new();
+    for spec in &listen_specs {
+        listen.extend(host::listen_addrs(spec)?);
+    }
+    let server_spec = args.server.clone().or(file.server.clone());
+    let name = args.name.clone().or(file.name.clone());
+    let rt = crate::runtime()?;
+    let server = match server_spec {
+        Some(s) => {
+            // Pins the server key on first contact (and refuses a changed one).
+            let (client, _) = rt.block_on(crate::signin::connect(data, &identity, &s))?;
+            let link = ServerLink {
+                addr: portico_signal::client::server_multiaddr(&s)?,
+                peer: client.server_peer(),
+                name,
+            };
+            drop(client);
+            Some(link)
+        }
+        None => None,
+    };
+    drop(rt);
+    let pacing = Pacing {
+        fps: args.fps.or(file.fps).unwrap_or(30).clamp(1, 120),
+        ..Pacing::default()
+    };
+    let config = HostConfig {
+        listen,
+        server,
+        settings: HostSettings {
+            allow_guests: file.allow_guests,
+            allow_visitors: file.allow_visitors,
+        },
+        acl: file.acl.clone(),
+        monitor: args.monitor.unwrap_or(file.monitor),
+        pacing,
+        mdns: !(args.no_mdns || file.no_mdns),
+        source: None,
+    };
+    let system = actix::System::new();
+    system.block_on(async move {
+        let handle = host::start(identity.clone(), config).await?;
+        say(&format!("Portico host {}", env!("CARGO_PKG_VERSION")));
+        say(&format!("PeerId:      {}", identity.peer_id()));
+        say(&format!("Fingerprint: {}", identity.fingerprint()));
+        for a in &handle.status.borrow().listen {
+            say(&format!("Listening:   {a}"));
+        }
+        if file.acl.is_empty() {
+            say("ACL:         empty (no viewer key or server user is allowed yet; see `portico host --help`)");
+        }
+        let mut status = handle.status.clone();
+        let mut shown_id = false;
+        let mut shown_relay = false;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("watching SIGTERM")?;
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                changed = status.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let s = status.borrow().clone();
+                    if let (Some(r), false) = (&s.registered, shown_id) {
+                        shown_id = true;
+                        say(&format!("Internet-ID: {} ({} at {})", r.internet_id, r.node_path, r.server_name));
+                    }
+                    if s.relayed && !shown_relay {
+                        shown_relay = true;
+                        say("Relay:       reservation held at the server (reachable from outside the LAN)");
+                    }
+                }
+            }
+        }
+        say("stopping");
+        anyhow::Ok(())
+    })
+}
