@@ -79,6 +79,9 @@ pub(crate) struct ConnectArgs {
     /// Send scripted input even when granted view-only (to check the host drops it).
     #[arg(long)]
     force_input: bool,
+    /// Dial only relayed addresses (Internet-ID targets): checks the relay path.
+    #[arg(long)]
+    relay_only: bool,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -312,6 +315,12 @@ pub(crate) fn run(data: &Path, identity: Identity, args: ConnectArgs) -> anyhow:
     let rt = crate::runtime()?;
     rt.block_on(async {
         let mut resolved = resolve(data, &identity, &args, session.as_ref()).await?;
+        if args.relay_only {
+            resolved.dial.addrs.retain(|a| a.iter().any(|p| matches!(p, Protocol::P2pCircuit)));
+            if resolved.dial.addrs.is_empty() {
+                bail!("--relay-only: the server knows no relayed address for this host (is it registered with a relay reservation?)");
+            }
+        }
         let pinned = pinned_host(data, &resolved.pin_key)?;
         match (pinned, resolved.dial.peer) {
             (Some(p), Some(q)) if p != q => bail!("the host's key changed: {} was pinned for {}, but {} answers. Refusing to connect (remove it from known_hosts.toml only if you know why it changed)", p, resolved.pin_key, q),

@@ -305,3 +305,235 @@ fn view_only_entry_drops_input_and_unknown_keys_are_refused() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Starts a signal server in-process; returns the runtime (keep it), the server and its port.
+fn start_server(dir: &Path) -> (tokio::runtime::Runtime, portico_signal::Running, u16) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let running = rt.block_on(async {
+        let (id, _) = portico_core::identity::Identity::load_or_create(dir).unwrap();
+        let config = portico_signal::Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
+        };
+        portico_signal::start(config, id, portico_signal::Store::open(dir).unwrap(), dir)
+            .await
+            .unwrap()
+    });
+    let port = running
+        .listen_addrs
+        .iter()
+        .find_map(|a| {
+            a.iter().find_map(|p| {
+                if let libp2p::multiaddr::Protocol::Tcp(p) = p {
+                    Some(p)
+                } else {
+                    None
+                }
+            })
+        })
+        .unwrap();
+    (rt, running, port)
+}
+
+#[test]
+fn connect_by_internet_id_direct_and_through_the_relay() {
+    let x = Xvfb::start();
+    x.draw(&x11::desktop(2));
+    let dir = tempfile::tempdir().unwrap();
+    let (_rt, _server, port) = start_server(&dir.path().join("server"));
+    let server = format!("127.0.0.1:{port}");
+    let viewer = dir.path().join("viewer");
+    let vpeer = peer_of(&viewer);
+    let mut host = Host::start(
+        &x,
+        &dir.path().join("host"),
+        &acl(&vpeer, "view,control"),
+        &["--server", &server, "--name", "/Lab/pc-1"],
+    );
+    let id_line = host.wait_line("Internet-ID:");
+    assert!(id_line.contains("/Lab/pc-1"), "{id_line}");
+    let id: String = id_line.split(" (").next().unwrap().to_string();
+    host.wait_line("Relay:");
+
+    let st = dir.path().join("direct.json");
+    let out = ok(&connect(
+        &viewer,
+        &id,
+        &[
+            "--server",
+            &server,
+            "--duration",
+            "1.5",
+            "--stats",
+            st.to_str().unwrap(),
+        ],
+    ));
+    assert!(out.contains("path direct"), "{out}");
+    assert_eq!(stats(&st).str_field("path"), "direct");
+
+    let st = dir.path().join("relayed.json");
+    let snap = dir.path().join("relayed.png");
+    let out = ok(&connect(
+        &viewer,
+        &id,
+        &[
+            "--server",
+            &server,
+            "--relay-only",
+            "--duration",
+            "2.5",
+            "--stats",
+            st.to_str().unwrap(),
+            "--snapshot",
+            snap.to_str().unwrap(),
+        ],
+    ));
+    assert!(out.contains("path relayed"), "{out}");
+    assert_eq!(stats(&st).str_field("path"), "relayed");
+    assert!(psnr_png(&snap, &x.grab()) >= 45.0);
+
+    // A typo in the ID is caught before anything is sent.
+    let mut typo: Vec<char> = id.chars().collect();
+    let last = typo.len() - 1;
+    typo[last] = if typo[last] == '0' { '1' } else { '0' };
+    let typo: String = typo.into_iter().collect();
+    let out = connect(&viewer, &typo, &["--server", &server, "--frames", "1"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("typo"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Opens a raw `/portico/session/1` stream to `addr` (keep the runtime and swarm task alive).
+fn raw_stream(
+    identity: &portico_core::identity::Identity,
+    addr: &str,
+) -> (tokio::runtime::Runtime, libp2p::Stream, libp2p::PeerId) {
+    use futures::StreamExt;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (stream, peer) = rt.block_on(async {
+        let mut swarm = portico_actors::network::build_swarm(identity, false).unwrap();
+        let mut control = swarm.behaviour().stream.new_control();
+        let ma: libp2p::Multiaddr = addr.parse().unwrap();
+        let peer = ma
+            .iter()
+            .find_map(|p| {
+                if let libp2p::multiaddr::Protocol::P2p(p) = p {
+                    Some(p)
+                } else {
+                    None
+                }
+            })
+            .unwrap();
+        swarm.dial(ma).unwrap();
+        tokio::spawn(async move {
+            loop {
+                swarm.select_next_some().await;
+            }
+        });
+        let s = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match control
+                    .open_stream(peer, portico_actors::network::SESSION)
+                    .await
+                {
+                    Ok(s) => break s,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        })
+        .await
+        .unwrap();
+        (s, peer)
+    });
+    (rt, stream, peer)
+}
+
+#[test]
+fn a_stalled_viewer_does_not_stall_another_and_garbage_does_not_hurt_the_host() {
+    use futures::{AsyncReadExt, AsyncWriteExt};
+    use portico_core::noise::Initiator;
+    use portico_core::wire::handshake::AccessRequest;
+
+    let x = Xvfb::start();
+    x.draw(&x11::desktop(0));
+    let dir = tempfile::tempdir().unwrap();
+    let viewer = dir.path().join("viewer");
+    let vpeer = peer_of(&viewer);
+    let (stalled_id, _) = portico_core::identity::Identity::load_or_create(&viewer).unwrap();
+    let mut host = Host::start(
+        &x,
+        &dir.path().join("host"),
+        &acl(&vpeer, "view,control"),
+        &[],
+    );
+    let addr = host.tcp_addr();
+
+    // Garbage: a 4 GiB length prefix, then random bytes, then a truncated handshake.
+    for junk in [
+        vec![0xff, 0xff, 0xff, 0xff, 1, 2, 3],
+        b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+        vec![0, 0, 0, 40, 1, 2],
+    ] {
+        let (rt, mut s, _) = raw_stream(&portico_core::identity::Identity::generate(), &addr);
+        rt.block_on(async {
+            s.write_all(&junk).await.unwrap();
+            s.close().await.ok();
+            let mut buf = [0u8; 16];
+            let _ = tokio::time::timeout(Duration::from_secs(12), s.read(&mut buf)).await;
+        });
+    }
+
+    // A viewer that completes the handshake, is accepted, and then never reads again.
+    let (rt, mut stalled, peer) = raw_stream(&stalled_id, &addr);
+    rt.block_on(async {
+        let req = AccessRequest {
+            kind: portico_core::policy::AccessKind::Peer,
+            display_name: "stalled".into(),
+            message: String::new(),
+            tickets: vec![],
+            mode: portico_core::policy::RequestedMode::Interactive,
+            agent: "test".into(),
+        };
+        let (ini, m1) = Initiator::start(&stalled_id, peer, req).unwrap();
+        stalled.write_all(&m1).await.unwrap();
+        let mut prefix = [0u8; 4];
+        stalled.read_exact(&mut prefix).await.unwrap();
+        let mut m2 = vec![0u8; u32::from_be_bytes(prefix) as usize];
+        stalled.read_exact(&mut m2).await.unwrap();
+        let (m3, _t, _) = ini.finish(&m2).unwrap();
+        stalled.write_all(&m3).await.unwrap();
+        stalled.flush().await.unwrap();
+    });
+
+    // The screen keeps changing while the healthy viewer watches.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (s2, display) = (stop.clone(), x.display.clone());
+    let animator = std::thread::spawn(move || {
+        let x = x11::Xvfb::attach(&display);
+        let mut t = 1;
+        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+            x.draw(&x11::desktop(t));
+            t += 1;
+            std::thread::sleep(Duration::from_millis(40));
+        }
+    });
+    let st = dir.path().join("stats.json");
+    let out = connect(
+        &viewer,
+        &addr,
+        &["--duration", "3", "--stats", st.to_str().unwrap()],
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    animator.join().unwrap();
+    ok(&out);
+    let frames = stats(&st).num_field("frames");
+    assert!(
+        frames >= 10.0,
+        "the healthy viewer got only {frames} frames while another viewer stalled"
+    );
+    drop(stalled);
+    drop(rt);
+}

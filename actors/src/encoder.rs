@@ -187,6 +187,10 @@ struct State {
     force_key: bool,
     /// Per tile: the viewer has it losslessly.
     synced: Vec<bool>,
+    /// Damage of frames rate control skipped, carried into the next frame.
+    carried: Vec<usize>,
+    /// The capture reported the screen still and nothing changed since.
+    at_rest: bool,
     monitor: u8,
 }
 
@@ -208,6 +212,8 @@ fn encode_loop(
         seq: 0,
         force_key: true,
         synced: Vec::new(),
+        carried: Vec::new(),
+        at_rest: false,
         monitor,
     };
     loop {
@@ -230,6 +236,10 @@ fn encode_loop(
                 let all: Vec<usize> = (0..grid.len()).collect();
                 let at = st.last_capture_us;
                 encode_video(&mut st, &out, grid, &rgba, &all, at);
+                // At rest the capture will not report "still" again: refresh losslessly now.
+                if st.at_rest {
+                    send_tiles(&mut st, &out, grid, &rgba);
+                }
             }
         }
         let frame = match frames.recv_timeout(Duration::from_millis(20)) {
@@ -243,9 +253,11 @@ fn encode_loop(
             st.yuv = None;
             st.force_key = true;
             st.synced = vec![false; frame.grid.len()];
+            st.carried.clear();
         }
         st.last = Some(frame.rgba.clone());
         st.last_capture_us = frame.capture_us;
+        st.at_rest = frame.still;
         if frame.still {
             send_tiles(&mut st, &out, frame.grid, &frame.rgba);
         } else {
@@ -323,6 +335,7 @@ fn encode_video(
         }
     };
     if data.is_empty() {
+        st.carried.extend_from_slice(changed);
         return;
     }
     if keyframe {

@@ -23,13 +23,16 @@ pub const H: u32 = 720;
 /// A running Xvfb, killed on drop.
 pub struct Xvfb {
     pub display: String,
-    child: Child,
+    /// The server process; `None` for a handle on a display owned elsewhere.
+    child: Option<Child>,
 }
 
 impl Drop for Xvfb {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
@@ -59,19 +62,27 @@ impl Xvfb {
             let display = format!(":{n}");
             let mut x = Xvfb {
                 display: display.clone(),
-                child,
+                child: Some(child),
             };
             for _ in 0..100 {
                 if RustConnection::connect(Some(&display)).is_ok() {
                     return x;
                 }
-                if let Ok(Some(_)) = x.child.try_wait() {
+                if let Some(Ok(Some(_))) = x.child.as_mut().map(Child::try_wait) {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
         panic!("could not start Xvfb");
+    }
+
+    /// A handle on an Xvfb another handle owns (it is not killed on drop of this one).
+    pub fn attach(display: &str) -> Xvfb {
+        Xvfb {
+            display: display.to_string(),
+            child: None,
+        }
     }
 
     fn conn(&self) -> (RustConnection, u32) {
