@@ -35,6 +35,7 @@ demo: build
 # Benchmarks print figures (docs/performance.md); release build, not part of `make test`.
 bench: deps
 	$(CARGO) build --release --locked -p portico-simulations -p portico-signal
+	target/release/media_bench
 	target/release/signal_load --hosts 1000 --lookups 500 --duration 10
 
 lint: deps

@@ -110,6 +110,8 @@ pub struct FrameStat {
     pub latency_ms: f64,
     /// Decode time, ms.
     pub decode_ms: f64,
+    /// Arrival, ms since the session was accepted.
+    pub at_ms: f64,
 }
 
 /// The run's figures.
@@ -337,6 +339,7 @@ async fn receive<R: futures::AsyncRead + Unpin>(
                     keyframe: v.keyframe,
                     latency_ms,
                     decode_ms,
+                    at_ms: t0.elapsed().as_secs_f64() * 1e3,
                 });
             }
             Some(SessionMessage::Tiles(t)) => {

@@ -1,9 +1,12 @@
 //! Portico's simulations and benchmarks: each is a binary under `src/bin/` that prints
 //! figures (see docs/performance.md for the commands and recorded results).
 //!
+//! - `media_bench`: per-stage media costs and end-to-end fps/latency over loopback.
 //! - `signal_load`: N simulated hosts registering and heartbeating against a real
 //!   `portico-signal` process, M lookups per second; prints registrations/s, lookup
 //!   latency percentiles and server memory per registered host.
+
+pub mod desktop;
 
 /// Percentile of sorted samples (nearest rank); `None` when empty.
 pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
