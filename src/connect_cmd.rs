@@ -79,6 +79,9 @@ pub(crate) struct ConnectArgs {
     /// Send scripted input even when granted view-only (to check the host drops it).
     #[arg(long)]
     force_input: bool,
+    /// Target video bitrate in kbit/s (the host re-creates its encoder with a keyframe).
+    #[arg(long, value_name = "KBPS")]
+    bitrate: Option<u32>,
     /// Dial only relayed addresses (Internet-ID targets): checks the relay path.
     #[arg(long)]
     relay_only: bool,
@@ -349,6 +352,7 @@ pub(crate) fn run(data: &Path, identity: Identity, args: ConnectArgs) -> anyhow:
             stats: args.stats.clone(),
             input_script: args.input_script.clone(),
             force_input: args.force_input,
+            bitrate: args.bitrate.map(|k| k.saturating_mul(1000)),
         };
         let was_pinned = pinned.is_some();
         let report = viewer::run_headless(&identity, resolved.dial.clone(), request, opts).await?;

@@ -36,6 +36,18 @@ pub(crate) struct HostArgs {
     /// Turn off mDNS LAN discovery.
     #[arg(long)]
     no_mdns: bool,
+    /// Allow guests (no account; the owner accepts each one). Off by default.
+    #[arg(long)]
+    allow_guests: bool,
+    /// Allow visitors (signed in at the server; the owner accepts each one). Off by default.
+    #[arg(long)]
+    allow_visitors: bool,
+    /// Owner console address (loopback only); `off` disables it.
+    #[arg(long, value_name = "IP:PORT|off", default_value = "127.0.0.1:5651")]
+    console: String,
+    /// Seconds the owner has to answer a request before it counts as refused.
+    #[arg(long, value_name = "SECS")]
+    owner_timeout: Option<u64>,
 }
 
 /// Writes to stdout; a closed stdout must not stop the host.
@@ -88,14 +100,28 @@ pub(crate) fn run(data: &Path, identity: Identity, args: HostArgs) -> anyhow::Re
         listen,
         server,
         settings: HostSettings {
-            allow_guests: file.allow_guests,
-            allow_visitors: file.allow_visitors,
+            allow_guests: args.allow_guests || file.allow_guests,
+            allow_visitors: args.allow_visitors || file.allow_visitors,
         },
         acl: file.acl.clone(),
         monitor: args.monitor.unwrap_or(file.monitor),
         pacing,
         mdns: !(args.no_mdns || file.no_mdns),
         source: None,
+        owner_timeout: std::time::Duration::from_secs(
+            args.owner_timeout
+                .or(file.owner_timeout)
+                .unwrap_or(60)
+                .clamp(1, 3600),
+        ),
+        data_dir: Some(data.to_path_buf()),
+        console: match args.console.as_str() {
+            "off" => None,
+            a => Some(
+                a.parse()
+                    .with_context(|| format!("--console {a:?}: use IP:PORT on loopback, or off"))?,
+            ),
+        },
     };
     let system = actix::System::new();
     system.block_on(async move {
@@ -106,7 +132,10 @@ pub(crate) fn run(data: &Path, identity: Identity, args: HostArgs) -> anyhow::Re
         for a in &handle.status.borrow().listen {
             say(&format!("Listening:   {a}"));
         }
-        if file.acl.is_empty() {
+        if let Some(url) = &handle.console_url {
+            say(&format!("Console:     {url}"));
+        }
+        if file.acl.is_empty() && !(args.allow_guests || file.allow_guests || args.allow_visitors || file.allow_visitors) {
             say("ACL:         empty (no viewer key or server user is allowed yet; see `portico host --help`)");
         }
         let mut status = handle.status.clone();

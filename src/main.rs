@@ -10,6 +10,7 @@ use portico_core::identity::{self, Identity};
 mod cli_id;
 mod connect_cmd;
 mod host_cmd;
+mod owner_cmd;
 mod signin;
 
 /// Portico: self-hostable peer-to-peer remote desktop.
@@ -57,6 +58,31 @@ enum Command {
     Host(host_cmd::HostArgs),
     /// Connect to a host: IP[:PORT], HOST:PORT, multiaddr, Internet-ID or node path.
     Connect(connect_cmd::ConnectArgs),
+    /// Requests waiting for the owner of the running host.
+    Requests,
+    /// Accept a waiting request.
+    Accept {
+        /// Request number (from `portico requests`).
+        id: u64,
+        /// Accept view-only.
+        #[arg(long)]
+        view_only: bool,
+        /// Time limit (90s, 30m, 1h); default until kicked.
+        #[arg(long = "for", value_name = "DURATION")]
+        for_: Option<String>,
+    },
+    /// Refuse a waiting request.
+    Refuse {
+        /// Request number.
+        id: u64,
+    },
+    /// Live sessions on the running host.
+    Sessions,
+    /// End a live session ("disconnected by the owner").
+    Kick {
+        /// Session number (from `portico sessions`).
+        id: u64,
+    },
     /// List the server's node tree with online state.
     Nodes {
         /// Subtree to list.
@@ -128,6 +154,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let (id, _) = load_identity(&data)?;
             connect_cmd::run(&data, id, args)
         }
+        Command::Requests => owner_cmd::requests(&data),
+        Command::Accept {
+            id,
+            view_only,
+            for_,
+        } => owner_cmd::accept(&data, id, view_only, for_.as_deref()),
+        Command::Refuse { id } => owner_cmd::refuse(&data, id),
+        Command::Sessions => owner_cmd::sessions(&data),
+        Command::Kick { id } => owner_cmd::kick(&data, id),
         Command::Nodes { path } => {
             let (id, _) = load_identity(&data)?;
             runtime()?.block_on(signin::nodes(&data, &id, &path))

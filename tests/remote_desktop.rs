@@ -65,7 +65,13 @@ impl Host {
             .arg("host")
             .arg("--config")
             .arg(&cfg)
-            .args(["--listen", "127.0.0.1:0", "--no-mdns"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--no-mdns",
+                "--console",
+                "127.0.0.1:0",
+            ])
             .args(extra)
             .env("DISPLAY", &x.display)
             .stdout(Stdio::piped())

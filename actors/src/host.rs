@@ -42,6 +42,8 @@ pub struct HostFile {
     pub allow_visitors: bool,
     /// Disable mDNS LAN discovery.
     pub no_mdns: bool,
+    /// Seconds the owner has to answer a request (default 60).
+    pub owner_timeout: Option<u64>,
     /// Access-control list.
     pub acl: Vec<AclEntry>,
 }
@@ -65,6 +67,9 @@ pub enum HostError {
         /// Why.
         reason: String,
     },
+    /// The audit log cannot be used.
+    #[error("host audit log: {0}")]
+    AuditLog(String),
     /// No screen to capture.
     #[error("cannot capture the screen: {0}")]
     Capture(String),
@@ -131,6 +136,12 @@ pub struct HostConfig {
     pub mdns: bool,
     /// A frame source to use instead of the X display (benchmarks).
     pub source: Option<Box<dyn FrameSource>>,
+    /// How long the owner has to answer a request.
+    pub owner_timeout: Duration,
+    /// The data directory (audit log, console token); none: no audit log, no console.
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Where the owner console listens (loopback), when on.
+    pub console: Option<std::net::SocketAddr>,
 }
 
 /// A running host.
@@ -143,6 +154,8 @@ pub struct HostHandle {
     pub access: Addr<AccessControl>,
     /// Input events dropped from sessions without `control`.
     pub dropped_input: Arc<AtomicU64>,
+    /// The owner console's URL (with its token), when on.
+    pub console_url: Option<String>,
     /// Keeps the capture actor alive (actix stops an actor nobody addresses).
     _capture: Addr<Capture>,
 }
@@ -161,7 +174,22 @@ pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle,
     let encoder = Encoder::new(frames, config.monitor as u8, viewers.clone()).start();
     let capture = Capture::new(source, config.pacing, viewers, to_encoder).start();
     let input = Input::new().start();
-    let access = AccessControl::new(identity.peer_id(), config.settings, config.acl).start();
+    let audit = match &config.data_dir {
+        Some(d) => Some(
+            crate::audit_log::AuditLog::open(&d.join("audit.jsonl"))
+                .map_err(HostError::AuditLog)?,
+        ),
+        None => None,
+    };
+    let access = AccessControl::new(
+        identity.peer_id(),
+        config.settings,
+        config.acl,
+        config.owner_timeout,
+        audit,
+    )
+    .start();
+    let peers: crate::network::PeerAddrs = Default::default();
 
     let mut swarm = build_swarm(&identity, config.mdns).map_err(HostError::Network)?;
     for addr in &config.listen {
@@ -187,6 +215,7 @@ pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle,
         input,
         monitors,
         dropped_input: dropped_input.clone(),
+        peers: peers.clone(),
     };
     actix::spawn(async move {
         while let Some((peer, stream)) = incoming.next().await {
@@ -194,7 +223,16 @@ pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle,
         }
     });
     let (status_tx, mut status) = watch::channel(HostStatus::default());
-    Network::new(swarm, config.server, access.clone(), status_tx).start();
+    Network::new(swarm, config.server, access.clone(), status_tx, peers).start();
+    let console = match (config.console, &config.data_dir) {
+        (Some(addr), Some(dir)) => Some(crate::console::start(addr, dir, access.clone()).map_err(
+            |e| HostError::Listen {
+                addr: addr.to_string(),
+                reason: e,
+            },
+        )?),
+        _ => None,
+    };
     // Wait for the listeners to come up (port 0 resolves here).
     let ready = tokio::time::timeout(
         Duration::from_secs(10),
@@ -213,6 +251,7 @@ pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle,
         status,
         access,
         dropped_input,
+        console_url: console,
         _capture: capture,
     })
 }

@@ -10,7 +10,9 @@
 //! Viewer: [`viewer::run_headless`] dials, handshakes, decodes and composes the picture.
 
 pub mod access;
+pub mod audit_log;
 pub mod capture;
+pub mod console;
 pub mod encoder;
 pub mod host;
 pub mod input;

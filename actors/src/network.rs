@@ -25,7 +25,11 @@ use portico_core::wire::signal::{
 use portico_signal::codec::{SignalCodec, PROTOCOL as SIGNAL};
 use tokio::sync::watch;
 
-use crate::access::{AccessControl, ServerTrust, SetServer};
+use crate::access::{AccessControl, ServerChange, ServerTrust, SetServer};
+
+/// The remote address (as text) and relayed flag of each connected peer's latest connection.
+pub type PeerAddrs =
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<PeerId, (String, bool)>>>;
 
 /// The session protocol.
 pub const SESSION: StreamProtocol = StreamProtocol::new(portico_core::wire::session::PROTOCOL);
@@ -112,6 +116,8 @@ pub struct Network {
     status: watch::Sender<HostStatus>,
     /// Heartbeat timer started.
     heartbeating: bool,
+    /// Where each peer connects from (sessions show it to the owner).
+    peers: PeerAddrs,
 }
 
 impl Network {
@@ -121,6 +127,7 @@ impl Network {
         server: Option<ServerLink>,
         access: Addr<AccessControl>,
         status: watch::Sender<HostStatus>,
+        peers: PeerAddrs,
     ) -> Self {
         Self {
             swarm,
@@ -128,6 +135,7 @@ impl Network {
             access,
             status,
             heartbeating: false,
+            peers,
         }
     }
 
@@ -159,6 +167,26 @@ impl Network {
                 peer_id, endpoint, ..
             } => {
                 tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), relayed = endpoint.is_relayed(), "connected");
+                let addr = endpoint.get_remote_address();
+                let ip = addr
+                    .iter()
+                    .find_map(|p| match p {
+                        Protocol::Ip4(ip) => Some(ip.to_string()),
+                        Protocol::Ip6(ip) => Some(ip.to_string()),
+                        Protocol::Dns(h) | Protocol::Dns4(h) | Protocol::Dns6(h) => {
+                            Some(h.to_string())
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| addr.to_string());
+                let shown = if endpoint.is_relayed() {
+                    format!("{ip} (relay)")
+                } else {
+                    ip
+                };
+                if let Ok(mut m) = self.peers.lock() {
+                    m.insert(peer_id, (shown, endpoint.is_relayed()));
+                }
                 if self.server.as_ref().is_some_and(|s| s.peer == peer_id) {
                     self.register();
                 }
@@ -280,6 +308,9 @@ impl Network {
                 if let SignalRequest::Event(ev) = request {
                     tracing::info!(seq = ev.seq, change = ?ev.change, "server event");
                     self.apply_change(&ev.change);
+                    if matches!(ev.change, Change::User { .. }) {
+                        self.access.do_send(ServerChange(ev.change.clone()));
+                    }
                 }
                 if self
                     .swarm

@@ -13,9 +13,12 @@ use portico_core::wire::session::{Accepted, Bye, ByeReason, Refused, SessionMess
 use tokio::sync::broadcast::error::RecvError;
 use tracing::Instrument;
 
-use crate::access::{self, AccessControl, Decide, SessionEnded};
+use crate::access::{
+    self, AccessControl, Decide, Granted, SessionControl, SessionEnded, Verdict, Withdraw,
+};
 use crate::encoder::{self, Encoder, Subscribe};
 use crate::input::{Inject, Input};
+use crate::network::PeerAddrs;
 use crate::stream_io::{read_handshake, send, Reader, SharedTransport, StreamError};
 
 /// What a session needs from the host.
@@ -35,6 +38,8 @@ pub struct SessionDeps {
     pub monitors: Vec<(u32, u32)>,
     /// Input events dropped from sessions without `control` (all sessions).
     pub dropped_input: Arc<AtomicU64>,
+    /// Where peers connect from.
+    pub peers: PeerAddrs,
 }
 
 /// Serves one incoming session stream to its end.
@@ -68,15 +73,48 @@ async fn run(stream: Stream, peer: PeerId, deps: SessionDeps) -> Result<(), Stre
         send(&mut w, &transport, &refused).await?;
         return Ok(());
     }
-    let decision = deps
+    let (ip, relayed) = deps
+        .peers
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&peer).cloned())
+        .unwrap_or_else(|| ("unknown".into(), false));
+    let verdict = deps
         .access
         .send(Decide {
             viewer: peer,
+            ip,
+            relayed,
             request: viewer.request,
         })
         .await
         .map_err(|_| StreamError::Poisoned)?;
-    let granted = match decision {
+    let mut reader = Reader::new(r, transport.clone());
+    let granted = match verdict {
+        Ok(Verdict::Granted(g)) => Ok(g),
+        Ok(Verdict::Pending {
+            request_id,
+            timeout,
+            answer,
+        }) => {
+            let waiting = SessionMessage::Waiting(portico_core::wire::session::Waiting {
+                request_id,
+                timeout_ms: timeout.as_millis() as u64,
+            });
+            send(&mut w, &transport, &waiting).await?;
+            tokio::select! {
+                a = answer => a.unwrap_or_else(|_| Err(access::Refusal { code: "owner_timeout".into(), message: "the owner did not answer".into() })),
+                // The viewer gave up while waiting: withdraw the request from the owner's list.
+                gone = reader.next() => {
+                    deps.access.do_send(Withdraw(request_id));
+                    gone?;
+                    return Ok(());
+                }
+            }
+        }
+        Err(refusal) => Err(refusal),
+    };
+    let granted = match granted {
         Ok(g) => g,
         Err(refusal) => {
             send(
@@ -92,23 +130,24 @@ async fn run(stream: Stream, peer: PeerId, deps: SessionDeps) -> Result<(), Stre
             return Ok(());
         }
     };
+    let session_id = granted.session_id;
     let accepted = Accepted {
-        session_id: granted.session_id,
+        session_id,
         permissions: granted.permissions,
-        time_limit_ms: None,
+        time_limit_ms: granted.time_limit.map(|t| t.as_millis() as u64),
         monitors: deps.monitors.clone(),
     };
     send(&mut w, &transport, &SessionMessage::Accepted(accepted)).await?;
-    let result = stream_session(r, w, transport, granted.permissions, &deps).await;
-    deps.access.do_send(SessionEnded(granted.session_id));
+    let result = stream_session(reader, w, transport, granted, &deps).await;
+    deps.access.do_send(SessionEnded(session_id));
     result
 }
 
 async fn stream_session(
-    r: futures::io::ReadHalf<Stream>,
+    mut reader: Reader<futures::io::ReadHalf<Stream>>,
     mut w: futures::io::WriteHalf<Stream>,
     transport: SharedTransport,
-    permissions: portico_core::policy::Permissions,
+    granted: Granted,
     deps: &SessionDeps,
 ) -> Result<(), StreamError> {
     let sub = deps
@@ -117,11 +156,37 @@ async fn stream_session(
         .await
         .map_err(|_| StreamError::Poisoned)?;
     let mut packets = sub.packets;
-    let may_control = access::may_control(permissions);
-    let mut reader = Reader::new(r, transport.clone());
+    let mut control = granted.control;
+    let mut may_control = access::may_control(granted.permissions);
+    let deadline = granted.time_limit.map(|t| tokio::time::Instant::now() + t);
+    let limit = async move {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(limit);
     let mut waiting_for_key = true;
     loop {
         tokio::select! {
+            () = &mut limit => {
+                let bye = SessionMessage::Bye(Bye { reason: ByeReason::TimeLimit, message: "the owner's time limit for this session ran out".into() });
+                send(&mut w, &transport, &bye).await?;
+                w.close().await?;
+                return Ok(());
+            }
+            c = control.recv() => match c {
+                Some(SessionControl::End(reason, message)) => {
+                    send(&mut w, &transport, &SessionMessage::Bye(Bye { reason, message })).await?;
+                    w.close().await?;
+                    return Ok(());
+                }
+                Some(SessionControl::Permissions(p)) => {
+                    may_control = access::may_control(p);
+                    send(&mut w, &transport, &SessionMessage::PermissionsChanged(portico_core::wire::session::PermissionsChanged { permissions: p })).await?;
+                }
+                None => {}
+            },
             packet = packets.recv() => match packet {
                 Ok(p) => {
                     if waiting_for_key && !p.keyframe {

@@ -49,6 +49,8 @@ pub struct Headless {
     /// Send the script's input even when the host granted view-only (tests the host's
     /// enforcement).
     pub force_input: bool,
+    /// Ask the host for this video bitrate (bits per second).
+    pub bitrate: Option<u32>,
 }
 
 /// Errors of a viewer run.
@@ -218,6 +220,17 @@ pub async fn run_headless(
         }
         w.close().await.map_err(StreamError::from)
     });
+    if let Some(bps) = opts.bitrate {
+        if out_tx
+            .send(SessionMessage::SetBitrate(
+                portico_core::wire::session::SetBitrate { bps },
+            ))
+            .await
+            .is_err()
+        {
+            return Err(ViewerError::Connect("the session closed".into()));
+        }
+    }
     let script = match &opts.input_script {
         Some(p) => Some(script::load(p).map_err(ViewerError::Script)?),
         None => None,

@@ -22,7 +22,11 @@ pub fn render(w: u32, h: u32, t: u32) -> Vec<u8> {
     for y in 0..h {
         for x in 0..w {
             let i = (y * w + x) * 4;
-            let (mut r, mut g, mut b) = ((x * 255 / w) as u8, (y * 255 / h) as u8, ((x ^ y) & 0x3f) as u8 + 96);
+            let (mut r, mut g, mut b) = (
+                (x * 255 / w) as u8,
+                (y * 255 / h) as u8,
+                ((x ^ y) & 0x3f) as u8 + 96,
+            );
             if x < text_w {
                 let yy = y + scroll;
                 let (cx, cy, px, py) = (x / 8, yy / 16, x % 8, yy % 16);
@@ -35,7 +39,11 @@ pub fn render(w: u32, h: u32, t: u32) -> Vec<u8> {
                 }
             }
             if (rx..rx + 300).contains(&x) && (ry..ry + 200).contains(&y) {
-                (r, g, b) = if y < ry + 20 { (200, 200, 210) } else { (40, 90, 200) };
+                (r, g, b) = if y < ry + 20 {
+                    (200, 200, 210)
+                } else {
+                    (40, 90, 200)
+                };
             }
             v[i..i + 4].copy_from_slice(&[r, g, b, 255]);
         }
@@ -56,7 +64,11 @@ pub struct Synthetic {
 impl Synthetic {
     /// `n` frames of the moving desktop (`n = 1`: an idle desktop).
     pub fn new(w: u32, h: u32, n: u32) -> Self {
-        Self { frames: (0..n.max(1)).map(|t| render(w, h, t)).collect(), size: (w, h), next: 0 }
+        Self {
+            frames: (0..n.max(1)).map(|t| render(w, h, t)).collect(),
+            size: (w, h),
+            next: 0,
+        }
     }
 }
 

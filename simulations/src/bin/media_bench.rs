@@ -71,11 +71,25 @@ fn components(w: u32, h: u32) -> anyhow::Result<()> {
     }
     let first = sizes[0];
     let mean_p = sizes[1..].iter().sum::<f64>() / (sizes.len() - 1) as f64;
-    let grid = Grid { width: w, height: h };
+    let grid = Grid {
+        width: w,
+        height: h,
+    };
     let t = Instant::now();
-    let tile_bytes: usize = (0..grid.len()).map(|i| encode_tile(&frames[0], w, grid.rect(i)).map(|d| d.len()).unwrap_or(0)).sum();
+    let tile_bytes: usize = (0..grid.len())
+        .map(|i| {
+            encode_tile(&frames[0], w, grid.rect(i))
+                .map(|d| d.len())
+                .unwrap_or(0)
+        })
+        .sum();
     let tile_ms = t.elapsed().as_secs_f64() * 1e3;
-    println!("  RGBA->I420 {:.2} ms | encode {:.2} ms | decode {:.2} ms (medians)", median(&mut conv), median(&mut encode), median(&mut decode));
+    println!(
+        "  RGBA->I420 {:.2} ms | encode {:.2} ms | decode {:.2} ms (medians)",
+        median(&mut conv),
+        median(&mut encode),
+        median(&mut decode)
+    );
     println!("  bytes/frame: first (I) {first:.0}, then mean {mean_p:.0} = {:.2} Mbit/s at 30 fps (target {} Mbit/s)", mean_p * 8.0 * 30.0 / 1e6, bitrate_for(w) / 1_000_000);
     println!("  lossless refresh of the whole screen: {:.0} KiB in {tile_ms:.1} ms ({:.1}x smaller than raw RGB)", tile_bytes as f64 / 1024.0, (w * h * 3) as f64 / tile_bytes.max(1) as f64);
     Ok(())
@@ -85,11 +99,21 @@ fn components(w: u32, h: u32) -> anyhow::Result<()> {
 fn capture(w: u32, h: u32) -> String {
     let display = format!(":{}", 900 + std::process::id() % 90);
     let child = std::process::Command::new("Xvfb")
-        .args([display.as_str(), "-screen", "0", &format!("{w}x{h}x24"), "-noreset", "-nolisten", "tcp"])
+        .args([
+            display.as_str(),
+            "-screen",
+            "0",
+            &format!("{w}x{h}x24"),
+            "-noreset",
+            "-nolisten",
+            "tcp",
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn();
-    let Ok(mut child) = child else { return "n/a (Xvfb not installed)".into() };
+    let Ok(mut child) = child else {
+        return "n/a (Xvfb not installed)".into();
+    };
     std::thread::sleep(Duration::from_millis(700));
     // Single-threaded at this point: the benchmark sets DISPLAY for xcap only here.
     std::env::set_var("DISPLAY", &display);
@@ -126,7 +150,12 @@ struct E2e {
 fn end_to_end(w: u32, h: u32, moving: bool, secs: f64, fps: u32) -> anyhow::Result<E2e> {
     let host_id = Identity::generate();
     let viewer_id = Identity::generate();
-    let acl = vec![AclEntry { principal: format!("peer:{}", viewer_id.peer_id()).parse()?, permissions: "view".parse()?, approval: Approval::Never, expires_at: None }];
+    let acl = vec![AclEntry {
+        principal: format!("peer:{}", viewer_id.peer_id()).parse()?,
+        permissions: "view".parse()?,
+        approval: Approval::Never,
+        expires_at: None,
+    }];
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let n = if moving { 120 } else { 1 };
@@ -134,14 +163,24 @@ fn end_to_end(w: u32, h: u32, moving: bool, secs: f64, fps: u32) -> anyhow::Resu
         let sys = actix::System::new();
         sys.block_on(async move {
             let config = HostConfig {
-                listen: host::listen_addrs("127.0.0.1:0").unwrap_or_default().into_iter().take(1).collect(),
+                listen: host::listen_addrs("127.0.0.1:0")
+                    .unwrap_or_default()
+                    .into_iter()
+                    .take(1)
+                    .collect(),
                 server: None,
                 settings: HostSettings::default(),
                 acl,
                 monitor: 0,
-                pacing: Pacing { fps, ..Pacing::default() },
+                pacing: Pacing {
+                    fps,
+                    ..Pacing::default()
+                },
                 mdns: false,
                 source: Some(Box::new(Synthetic::new(w, h, n)) as Box<dyn FrameSource>),
+                owner_timeout: Duration::from_secs(60),
+                data_dir: None,
+                console: None,
             };
             match host::start(host_id, config).await {
                 Ok(h) => {
@@ -159,18 +198,46 @@ fn end_to_end(w: u32, h: u32, moving: bool, secs: f64, fps: u32) -> anyhow::Resu
             }
         });
     });
-    let addr = addr_rx.recv()?.ok_or_else(|| anyhow::anyhow!("the host did not start"))?;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-    let request = AccessRequest { kind: AccessKind::Peer, display_name: "bench".into(), message: String::new(), tickets: vec![], mode: RequestedMode::ViewOnly, agent: "media_bench".into() };
-    let opts = Headless { duration: Some(Duration::from_secs_f64(secs)), ..Headless::default() };
-    let report = rt.block_on(viewer::run_headless(&viewer_id, Dial { addrs: vec![addr], peer: None }, request, opts))?;
+    let addr = addr_rx
+        .recv()?
+        .ok_or_else(|| anyhow::anyhow!("the host did not start"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let request = AccessRequest {
+        kind: AccessKind::Peer,
+        display_name: "bench".into(),
+        message: String::new(),
+        tickets: vec![],
+        mode: RequestedMode::ViewOnly,
+        agent: "media_bench".into(),
+    };
+    let opts = Headless {
+        duration: Some(Duration::from_secs_f64(secs)),
+        ..Headless::default()
+    };
+    let report = rt.block_on(viewer::run_headless(
+        &viewer_id,
+        Dial {
+            addrs: vec![addr],
+            peer: None,
+        },
+        request,
+        opts,
+    ))?;
     if stop_tx.send(()).is_err() {
         eprintln!("host thread already gone");
     }
     let _joined = host_thread.join();
     let mut lat: Vec<f64> = report.frame_stats.iter().map(|f| f.latency_ms).collect();
     lat.sort_by(f64::total_cmp);
-    let late: usize = report.frame_stats.iter().filter(|f| f.at_ms > 1000.0).map(|f| f.bytes).sum();
+    let late: usize = report
+        .frame_stats
+        .iter()
+        .filter(|f| f.at_ms > 1000.0)
+        .map(|f| f.bytes)
+        .sum();
     Ok(E2e {
         fps: report.fps,
         kbps: report.kbps,
@@ -183,7 +250,9 @@ fn end_to_end(w: u32, h: u32, moving: bool, secs: f64, fps: u32) -> anyhow::Resu
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    println!("portico media benchmark (synthetic desktop: scrolling text 3 px/frame, moving window)");
+    println!(
+        "portico media benchmark (synthetic desktop: scrolling text 3 px/frame, moving window)"
+    );
     for (w, h) in [(1920u32, 1080u32), (1280, 720)] {
         if args.only.as_ref().is_some_and(|o| *o != format!("{w}x{h}")) {
             continue;
@@ -197,7 +266,10 @@ fn main() -> anyhow::Result<()> {
             args.fps, m.fps, m.kbps, m.p50, m.p95, m.first_ms
         );
         let i = end_to_end(w, h, false, 3.0, args.fps)?;
-        println!("  idle desktop: {:.0} video bytes/s after the first second (first frame {:.0} ms)", i.idle_bps_after_1s, i.first_ms);
+        println!(
+            "  idle desktop: {:.0} video bytes/s after the first second (first frame {:.0} ms)",
+            i.idle_bps_after_1s, i.first_ms
+        );
     }
     Ok(())
 }

@@ -1,0 +1,277 @@
+//! The owner console: a small local web page (the tray pop-up of the seeds) on loopback,
+//! protected by a random token, plus the JSON API the page and the CLI use.
+//!
+//! - `GET /?token=T` — the page (plain HTML, no CDN), updated live over Server-Sent Events.
+//! - `GET /api/state`, `GET /api/events?token=T` (SSE) — what the owner sees.
+//! - `POST /api/requests/{id}` `{"answer":"accept"|"accept_view_only"|"refuse","time_limit_secs":900}`
+//! - `POST /api/sessions/{id}/kick`, `POST /api/sessions/{id}/mode` `{"view_only":true}`
+//! - `POST /api/sharing` `{"allow_guests":true,"allow_visitors":false}`
+//!
+//! API calls need `Authorization: Bearer T` (a cross-site form cannot send it); only the
+//! page and the event stream accept the token in the query. Requests whose `Host` is not a
+//! loopback name are refused (DNS rebinding). The URL and token are written to
+//! `DATA/console.json` (mode 0600) for `portico requests|accept|refuse|sessions|kick`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use actix::Addr;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use portico_core::policy::OwnerAnswer;
+use serde::{Deserialize, Serialize};
+
+use crate::access::{AccessControl, Answer, GetState, Kick, SetSharing, SetViewOnly, WatchChanges};
+
+/// Where the CLI finds the console.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConsoleFile {
+    /// Base URL (`http://127.0.0.1:PORT`).
+    pub url: String,
+    /// The token.
+    pub token: String,
+}
+
+/// File name in the data directory.
+pub const CONSOLE_FILE: &str = "console.json";
+
+struct AppState {
+    token: String,
+    access: Addr<AccessControl>,
+}
+
+fn token_ok(expected: &str, given: &str) -> bool {
+    // Constant time in the length of the expected token.
+    let (a, b) = (expected.as_bytes(), given.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn loopback_host(req: &HttpRequest) -> bool {
+    let host = req.connection_info().host().to_string();
+    let name = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(&host);
+    matches!(name, "127.0.0.1" | "localhost" | "[::1]")
+}
+
+fn bearer(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::to_string)
+}
+
+fn query_token(req: &HttpRequest) -> Option<String> {
+    web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        .ok()?
+        .get("token")
+        .cloned()
+}
+
+/// The rejection for a request that is not from loopback with the right token.
+fn check(req: &HttpRequest, st: &AppState, allow_query: bool) -> Option<HttpResponse> {
+    if !loopback_host(req) {
+        return Some(HttpResponse::Forbidden().body("the owner console answers only on loopback"));
+    }
+    let given = bearer(req).or_else(|| if allow_query { query_token(req) } else { None });
+    match given {
+        Some(t) if token_ok(&st.token, &t) => None,
+        _ => Some(
+            HttpResponse::Unauthorized()
+                .body("missing or wrong token: open the console URL that `portico host` printed"),
+        ),
+    }
+}
+
+async fn page(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
+    if let Some(r) = check(&req, &st, true) {
+        return r;
+    }
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
+        ))
+        .body(PAGE)
+}
+
+async fn state(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
+    if let Some(r) = check(&req, &st, false) {
+        return r;
+    }
+    match st.access.send(GetState).await {
+        Ok(s) => HttpResponse::Ok().json(s),
+        Err(_) => HttpResponse::ServiceUnavailable().body("the host is stopping"),
+    }
+}
+
+async fn events(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
+    if let Some(r) = check(&req, &st, true) {
+        return r;
+    }
+    let Ok(rx) = st.access.send(WatchChanges).await else {
+        return HttpResponse::ServiceUnavailable().body("the host is stopping");
+    };
+    let first = futures::stream::once(async {
+        Ok::<_, actix_web::Error>(web::Bytes::from_static(b"data: 0\n\n"))
+    });
+    let rest = futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(v) => return Some((Ok(web::Bytes::from(format!("data: {v}\n\n"))), rx)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    use futures::StreamExt;
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-store"))
+        .streaming(first.chain(rest))
+}
+
+/// Body of `POST /api/requests/{id}`.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct AnswerBody {
+    /// accept, accept_view_only, refuse.
+    pub answer: OwnerAnswer,
+    /// Time limit in seconds (absent or 0: until kicked).
+    #[serde(default)]
+    pub time_limit_secs: Option<u64>,
+}
+
+fn reply(r: Result<Result<(), String>, actix::MailboxError>) -> HttpResponse {
+    match r {
+        Ok(Ok(())) => HttpResponse::NoContent().finish(),
+        Ok(Err(e)) => HttpResponse::NotFound().body(e),
+        Err(_) => HttpResponse::ServiceUnavailable().body("the host is stopping"),
+    }
+}
+
+async fn answer(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    id: web::Path<u64>,
+    body: web::Json<AnswerBody>,
+) -> HttpResponse {
+    if let Some(r) = check(&req, &st, false) {
+        return r;
+    }
+    reply(
+        st.access
+            .send(Answer {
+                request_id: *id,
+                answer: body.answer,
+                time_limit_secs: body.time_limit_secs,
+            })
+            .await,
+    )
+}
+
+async fn kick(req: HttpRequest, st: web::Data<AppState>, id: web::Path<u64>) -> HttpResponse {
+    if let Some(r) = check(&req, &st, false) {
+        return r;
+    }
+    reply(st.access.send(Kick(*id)).await)
+}
+
+/// Body of `POST /api/sessions/{id}/mode`.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct ModeBody {
+    /// View-only (true) or interactive.
+    pub view_only: bool,
+}
+
+async fn mode(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    id: web::Path<u64>,
+    body: web::Json<ModeBody>,
+) -> HttpResponse {
+    if let Some(r) = check(&req, &st, false) {
+        return r;
+    }
+    reply(
+        st.access
+            .send(SetViewOnly {
+                session_id: *id,
+                view_only: body.view_only,
+            })
+            .await,
+    )
+}
+
+async fn sharing(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    body: web::Json<SetSharing>,
+) -> HttpResponse {
+    if let Some(r) = check(&req, &st, false) {
+        return r;
+    }
+    match st.access.send(body.into_inner()).await {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(_) => HttpResponse::ServiceUnavailable().body("the host is stopping"),
+    }
+}
+
+fn random_token() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 24];
+    rand::thread_rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// Starts the console on `addr` (must be loopback); returns the URL with the token.
+pub fn start(addr: SocketAddr, data: &Path, access: Addr<AccessControl>) -> Result<String, String> {
+    if !addr.ip().is_loopback() {
+        return Err("the owner console listens on loopback only (use 127.0.0.1:PORT)".into());
+    }
+    let token = random_token();
+    let state = web::Data::new(AppState {
+        token: token.clone(),
+        access,
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::JsonConfig::default().limit(4096))
+            .route("/", web::get().to(page))
+            .route("/api/state", web::get().to(state_route))
+            .route("/api/events", web::get().to(events))
+            .route("/api/requests/{id}", web::post().to(answer))
+            .route("/api/sessions/{id}/kick", web::post().to(kick))
+            .route("/api/sessions/{id}/mode", web::post().to(mode))
+            .route("/api/sharing", web::post().to(sharing))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(addr)
+    .map_err(|e| e.to_string())?;
+    let bound = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or("no console address")?;
+    actix::spawn(async move {
+        if let Err(e) = server.run().await {
+            tracing::error!(error = %e, "owner console stopped");
+        }
+    });
+    let url = format!("http://{bound}");
+    let file = ConsoleFile {
+        url: url.clone(),
+        token: token.clone(),
+    };
+    let json = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
+    portico_core::identity::replace_private(&data.join(CONSOLE_FILE), &json)
+        .map_err(|e| e.to_string())?;
+    Ok(format!("{url}/?token={token}"))
+}
+
+async fn state_route(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
+    state(req, st).await
+}
+
+const PAGE: &str = include_str!("console/page.html");
