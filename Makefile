@@ -11,10 +11,10 @@ CARGO ?= cargo
 # on X11; without nasm openh264 silently builds without assembly), then the X server and
 # tools the tests drive.
 BUILD_DEPS := pkg-config libxcb1-dev libegl-dev libwayland-dev libgbm-dev libpipewire-0.3-dev libclang-dev nasm
-TEST_DEPS := xvfb xdotool x11-utils x11-xserver-utils
+TEST_DEPS := xvfb xdotool x11-utils x11-xserver-utils chromium
 DEMO_DATA ?= $(CURDIR)/target/demo
 
-.PHONY: demo test deps build lint bench clean
+.PHONY: demo test deps build lint bench clean console-deps
 
 deps:
 	@missing=""; for p in $(BUILD_DEPS) $(TEST_DEPS); do \
@@ -42,7 +42,13 @@ lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-test: deps lint
+# playwright-core drives Debian's Chromium (no browser download).
+console-deps: deps
+	@command -v npm >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends nodejs npm; }
+	cd tests/console && npm ci --no-audit --no-fund
+
+test: deps lint console-deps
 	$(CARGO) test --workspace --all-targets --locked
 	$(CARGO) test --workspace --doc --locked
 

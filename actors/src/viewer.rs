@@ -269,7 +269,7 @@ pub async fn run_headless(
             _ => {}
         }
     }
-    let (picture, mut report) = result?;
+    let (picture, mut report, ended) = result?;
     report.host = peer.to_string();
     report.path = path.into();
     if let Some(p) = &opts.snapshot {
@@ -288,15 +288,20 @@ pub async fn run_headless(
             reason: e.to_string(),
         })?;
     }
-    Ok(report)
+    match ended {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
 }
 
+/// Receives until done; a session the host ends still yields the picture and figures so far,
+/// with the reason.
 async fn receive<R: futures::AsyncRead + Unpin>(
     reader: &mut Reader<R>,
     opts: &Headless,
     started: Instant,
     permissions: Permissions,
-) -> Result<(Picture, Report), ViewerError> {
+) -> Result<(Picture, Report, Option<ViewerError>), ViewerError> {
     let mut picture = Picture::new()?;
     let mut report = Report {
         host: String::new(),
@@ -313,6 +318,7 @@ async fn receive<R: futures::AsyncRead + Unpin>(
     let t0 = Instant::now();
     let deadline = opts.duration.map(|d| t0 + d);
     let mut bytes = 0usize;
+    let mut ended = None;
     loop {
         if opts.frames.is_some_and(|n| report.frames >= n) {
             break;
@@ -326,10 +332,11 @@ async fn receive<R: futures::AsyncRead + Unpin>(
         };
         match next {
             None => {
-                return Err(ViewerError::Ended {
+                ended = Some(ViewerError::Ended {
                     reason: ByeReason::Closed,
                     message: "the host closed the session".into(),
-                })
+                });
+                break;
             }
             Some(SessionMessage::Video(v)) => {
                 bytes += v.data.len();
@@ -363,10 +370,11 @@ async fn receive<R: futures::AsyncRead + Unpin>(
                 report.tile_updates += 1;
             }
             Some(SessionMessage::Bye(b)) => {
-                return Err(ViewerError::Ended {
+                ended = Some(ViewerError::Ended {
                     reason: b.reason,
                     message: b.message,
-                })
+                });
+                break;
             }
             Some(SessionMessage::PermissionsChanged(p)) => {
                 report.permissions = p.permissions.to_string()
@@ -378,7 +386,7 @@ async fn receive<R: futures::AsyncRead + Unpin>(
     report.seconds = secs;
     report.fps = report.frames as f64 / secs;
     report.kbps = bytes as f64 * 8.0 / 1000.0 / secs;
-    Ok((picture, report))
+    Ok((picture, report, ended))
 }
 
 /// Dials and waits for a connection to the host; returns its PeerId, whether the

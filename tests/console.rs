@@ -1,0 +1,218 @@
+//! The owner console in real headless Chromium (playwright-core, Debian's chromium), against
+//! the real host and a real guest viewer on a real Xvfb.
+//!
+//! Set `PORTICO_SCREENSHOTS=DIR` to keep the console screenshots (docs/screenshots comes
+//! from here).
+#![allow(
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+#[path = "support/procs.rs"]
+mod procs;
+#[path = "support/x11.rs"]
+mod x11;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use procs::*;
+use x11::Xvfb;
+
+fn console_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console")
+}
+
+/// Runs one browser action; returns what the script printed.
+fn drive(url: &str, args: &[&str]) -> String {
+    assert!(
+        console_dir().join("node_modules/playwright-core").exists(),
+        "playwright-core is missing: run `make test` (it runs npm ci in tests/console)"
+    );
+    let out = Command::new("node")
+        .arg(console_dir().join("drive.mjs"))
+        .arg(url)
+        .args(args)
+        .output()
+        .expect("node is not installed");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "browser step {args:?} failed:\n{text}"
+    );
+    text
+}
+
+fn shot(tmp: &Path, name: &str) -> String {
+    let dir = std::env::var_os("PORTICO_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tmp.to_path_buf());
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name).to_string_lossy().into_owned()
+}
+
+fn spawn_guest(viewer: &Path, addr: &str, message: &str, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_portico"))
+        .env_remove("PORTICO_DATA")
+        .env("RUST_LOG", "warn")
+        .arg("--data")
+        .arg(viewer)
+        .args([
+            "connect",
+            addr,
+            "--as",
+            "guest",
+            "--name",
+            "Gus",
+            "--message",
+            message,
+            "--headless",
+            "--duration",
+            "60",
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait(mut child: Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    panic!(
+        "the viewer did not exit within {limit:?}: {:?}",
+        child.wait_with_output().unwrap()
+    );
+}
+
+#[test]
+fn guest_accepted_view_only_in_the_browser_sees_frames_moves_nothing_and_is_kicked() {
+    let x = Xvfb::start();
+    x.draw(&x11::desktop(3));
+    x.warp(5, 5);
+    let dir = tempfile::tempdir().unwrap();
+    let mut host = Host::start(&x, &dir.path().join("host"), "", &["--allow-guests"]);
+    let url = host.wait_line("Console:");
+    let addr = host.tcp_addr();
+    let script = dir.path().join("script.jsonl");
+    std::fs::write(
+        &script,
+        r#"{"delay_ms":1200,"event":{"pointer_move":{"x":640,"y":360}}}"#,
+    )
+    .unwrap();
+    let stats_path = dir.path().join("stats.json");
+    let guest = spawn_guest(
+        &dir.path().join("viewer"),
+        &addr,
+        "please help with the printer",
+        &[
+            "--force-input",
+            "--input-script",
+            script.to_str().unwrap(),
+            "--stats",
+            stats_path.to_str().unwrap(),
+        ],
+    );
+
+    let row = drive(
+        &url,
+        &[
+            "accept-view-only",
+            "please help with the printer",
+            &shot(dir.path(), "console-request.png"),
+        ],
+    );
+    assert!(
+        row.contains("guest Gus") && row.contains("127.0.0.1"),
+        "the request row shows who and from where: {row}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(x.pointer(), (5, 5), "a view-only guest moved the pointer");
+    drive(&url, &["show", &shot(dir.path(), "console-session.png")]);
+
+    let t = Instant::now();
+    drive(&url, &["kick", "Gus"]);
+    let out = wait(guest, Duration::from_secs(15));
+    let kicked_after = t.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("waiting for the owner"), "{err}");
+    assert!(err.contains("disconnected by the owner"), "{err}");
+    let stats = serde_json_value::parse(&std::fs::read_to_string(&stats_path).unwrap());
+    assert!(
+        stats.num_field("frames") >= 1.0,
+        "frames arrived before the kick"
+    );
+    assert_eq!(stats.str_field("permissions"), "view");
+    // The browser click, the host's Bye and the viewer's exit; generous for a loaded CI box.
+    assert!(
+        kicked_after < Duration::from_secs(10),
+        "kick took {kicked_after:?}"
+    );
+    let audit = std::fs::read_to_string(dir.path().join("host/audit.jsonl")).unwrap();
+    assert!(
+        audit.contains("owner_accepted") && audit.contains("kicked"),
+        "{audit}"
+    );
+}
+
+#[test]
+fn guest_refused_in_the_browser_and_an_unanswered_request_times_out() {
+    let x = Xvfb::start();
+    x.draw(&x11::desktop(4));
+    let dir = tempfile::tempdir().unwrap();
+    let mut host = Host::start(
+        &x,
+        &dir.path().join("host"),
+        "",
+        &["--allow-guests", "--owner-timeout", "3"],
+    );
+    let url = host.wait_line("Console:");
+    let addr = host.tcp_addr();
+
+    let g1 = spawn_guest(&dir.path().join("v1"), &addr, "refuse me please", &[]);
+    drive(&url, &["refuse", "refuse me please"]);
+    let out = wait(g1, Duration::from_secs(15));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the owner refused"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let g2 = spawn_guest(&dir.path().join("v2"), &addr, "nobody answers", &[]);
+    let out = wait(g2, Duration::from_secs(15));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("did not answer"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // With guest sharing off on the host, a guest is refused outright.
+    let mut closed = Host::start(&x, &dir.path().join("closed"), "", &[]);
+    let addr = closed.tcp_addr();
+    let out = wait(
+        spawn_guest(&dir.path().join("v3"), &addr, "hello", &[]),
+        Duration::from_secs(15),
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("guest access is turned off"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

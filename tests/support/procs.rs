@@ -1,0 +1,203 @@
+//! Test support: the real `portico` binary as host and viewer processes.
+#![allow(
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::Duration;
+
+use super::x11::{self, Xvfb};
+
+pub fn portico() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_portico"));
+    c.env_remove("PORTICO_DATA")
+        .env_remove("WAYLAND_DISPLAY")
+        .env("XDG_SESSION_TYPE", "x11")
+        .env("RUST_LOG", "warn");
+    c
+}
+
+pub fn peer_of(data: &Path) -> String {
+    let out = portico()
+        .arg("--data")
+        .arg(data)
+        .arg("id")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("PeerId:").map(|s| s.trim().to_string()))
+        .unwrap()
+}
+
+/// A `portico host` process, killed on drop; its stdout lines arrive on `lines`.
+pub struct Host {
+    pub child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Host {
+    pub fn start(x: &Xvfb, data: &Path, config: &str, extra: &[&str]) -> Host {
+        let cfg = data.join("host.toml");
+        std::fs::create_dir_all(data).unwrap();
+        std::fs::write(&cfg, config).unwrap();
+        let mut child = portico()
+            .arg("--data")
+            .arg(data)
+            .arg("host")
+            .arg("--config")
+            .arg(&cfg)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--no-mdns",
+                "--console",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .env("DISPLAY", &x.display)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Host {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a stdout line starting with `prefix`; returns the rest.
+    pub fn wait_line(&mut self, prefix: &str) -> String {
+        if let Some(l) = self.seen.iter().find(|l| l.starts_with(prefix)) {
+            return l[prefix.len()..].trim().to_string();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while let Ok(l) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        {
+            self.seen.push(l.clone());
+            if let Some(rest) = l.strip_prefix(prefix) {
+                return rest.trim().to_string();
+            }
+        }
+        panic!("host never printed {prefix:?}; saw {:?}", self.seen);
+    }
+
+    pub fn tcp_addr(&mut self) -> String {
+        loop {
+            let a = self.wait_line("Listening:");
+            if a.contains("/tcp/") {
+                return a;
+            }
+            self.seen.retain(|l| !l.contains(&a));
+        }
+    }
+}
+
+pub fn acl(viewer: &str, perms: &str) -> String {
+    format!(
+        "[[acl]]\nprincipal = \"peer:{viewer}\"\npermissions = [{}]\n",
+        perms
+            .split(',')
+            .map(|p| format!("\"{p}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+pub fn connect(viewer: &Path, target: &str, args: &[&str]) -> Output {
+    portico()
+        .arg("--data")
+        .arg(viewer)
+        .args(["connect", target, "--headless"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+pub fn ok(o: &Output) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "viewer failed:\n{text}");
+    text
+}
+
+pub fn psnr_png(png: &Path, reference: &[u8]) -> f64 {
+    let img = image::open(png).unwrap().to_rgba8();
+    assert_eq!(img.dimensions(), (x11::W, x11::H));
+    portico_actors::media::psnr_rgba(img.as_raw(), reference)
+}
+
+pub fn script(dir: &Path, lines: &[&str]) -> PathBuf {
+    let p = dir.join("script.jsonl");
+    std::fs::write(&p, lines.join("\n")).unwrap();
+    p
+}
+
+pub fn stats(path: &Path) -> serde_json_value::Value {
+    serde_json_value::parse(&std::fs::read_to_string(path).unwrap())
+}
+
+/// Minimal JSON access without another dependency: the stats file is flat enough.
+pub mod serde_json_value {
+    pub struct Value(pub String);
+    pub fn parse(s: &str) -> Value {
+        Value(s.to_string())
+    }
+    impl Value {
+        pub fn str_field(&self, name: &str) -> String {
+            let key = format!("\"{name}\": \"");
+            let start = self
+                .0
+                .find(&key)
+                .unwrap_or_else(|| panic!("no {name} in {}", self.0))
+                + key.len();
+            self.0[start..].split('"').next().unwrap().to_string()
+        }
+        pub fn num_field(&self, name: &str) -> f64 {
+            let key = format!("\"{name}\": ");
+            let start = self
+                .0
+                .find(&key)
+                .unwrap_or_else(|| panic!("no {name} in {}", self.0))
+                + key.len();
+            self.0[start..]
+                .split([',', '\n'])
+                .next()
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        }
+    }
+}
