@@ -14,7 +14,6 @@ mod x11;
 
 use procs::*;
 
-use std::path::Path;
 use std::time::Duration;
 
 use x11::Xvfb;
@@ -125,35 +124,6 @@ fn view_only_entry_drops_input_and_unknown_keys_are_refused() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// Starts a signal server in-process; returns the runtime (keep it), the server and its port.
-fn start_server(dir: &Path) -> (tokio::runtime::Runtime, portico_signal::Running, u16) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let running = rt.block_on(async {
-        let (id, _) = portico_core::identity::Identity::load_or_create(dir).unwrap();
-        let config = portico_signal::Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            ..Default::default()
-        };
-        portico_signal::start(config, id, portico_signal::Store::open(dir).unwrap(), dir)
-            .await
-            .unwrap()
-    });
-    let port = running
-        .listen_addrs
-        .iter()
-        .find_map(|a| {
-            a.iter().find_map(|p| {
-                if let libp2p::multiaddr::Protocol::Tcp(p) = p {
-                    Some(p)
-                } else {
-                    None
-                }
-            })
-        })
-        .unwrap();
-    (rt, running, port)
 }
 
 #[test]

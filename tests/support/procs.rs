@@ -201,3 +201,73 @@ pub mod serde_json_value {
         }
     }
 }
+
+/// Starts a signal server in-process; returns the runtime (keep it), the server and its port.
+pub fn start_server(dir: &Path) -> (tokio::runtime::Runtime, portico_signal::Running, u16) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let running = rt.block_on(async {
+        let (id, _) = portico_core::identity::Identity::load_or_create(dir).unwrap();
+        let config = portico_signal::Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            server_name: "hq".into(),
+            ..Default::default()
+        };
+        portico_signal::start(config, id, portico_signal::Store::open(dir).unwrap(), dir)
+            .await
+            .unwrap()
+    });
+    let port = running
+        .listen_addrs
+        .iter()
+        .find_map(|a| {
+            a.iter().find_map(|p| {
+                if let libp2p::multiaddr::Protocol::Tcp(p) = p {
+                    Some(p)
+                } else {
+                    None
+                }
+            })
+        })
+        .unwrap();
+    (rt, running, port)
+}
+
+/// Runs an admin command on a running server (through its admin socket).
+pub fn admin(dir: &Path, cmd: portico_signal::admin::AdminCommand) {
+    match portico_signal::admin::socket::send(dir, &cmd).unwrap() {
+        portico_signal::admin::socket::Sent::Reply(r) => assert!(r.ok, "{}", r.output),
+        portico_signal::admin::socket::Sent::NotRunning => panic!("server not running"),
+    }
+}
+
+/// Signs the viewer in.
+pub fn login(viewer: &Path, server: &str, user: &str, password: &str) {
+    use std::io::Write;
+    let mut c = portico()
+        .arg("--data")
+        .arg(viewer)
+        .args([
+            "login",
+            "--server",
+            server,
+            "--user",
+            user,
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "login failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,359 @@
+//! The ways in through a real server: visitors (the owner sees the account, in Chromium),
+//! server users (Custom Server Security: no prompt, single sign-on), central revoke, and
+//! forced server security. Real binaries, real Xvfb, real libp2p on loopback.
+#![allow(
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+#[path = "support/procs.rs"]
+mod procs;
+#[path = "support/x11.rs"]
+mod x11;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use portico_signal::admin::AdminCommand;
+use procs::*;
+use x11::Xvfb;
+
+fn spawn_connect(viewer: &Path, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_portico"))
+        .env_remove("PORTICO_DATA")
+        .env("RUST_LOG", "warn")
+        .arg("--data")
+        .arg(viewer)
+        .arg("connect")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait(mut child: Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    panic!(
+        "the viewer did not exit within {limit:?}: {:?}",
+        child.wait_with_output().unwrap()
+    );
+}
+
+fn drive(url: &str, args: &[&str]) -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console");
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "playwright-core is missing: run `make test`"
+    );
+    let out = Command::new("node")
+        .arg(dir.join("drive.mjs"))
+        .arg(url)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "browser step {args:?} failed:\n{text}"
+    );
+    text
+}
+
+fn user(name: &str, force: bool) -> AdminCommand {
+    AdminCommand::UserAdd {
+        name: name.into(),
+        password: format!("{name}-pw"),
+        force_server_security: force,
+    }
+}
+
+#[test]
+fn visitor_is_named_in_the_console_and_refused_when_a_switch_is_off() {
+    let x = Xvfb::start();
+    x.draw(&x11::desktop(5));
+    let dir = tempfile::tempdir().unwrap();
+    let sdir = dir.path().join("server");
+    let (_rt, _server, port) = start_server(&sdir);
+    let server = format!("127.0.0.1:{port}");
+    admin(&sdir, user("alice", false));
+    admin(
+        &sdir,
+        AdminCommand::SettingsSet {
+            key: "visitor-sharing".into(),
+            on: true,
+        },
+    );
+    admin(
+        &sdir,
+        AdminCommand::NodeMkdir {
+            path: "/Lab".into(),
+        },
+    );
+    admin(
+        &sdir,
+        AdminCommand::NodeSet {
+            path: "/Lab".into(),
+            allow_guests: None,
+            allow_visitors: Some(true),
+        },
+    );
+    let mut host = Host::start(
+        &x,
+        &dir.path().join("host"),
+        "",
+        &["--server", &server, "--name", "/Lab/pc", "--allow-visitors"],
+    );
+    let url = host.wait_line("Console:");
+    let id = host
+        .wait_line("Internet-ID:")
+        .split(" (")
+        .next()
+        .unwrap()
+        .to_string();
+    let viewer = dir.path().join("viewer");
+    login(&viewer, &server, "alice", "alice-pw");
+
+    let v = spawn_connect(
+        &viewer,
+        &[
+            &id,
+            "--as",
+            "visitor",
+            "--message",
+            "it's Alice",
+            "--headless",
+            "--duration",
+            "2",
+        ],
+    );
+    let row = drive(&url, &["accept", "visitor alice"]);
+    assert!(row.contains("visitor alice (signed in at hq)"), "{row}");
+    let out = wait(v, Duration::from_secs(20));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Node flag off: the server refuses the ticket.
+    admin(
+        &sdir,
+        AdminCommand::NodeSet {
+            path: "/Lab".into(),
+            allow_guests: None,
+            allow_visitors: Some(false),
+        },
+    );
+    let out = wait(
+        spawn_connect(
+            &viewer,
+            &[&id, "--as", "visitor", "--headless", "--frames", "1"],
+        ),
+        Duration::from_secs(20),
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("visitor access is turned off for that host's node"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    admin(
+        &sdir,
+        AdminCommand::NodeSet {
+            path: "/Lab".into(),
+            allow_guests: None,
+            allow_visitors: Some(true),
+        },
+    );
+    // Global switch off.
+    admin(
+        &sdir,
+        AdminCommand::SettingsSet {
+            key: "visitor-sharing".into(),
+            on: false,
+        },
+    );
+    let out = wait(
+        spawn_connect(
+            &viewer,
+            &[&id, "--as", "visitor", "--headless", "--frames", "1"],
+        ),
+        Duration::from_secs(20),
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("visitor access is turned off on this server"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    admin(
+        &sdir,
+        AdminCommand::SettingsSet {
+            key: "visitor-sharing".into(),
+            on: true,
+        },
+    );
+    // Host switch off, through the console's API.
+    let c: portico_actors::console::ConsoleFile = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("host/console.json")).unwrap(),
+    )
+    .unwrap();
+    let r = ureq::post(&format!("{}/api/sharing", c.url))
+        .header("Authorization", &format!("Bearer {}", c.token))
+        .send_json(serde_json::json!({"allow_visitors": false}))
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let out = wait(
+        spawn_connect(
+            &viewer,
+            &[&id, "--as", "visitor", "--headless", "--frames", "1"],
+        ),
+        Duration::from_secs(20),
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("visitor access is turned off (Host)"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The console refuses a request without the token.
+    let r = ureq::get(&format!("{}/api/state", c.url))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[test]
+fn server_user_connects_without_prompt_and_is_revoked_centrally_and_forced_users_cannot_be_guests()
+{
+    let x = Xvfb::start();
+    x.draw(&x11::desktop(6));
+    let dir = tempfile::tempdir().unwrap();
+    let sdir = dir.path().join("server");
+    let (_rt, _server, port) = start_server(&sdir);
+    let server = format!("127.0.0.1:{port}");
+    admin(&sdir, user("alice", false));
+    admin(&sdir, user("fred", true));
+    admin(
+        &sdir,
+        AdminCommand::GroupAdd {
+            name: "Sales".into(),
+        },
+    );
+    admin(
+        &sdir,
+        AdminCommand::GroupMember {
+            group: "Sales".into(),
+            user: "alice".into(),
+            member: true,
+        },
+    );
+    let acl = "[[acl]]\nprincipal = \"group:Sales\"\npermissions = [\"view\", \"control\"]\napproval = \"never\"\n";
+    let mut host = Host::start(
+        &x,
+        &dir.path().join("host"),
+        acl,
+        &[
+            "--server",
+            &server,
+            "--name",
+            "/Sales/pc-7",
+            "--allow-guests",
+        ],
+    );
+    let id = host
+        .wait_line("Internet-ID:")
+        .split(" (")
+        .next()
+        .unwrap()
+        .to_string();
+    let viewer = dir.path().join("viewer");
+    login(&viewer, &server, "alice", "alice-pw");
+
+    // Single sign-on: by node path, no password, no owner prompt.
+    let v = spawn_connect(&viewer, &["/Sales/pc-7", "--headless", "--duration", "60"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let t = Instant::now();
+    admin(
+        &sdir,
+        AdminCommand::GroupMember {
+            group: "Sales".into(),
+            user: "alice".into(),
+            member: false,
+        },
+    );
+    let out = wait(v, Duration::from_secs(10));
+    let revoked_after = t.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("waiting for the owner"),
+        "a group grant with approval = never must not prompt: {err}"
+    );
+    assert!(
+        err.contains("connected") && err.contains("view,control"),
+        "{err}"
+    );
+    assert!(err.contains("access revoked"), "{err}");
+    eprintln!("central revoke ended the session {revoked_after:?} after the admin command");
+    assert!(
+        revoked_after < Duration::from_secs(2),
+        "revocation took {revoked_after:?}"
+    );
+
+    // Not in the group any more: refused at once.
+    let out = wait(
+        spawn_connect(
+            &viewer,
+            &[&id, "--server", &server, "--headless", "--frames", "1"],
+        ),
+        Duration::from_secs(20),
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no access entry"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A forced user cannot come in as a guest (the viewer refuses; the host would too).
+    let fv = dir.path().join("fred");
+    login(&fv, &server, "fred", "fred-pw");
+    let out = wait(
+        spawn_connect(
+            &fv,
+            &[
+                &id,
+                "--server",
+                &server,
+                "--as",
+                "guest",
+                "--headless",
+                "--frames",
+                "1",
+            ],
+        ),
+        Duration::from_secs(20),
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("may only connect as a server user"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
