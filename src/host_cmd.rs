@@ -42,6 +42,10 @@ pub(crate) struct HostArgs {
     /// Allow visitors (signed in at the server; the owner accepts each one). Off by default.
     #[arg(long)]
     allow_visitors: bool,
+    /// Apply a provisioning bundle from `portico-signal bundle`: pins its server key, adds its
+    /// grants to the ACL, registers at its server under its node path.
+    #[arg(long, value_name = "FILE")]
+    provision: Option<PathBuf>,
     /// Owner console address (loopback only); `off` disables it.
     #[arg(long, value_name = "IP:PORT|off", default_value = "127.0.0.1:5651")]
     console: String,
@@ -74,9 +78,22 @@ pub(crate) fn run(data: &Path, identity: Identity, args: HostArgs) -> anyhow::Re
     for spec in &listen_specs {
         listen.extend(host::listen_addrs(spec)?);
     }
-    let server_spec = args.server.clone().or(file.server.clone());
-    let name = args.name.clone().or(file.name.clone());
+    let provisioned = match &args.provision {
+        Some(p) => Some(provision(data, p, &identity)?),
+        None => None,
+    };
+    let server_spec = args
+        .server
+        .clone()
+        .or(file.server.clone())
+        .or_else(|| provisioned.as_ref().map(|b| b.0.clone()));
+    let name = args
+        .name
+        .clone()
+        .or(file.name.clone())
+        .or_else(|| provisioned.as_ref().map(|b| b.1.clone()));
     let rt = crate::runtime()?;
+    let server_spec_for_record = server_spec.clone();
     let server = match server_spec {
         Some(s) => {
             // Pins the server key on first contact (and refuses a changed one).
@@ -123,6 +140,11 @@ pub(crate) fn run(data: &Path, identity: Identity, args: HostArgs) -> anyhow::Re
             ),
         },
     };
+    let server_record = config
+        .server
+        .as_ref()
+        .map(|l| (server_spec_for_record.clone().unwrap_or_default(), l.peer));
+    let data = data.to_path_buf();
     let system = actix::System::new();
     system.block_on(async move {
         let handle = host::start(identity.clone(), config).await?;
@@ -153,6 +175,18 @@ pub(crate) fn run(data: &Path, identity: Identity, args: HostArgs) -> anyhow::Re
                     let s = status.borrow().clone();
                     if let (Some(r), false) = (&s.registered, shown_id) {
                         shown_id = true;
+                        if let Some(link) = &server_record {
+                            let rec = crate::registration::Registration {
+                                server: link.0.clone(),
+                                server_peer: link.1.to_string(),
+                                server_name: r.server_name.clone(),
+                                internet_id: r.internet_id.to_string(),
+                                node_path: r.node_path.clone(),
+                            };
+                            if let Err(e) = crate::registration::write(&data, &rec) {
+                                tracing::warn!(error = %e, "cannot record the registration");
+                            }
+                        }
                         say(&format!("Internet-ID: {} ({} at {})", r.internet_id, r.node_path, r.server_name));
                     }
                     if s.relayed && !shown_relay {
@@ -165,4 +199,56 @@ pub(crate) fn run(data: &Path, identity: Identity, args: HostArgs) -> anyhow::Re
         say("stopping");
         anyhow::Ok(())
     })
+}
+
+/// Applies a bundle: pins its server key, merges its grants into `DATA/acl.toml`; returns the
+/// server address and node path it names.
+fn provision(data: &Path, path: &Path, identity: &Identity) -> anyhow::Result<(String, String)> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let (bundle, key) = portico_core::bundle::read(&bytes)
+        .with_context(|| format!("{} is not a usable bundle", path.display()))?;
+    let server = bundle
+        .server_addrs
+        .first()
+        .cloned()
+        .context("the bundle names no server address")?;
+    crate::signin::pin_server(data, &server, &key.to_peer_id())?;
+    let mut acl = portico_actors::host::ManagedAcl::read(data)?;
+    for e in &bundle.acl {
+        acl.upsert(e.clone());
+    }
+    acl.write(data)?;
+    say(&format!(
+        "Provisioned from {} ({}): node {}, {} grant(s): {}",
+        bundle.server_name,
+        portico_core::identity::fingerprint(&key),
+        bundle.node_path,
+        bundle.acl.len(),
+        bundle
+            .acl
+            .iter()
+            .map(|e| format!("{}={}", e.principal, e.permissions))
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
+    // Every host from one bundle lands in its folder under a name of its own.
+    let hostname = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let hostname: String = hostname
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == '-')
+        .take(40)
+        .collect();
+    let name = format!(
+        "{}/{}-{}",
+        bundle.node_path.trim_end_matches('/'),
+        if hostname.is_empty() {
+            "host"
+        } else {
+            &hostname
+        },
+        &identity.fingerprint()[..4]
+    );
+    Ok((server, name))
 }

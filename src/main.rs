@@ -7,10 +7,12 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use portico_core::identity::{self, Identity};
 
+mod acl_cmd;
 mod cli_id;
 mod connect_cmd;
 mod host_cmd;
 mod owner_cmd;
+mod registration;
 mod signin;
 
 /// Portico: self-hostable peer-to-peer remote desktop.
@@ -83,11 +85,36 @@ enum Command {
         /// Session number (from `portico sessions`).
         id: u64,
     },
+    /// The host's access-control list (DATA/acl.toml; applied live to a running host).
+    #[command(subcommand)]
+    Acl(AclCmd),
     /// List the server's node tree with online state.
     Nodes {
         /// Subtree to list.
         #[arg(default_value = "/")]
         path: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AclCmd {
+    /// Show the managed entries.
+    List,
+    /// Grant PERMISSIONS (view,control,files,clipboard) to a principal
+    /// (user:NAME, group:NAME, peer:PEERID).
+    Add {
+        /// user:NAME, group:NAME or peer:PEERID.
+        principal: String,
+        /// Comma-separated permissions.
+        permissions: String,
+        /// Whether the owner confirms these sessions.
+        #[arg(long, value_parser = ["never", "always"], default_value = "never")]
+        approval: String,
+    },
+    /// Remove a principal's entry.
+    Remove {
+        /// user:NAME, group:NAME or peer:PEERID.
+        principal: String,
     },
 }
 
@@ -127,7 +154,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Id => {
             let (id, created) = load_identity(&data)?;
-            cli_id::print(&id, created, &data);
+            cli_id::print(&id, created, &data, registration::read(&data)?.as_ref());
             Ok(())
         }
         Command::Login {
@@ -154,6 +181,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let (id, _) = load_identity(&data)?;
             connect_cmd::run(&data, id, args)
         }
+        Command::Acl(AclCmd::List) => acl_cmd::list(&data),
+        Command::Acl(AclCmd::Add {
+            principal,
+            permissions,
+            approval,
+        }) => {
+            let (id, _) = load_identity(&data)?;
+            let approval = if approval == "always" {
+                portico_core::policy::Approval::Always
+            } else {
+                portico_core::policy::Approval::Never
+            };
+            acl_cmd::add(&data, &id, &principal, &permissions, approval)
+        }
+        Command::Acl(AclCmd::Remove { principal }) => acl_cmd::remove(&data, &principal),
         Command::Requests => owner_cmd::requests(&data),
         Command::Accept {
             id,

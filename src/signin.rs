@@ -114,30 +114,55 @@ fn server_fingerprint(peer: &PeerId) -> String {
         .unwrap_or_else(|_| "(not an ed25519 key)".into())
 }
 
+/// The address a server is pinned under: its dialable multiaddr without `/p2p/`.
+pub(crate) fn pin_key(server: &str) -> anyhow::Result<String> {
+    let ma = server_multiaddr(server)?;
+    Ok(ma
+        .into_iter()
+        .filter(|p| !matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
+        .collect::<libp2p::Multiaddr>()
+        .to_string())
+}
+
 /// Connects to a server, refusing a key other than the pinned one; pins on first contact.
 pub(crate) async fn connect(
     data: &Path,
     identity: &Identity,
     server: &str,
 ) -> anyhow::Result<(SignalClient, String)> {
-    let addr = server_multiaddr(server)?;
-    let key = addr.to_string();
+    let key = pin_key(server)?;
+    let addr: libp2p::Multiaddr = key.parse()?;
     let expected = pinned(data, &key)?;
     let client = SignalClient::connect(identity, addr, expected).await?;
     if expected.is_none() {
         let peer = client.server_peer();
-        let fp = server_fingerprint(&peer);
-        let mut pins: Pins = read_toml(&pins_path(data))?;
-        pins.servers.push(Pin {
-            address: key.clone(),
-            peer_id: peer.to_string(),
-            fingerprint: fp.clone(),
-        });
-        write_toml(&pins_path(data), &pins)?;
-        println!("Pinned the server's key on first contact: fingerprint {fp}");
+        pin_server(data, &key, &peer)?;
+        println!(
+            "Pinned the server's key on first contact: fingerprint {}",
+            server_fingerprint(&peer)
+        );
         println!("(compare it with `portico-signal id` on the server)");
     }
     Ok((client, key))
+}
+
+/// Pins `peer` as the key of the server at `server` (as given: HOST[:PORT] or multiaddr);
+/// refuses to replace a different pin.
+pub(crate) fn pin_server(data: &Path, server: &str, peer: &PeerId) -> anyhow::Result<()> {
+    let key = pin_key(server)?;
+    let mut pins: Pins = read_toml(&pins_path(data))?;
+    if let Some(p) = pins.servers.iter().find(|p| p.address == key) {
+        if p.peer_id != peer.to_string() {
+            bail!("{key} is pinned to another server key ({}); refusing to replace it. Remove it with `portico logout --forget-server` if the server really changed", p.fingerprint);
+        }
+        return Ok(());
+    }
+    pins.servers.push(Pin {
+        address: key,
+        peer_id: peer.to_string(),
+        fingerprint: server_fingerprint(peer),
+    });
+    write_toml(&pins_path(data), &pins)
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {

@@ -23,7 +23,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 pub use table::{
     may_control, Answer, ConsoleState, GetState, Kick, PendingView, ServerChange, SessionEnded,
-    SessionView, SetServer, SetSharing, SetViewOnly, WatchChanges, Withdraw,
+    SessionView, SetManagedAcl, SetServer, SetSharing, SetViewOnly, WatchChanges, Withdraw,
 };
 
 /// Tickets checked per request at most.
@@ -93,7 +93,11 @@ pub struct AccessControl {
     me: PeerId,
     /// Host switches.
     settings: HostSettings,
-    /// The ACL.
+    /// The ACL from the config file.
+    base_acl: Vec<AclEntry>,
+    /// The ACL managed with `portico acl` (and provisioning), `DATA/acl.toml`.
+    managed_acl: Vec<AclEntry>,
+    /// Both, as the policy sees them.
     acl: Vec<AclEntry>,
     /// The server, when registered.
     server: Option<ServerTrust>,
@@ -128,6 +132,8 @@ impl AccessControl {
         Self {
             me,
             settings,
+            base_acl: acl.clone(),
+            managed_acl: Vec::new(),
             acl,
             server: None,
             replay: ReplayCache::new(4096),

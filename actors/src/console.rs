@@ -6,6 +6,8 @@
 //! - `POST /api/requests/{id}` `{"answer":"accept"|"accept_view_only"|"refuse","time_limit_secs":900}`
 //! - `POST /api/sessions/{id}/kick`, `POST /api/sessions/{id}/mode` `{"view_only":true}`
 //! - `POST /api/sharing` `{"allow_guests":true,"allow_visitors":false}`
+//! - `PUT /api/acl` `[{"principal":"group:Sales","permissions":["view"],"approval":"never"}]`
+//!   (the managed part of the ACL, `DATA/acl.toml`)
 //!
 //! API calls need `Authorization: Bearer T` (a cross-site form cannot send it); only the
 //! page and the event stream accept the token in the query. Requests whose `Host` is not a
@@ -20,7 +22,9 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use portico_core::policy::OwnerAnswer;
 use serde::{Deserialize, Serialize};
 
-use crate::access::{AccessControl, Answer, GetState, Kick, SetSharing, SetViewOnly, WatchChanges};
+use crate::access::{
+    AccessControl, Answer, GetState, Kick, SetManagedAcl, SetSharing, SetViewOnly, WatchChanges,
+};
 
 /// Where the CLI finds the console.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -216,6 +220,20 @@ async fn sharing(
     }
 }
 
+async fn acl(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    body: web::Json<Vec<portico_core::policy::AclEntry>>,
+) -> HttpResponse {
+    if let Some(r) = check(&req, &st, false) {
+        return r;
+    }
+    match st.access.send(SetManagedAcl(body.into_inner())).await {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(_) => HttpResponse::ServiceUnavailable().body("the host is stopping"),
+    }
+}
+
 fn random_token() -> String {
     use rand::RngCore;
     let mut b = [0u8; 24];
@@ -236,7 +254,7 @@ pub fn start(addr: SocketAddr, data: &Path, access: Addr<AccessControl>) -> Resu
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .app_data(web::JsonConfig::default().limit(4096))
+            .app_data(web::JsonConfig::default().limit(256 * 1024))
             .route("/", web::get().to(page))
             .route("/api/state", web::get().to(state_route))
             .route("/api/events", web::get().to(events))
@@ -244,6 +262,7 @@ pub fn start(addr: SocketAddr, data: &Path, access: Addr<AccessControl>) -> Resu
             .route("/api/sessions/{id}/kick", web::post().to(kick))
             .route("/api/sessions/{id}/mode", web::post().to(mode))
             .route("/api/sharing", web::post().to(sharing))
+            .route("/api/acl", web::put().to(acl))
     })
     .workers(1)
     .disable_signals()

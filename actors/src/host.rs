@@ -90,6 +90,56 @@ impl HostFile {
     }
 }
 
+/// The managed ACL file (`DATA/acl.toml`), edited by `portico acl` and provisioning.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ManagedAcl {
+    /// The entries.
+    pub acl: Vec<AclEntry>,
+}
+
+/// File name of the managed ACL.
+pub const ACL_FILE: &str = "acl.toml";
+
+impl ManagedAcl {
+    /// Reads `DATA/acl.toml` (empty when absent).
+    pub fn read(dir: &Path) -> Result<Self, HostError> {
+        let path = dir.join(ACL_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(t) => toml::from_str(&t).map_err(|e| HostError::Config {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(HostError::Config {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Writes `DATA/acl.toml` (mode 0600, atomically).
+    pub fn write(&self, dir: &Path) -> Result<(), HostError> {
+        let path = dir.join(ACL_FILE);
+        let text = toml::to_string(self).map_err(|e| HostError::Config {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        portico_core::identity::replace_private(&path, text.as_bytes()).map_err(|e| {
+            HostError::Config {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            }
+        })
+    }
+
+    /// Adds or replaces the entry for its principal.
+    pub fn upsert(&mut self, entry: AclEntry) {
+        self.acl.retain(|e| e.principal != entry.principal);
+        self.acl.push(entry);
+    }
+}
+
 /// Parses `IP:PORT` (TCP and QUIC) or a multiaddr.
 pub fn listen_addrs(s: &str) -> Result<Vec<Multiaddr>, HostError> {
     if s.starts_with('/') {
@@ -189,6 +239,12 @@ pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle,
         audit,
     )
     .start();
+    if let Some(d) = &config.data_dir {
+        let managed = ManagedAcl::read(d)?;
+        if !managed.acl.is_empty() {
+            access.do_send(crate::access::SetManagedAcl(managed.acl));
+        }
+    }
     let peers: crate::network::PeerAddrs = Default::default();
 
     let mut swarm = build_swarm(&identity, config.mdns).map_err(HostError::Network)?;

@@ -409,3 +409,23 @@ impl Handler<Withdraw> for AccessControl {
 pub fn may_control(p: Permissions) -> bool {
     p.has(portico_core::policy::Permission::Control)
 }
+
+/// Replace the managed part of the ACL (`DATA/acl.toml`); sessions it no longer allows end.
+#[derive(Message, Debug, Clone, Deserialize)]
+#[rtype(result = "()")]
+pub struct SetManagedAcl(pub Vec<portico_core::policy::AclEntry>);
+
+impl Handler<SetManagedAcl> for AccessControl {
+    type Result = ();
+    fn handle(&mut self, m: SetManagedAcl, _: &mut Context<Self>) {
+        self.managed_acl = m.0;
+        self.acl = self
+            .base_acl
+            .iter()
+            .chain(self.managed_acl.iter())
+            .cloned()
+            .collect();
+        self.log("acl", format!("{} managed entries", self.managed_acl.len()));
+        self.recheck();
+    }
+}

@@ -1,0 +1,158 @@
+//! Provisioning bundles and `portico acl` against a real server and host: a host deployed
+//! from a bundle admits the bundle's group by single sign-on; ACL changes apply to the
+//! running host (names checked at the server), and removing a grant ends its sessions.
+#![allow(
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+#[path = "support/procs.rs"]
+mod procs;
+#[path = "support/x11.rs"]
+mod x11;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use portico_core::policy::Approval;
+use portico_signal::admin::socket::{self, Sent};
+use portico_signal::admin::AdminCommand;
+use procs::*;
+use x11::Xvfb;
+
+fn run(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_portico"))
+        .env_remove("PORTICO_DATA")
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn bundle_provisions_a_host_and_acl_changes_apply_live() {
+    let x = Xvfb::start();
+    x.draw(&x11::desktop(7));
+    let dir = tempfile::tempdir().unwrap();
+    let sdir = dir.path().join("server");
+    let (_rt, _server, port) = start_server(&sdir);
+    let server = format!("127.0.0.1:{port}");
+    for (u, g) in [("alice", Some("Marketing")), ("bob", None)] {
+        admin(
+            &sdir,
+            AdminCommand::UserAdd {
+                name: u.into(),
+                password: format!("{u}-pw"),
+                force_server_security: false,
+            },
+        );
+        if let Some(g) = g {
+            admin(&sdir, AdminCommand::GroupAdd { name: g.into() });
+            admin(
+                &sdir,
+                AdminCommand::GroupMember {
+                    group: g.into(),
+                    user: u.into(),
+                    member: true,
+                },
+            );
+        }
+    }
+    let bundle = match socket::send(
+        &sdir,
+        &AdminCommand::Bundle {
+            node: "/Marketing".into(),
+            grants: vec!["group:Marketing=view,control".into()],
+            approval: Approval::Never,
+            server_addrs: vec![server.clone()],
+        },
+    )
+    .unwrap()
+    {
+        Sent::Reply(r) => r.file.unwrap(),
+        Sent::NotRunning => panic!("server not running"),
+    };
+    let bundle_path = dir.path().join("marketing.portico");
+    std::fs::write(&bundle_path, bundle).unwrap();
+
+    let hdir = dir.path().join("host");
+    let mut host = Host::start(
+        &x,
+        &hdir,
+        "",
+        &["--provision", bundle_path.to_str().unwrap()],
+    );
+    let provisioned = host.wait_line("Provisioned from");
+    assert!(
+        provisioned.contains("group:Marketing=view,control"),
+        "{provisioned}"
+    );
+    let id_line = host.wait_line("Internet-ID:");
+    assert!(id_line.contains("/Marketing/"), "{id_line}");
+    let id = id_line.split(" (").next().unwrap().to_string();
+    assert!(text(&run(&hdir, &["acl", "list"]))
+        .contains("group:Marketing\tview,control\tapproval=never"));
+    assert!(text(&run(&hdir, &["id"])).contains(&format!("Internet-ID: {id}")));
+
+    // alice (Marketing) gets in by single sign-on.
+    let alice = dir.path().join("alice");
+    login(&alice, &server, "alice", "alice-pw");
+    let mut a = Command::new(env!("CARGO_BIN_EXE_portico"))
+        .arg("--data")
+        .arg(&alice)
+        .args(["connect", &id, "--headless", "--duration", "60"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    if a.try_wait().unwrap().is_some() {
+        panic!(
+            "alice should be connected: {}",
+            text(&a.wait_with_output().unwrap())
+        );
+    }
+
+    // Unknown names are refused; known ones apply to the running host.
+    let out = run(&hdir, &["acl", "add", "user:ghost", "view"]);
+    assert!(
+        !out.status.success() && text(&out).contains("does not exist"),
+        "{}",
+        text(&out)
+    );
+    let out = run(&hdir, &["acl", "add", "user:bob", "view"]);
+    assert!(
+        out.status.success() && text(&out).contains("applied to the running host"),
+        "{}",
+        text(&out)
+    );
+    let bob = dir.path().join("bob");
+    login(&bob, &server, "bob", "bob-pw");
+    let out = run(&bob, &["connect", &id, "--headless", "--frames", "1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("permissions view"), "{}", text(&out));
+
+    // Removing the group's grant ends alice's live session.
+    let t = Instant::now();
+    let out = run(&hdir, &["acl", "remove", "group:Marketing"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = a.wait_with_output().unwrap();
+    assert!(text(&out).contains("access revoked"), "{}", text(&out));
+    eprintln!("ACL removal ended the session after {:?}", t.elapsed());
+}
