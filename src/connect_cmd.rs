@@ -82,6 +82,10 @@ pub(crate) struct ConnectArgs {
     /// Target video bitrate in kbit/s (the host re-creates its encoder with a keyframe).
     #[arg(long, value_name = "KBPS")]
     bitrate: Option<u32>,
+    /// Send this file to the host (needs the `files` permission; guests and visitors wait for
+    /// the owner to allow it). Ends the session once the file landed unless --frames/--duration.
+    #[arg(long, value_name = "FILE")]
+    send: Option<PathBuf>,
     /// Dial only relayed addresses (Internet-ID targets): checks the relay path.
     #[arg(long)]
     relay_only: bool,
@@ -353,6 +357,7 @@ pub(crate) fn run(data: &Path, identity: Identity, args: ConnectArgs) -> anyhow:
             input_script: args.input_script.clone(),
             force_input: args.force_input,
             bitrate: args.bitrate.map(|k| k.saturating_mul(1000)),
+            send_file: args.send.clone(),
         };
         let was_pinned = pinned.is_some();
         let report = viewer::run_headless(&identity, resolved.dial.clone(), request, opts).await?;

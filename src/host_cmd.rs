@@ -46,6 +46,9 @@ pub(crate) struct HostArgs {
     /// grants to the ACL, registers at its server under its node path.
     #[arg(long, value_name = "FILE")]
     provision: Option<PathBuf>,
+    /// Where received files land (default ~/Downloads/Portico).
+    #[arg(long, value_name = "DIR")]
+    download_dir: Option<PathBuf>,
     /// Owner console address (loopback only); `off` disables it.
     #[arg(long, value_name = "IP:PORT|off", default_value = "127.0.0.1:5651")]
     console: String,
@@ -132,6 +135,16 @@ pub(crate) fn run(data: &Path, identity: Identity, args: HostArgs) -> anyhow::Re
                 .clamp(1, 3600),
         ),
         data_dir: Some(data.to_path_buf()),
+        download_dir: args
+            .download_dir
+            .clone()
+            .or(file.download_dir.clone())
+            .or_else(|| {
+                dirs::download_dir()
+                    .or_else(|| dirs::home_dir().map(|h| h.join("Downloads")))
+                    .map(|d| d.join("Portico"))
+            })
+            .context("no download folder: give --download-dir DIR")?,
         console: match args.console.as_str() {
             "off" => None,
             a => Some(

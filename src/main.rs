@@ -78,6 +78,16 @@ enum Command {
         /// Request number.
         id: u64,
     },
+    /// Allow a waiting file transfer or clipboard request.
+    Allow {
+        /// Request number (from `portico requests`).
+        id: u64,
+    },
+    /// Deny a waiting file transfer or clipboard request.
+    Deny {
+        /// Request number.
+        id: u64,
+    },
     /// Live sessions on the running host.
     Sessions,
     /// End a live session ("disconnected by the owner").
@@ -204,6 +214,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => owner_cmd::accept(&data, id, view_only, for_.as_deref()),
         Command::Refuse { id } => owner_cmd::refuse(&data, id),
         Command::Sessions => owner_cmd::sessions(&data),
+        Command::Allow { id } => owner_cmd::service(&data, id, true),
+        Command::Deny { id } => owner_cmd::service(&data, id, false),
         Command::Kick { id } => owner_cmd::kick(&data, id),
         Command::Nodes { path } => {
             let (id, _) = load_identity(&data)?;

@@ -63,8 +63,14 @@ fn state(data: &Path) -> anyhow::Result<ConsoleState> {
 /// `portico requests`.
 pub(crate) fn requests(data: &Path) -> anyhow::Result<()> {
     let s = state(data)?;
-    if s.pending.is_empty() {
+    if s.pending.is_empty() && s.services.is_empty() {
         println!("no requests waiting");
+    }
+    for x in &s.services {
+        println!(
+            "{}\t{} asks to send a {}: {}\t{} s left\t(`portico allow {}` / `portico deny {}`)",
+            x.id, x.who, x.service, x.detail, x.seconds_left, x.id, x.id
+        );
     }
     for p in s.pending {
         let who = match (&p.account, &p.server_name) {
@@ -166,6 +172,17 @@ pub(crate) fn refuse(data: &Path, id: u64) -> anyhow::Result<()> {
         })?,
     )?;
     println!("refused request {id}");
+    Ok(())
+}
+
+/// `portico allow ID` / `portico deny ID` (file transfers, clipboard).
+pub(crate) fn service(data: &Path, id: u64, allow: bool) -> anyhow::Result<()> {
+    post(
+        data,
+        &format!("/api/services/{id}"),
+        serde_json::json!({ "allow": allow }),
+    )?;
+    println!("{} request {id}", if allow { "allowed" } else { "denied" });
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! (a request nobody answers in time is refused), and holds the live session table: kick,
 //! view-only/interactive, time limits, and revocation when the server reports a change.
 
+mod services;
 mod table;
 
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ use portico_core::wire::session::ByeReason;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+pub use services::{AnswerService, AskService, LogService, ServiceView};
 pub use table::{
     may_control, Answer, ConsoleState, GetState, Kick, PendingView, ServerChange, SessionEnded,
     SessionView, SetManagedAcl, SetServer, SetSharing, SetViewOnly, WatchChanges, Withdraw,
@@ -111,6 +113,8 @@ pub struct AccessControl {
     pending: HashMap<u64, Pending>,
     /// Live sessions.
     sessions: HashMap<u64, Live>,
+    /// Service requests waiting for the owner.
+    pending_services: HashMap<u64, services::PendingService>,
     /// Bumped on every change (the console listens).
     changes: broadcast::Sender<u64>,
     /// Change counter.
@@ -140,6 +144,7 @@ impl AccessControl {
             next_id: 1,
             owner_timeout,
             pending: HashMap::new(),
+            pending_services: HashMap::new(),
             sessions: HashMap::new(),
             changes,
             version: 0,

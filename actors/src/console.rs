@@ -4,6 +4,7 @@
 //! - `GET /?token=T` — the page (plain HTML, no CDN), updated live over Server-Sent Events.
 //! - `GET /api/state`, `GET /api/events?token=T` (SSE) — what the owner sees.
 //! - `POST /api/requests/{id}` `{"answer":"accept"|"accept_view_only"|"refuse","time_limit_secs":900}`
+//! - `POST /api/services/{id}` `{"allow":true}` (file transfers, clipboard)
 //! - `POST /api/sessions/{id}/kick`, `POST /api/sessions/{id}/mode` `{"view_only":true}`
 //! - `POST /api/sharing` `{"allow_guests":true,"allow_visitors":false}`
 //! - `PUT /api/acl` `[{"principal":"group:Sales","permissions":["view"],"approval":"never"}]`
@@ -22,6 +23,7 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use portico_core::policy::OwnerAnswer;
 use serde::{Deserialize, Serialize};
 
+use crate::access::AnswerService;
 use crate::access::{
     AccessControl, Answer, GetState, Kick, SetManagedAcl, SetSharing, SetViewOnly, WatchChanges,
 };
@@ -173,6 +175,32 @@ async fn answer(
     )
 }
 
+/// Body of `POST /api/services/{id}`.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct ServiceBody {
+    /// Allow (true) or deny.
+    pub allow: bool,
+}
+
+async fn service(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    id: web::Path<u64>,
+    body: web::Json<ServiceBody>,
+) -> HttpResponse {
+    if let Some(r) = check(&req, &st, false) {
+        return r;
+    }
+    reply(
+        st.access
+            .send(AnswerService {
+                id: *id,
+                allow: body.allow,
+            })
+            .await,
+    )
+}
+
 async fn kick(req: HttpRequest, st: web::Data<AppState>, id: web::Path<u64>) -> HttpResponse {
     if let Some(r) = check(&req, &st, false) {
         return r;
@@ -259,6 +287,7 @@ pub fn start(addr: SocketAddr, data: &Path, access: Addr<AccessControl>) -> Resu
             .route("/api/state", web::get().to(state_route))
             .route("/api/events", web::get().to(events))
             .route("/api/requests/{id}", web::post().to(answer))
+            .route("/api/services/{id}", web::post().to(service))
             .route("/api/sessions/{id}/kick", web::post().to(kick))
             .route("/api/sessions/{id}/mode", web::post().to(mode))
             .route("/api/sharing", web::post().to(sharing))

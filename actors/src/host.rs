@@ -44,6 +44,8 @@ pub struct HostFile {
     pub no_mdns: bool,
     /// Seconds the owner has to answer a request (default 60).
     pub owner_timeout: Option<u64>,
+    /// Where received files land (default ~/Downloads/Portico).
+    pub download_dir: Option<std::path::PathBuf>,
     /// Access-control list.
     pub acl: Vec<AclEntry>,
 }
@@ -192,6 +194,8 @@ pub struct HostConfig {
     pub data_dir: Option<std::path::PathBuf>,
     /// Where the owner console listens (loopback), when on.
     pub console: Option<std::net::SocketAddr>,
+    /// Where received files land.
+    pub download_dir: std::path::PathBuf,
 }
 
 /// A running host.
@@ -272,6 +276,7 @@ pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle,
         monitors,
         dropped_input: dropped_input.clone(),
         peers: peers.clone(),
+        download_dir: config.download_dir.clone(),
     };
     actix::spawn(async move {
         while let Some((peer, stream)) = incoming.next().await {

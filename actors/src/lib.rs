@@ -14,6 +14,7 @@ pub mod audit_log;
 pub mod capture;
 pub mod console;
 pub mod encoder;
+pub mod files;
 pub mod host;
 pub mod input;
 pub mod media;

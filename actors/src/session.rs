@@ -14,12 +14,16 @@ use tokio::sync::broadcast::error::RecvError;
 use tracing::Instrument;
 
 use crate::access::{
-    self, AccessControl, Decide, Granted, SessionControl, SessionEnded, Verdict, Withdraw,
+    self, AccessControl, AskService, Decide, Granted, LogService, SessionControl, SessionEnded,
+    Verdict, Withdraw,
 };
 use crate::encoder::{self, Encoder, Subscribe};
+use crate::files::{sanitize_name, Incoming, MAX_FILE};
 use crate::input::{Inject, Input};
 use crate::network::PeerAddrs;
 use crate::stream_io::{read_handshake, send, Reader, SharedTransport, StreamError};
+use portico_core::policy::{Permission, Permissions};
+use portico_core::wire::session::{FileChunk, FileOffer, FileResult, Service, ServiceDecision};
 
 /// What a session needs from the host.
 #[derive(Clone)]
@@ -40,7 +44,12 @@ pub struct SessionDeps {
     pub dropped_input: Arc<AtomicU64>,
     /// Where peers connect from.
     pub peers: PeerAddrs,
+    /// Where received files land.
+    pub download_dir: std::path::PathBuf,
 }
+
+/// Transfers a session may have open at once.
+const MAX_TRANSFERS: usize = 4;
 
 /// Serves one incoming session stream to its end.
 pub async fn serve(stream: Stream, peer: PeerId, deps: SessionDeps) {
@@ -158,6 +167,14 @@ async fn stream_session(
     let mut packets = sub.packets;
     let mut control = granted.control;
     let mut may_control = access::may_control(granted.permissions);
+    let mut permissions = granted.permissions;
+    let mut files = Transfers {
+        session_id: granted.session_id,
+        confirm: granted.confirm_services,
+        offers: Default::default(),
+        incoming: Default::default(),
+    };
+    let (svc_tx, mut svc_rx) = tokio::sync::mpsc::channel::<(u64, bool)>(8);
     let deadline = granted.time_limit.map(|t| tokio::time::Instant::now() + t);
     let limit = async move {
         match deadline {
@@ -175,6 +192,10 @@ async fn stream_session(
                 w.close().await?;
                 return Ok(());
             }
+            Some((id, allowed)) = svc_rx.recv() => {
+                let reply = files.decided(id, allowed, deps);
+                send(&mut w, &transport, &reply).await?;
+            }
             c = control.recv() => match c {
                 Some(SessionControl::End(reason, message)) => {
                     send(&mut w, &transport, &SessionMessage::Bye(Bye { reason, message })).await?;
@@ -183,6 +204,7 @@ async fn stream_session(
                 }
                 Some(SessionControl::Permissions(p)) => {
                     may_control = access::may_control(p);
+                    permissions = p;
                     send(&mut w, &transport, &SessionMessage::PermissionsChanged(portico_core::wire::session::PermissionsChanged { permissions: p })).await?;
                 }
                 None => {}
@@ -222,6 +244,20 @@ async fn stream_session(
                 Some(SessionMessage::RequestKeyframe(_)) => deps.encoder.do_send(encoder::Resync),
                 Some(SessionMessage::SetBitrate(b)) => deps.encoder.do_send(encoder::SetBitrate(b.bps)),
                 Some(SessionMessage::Stats(_)) => {}
+                Some(SessionMessage::FileOffer(o)) => {
+                    if let Some(reply) = files.offer(o, permissions, deps, svc_tx.clone()).await {
+                        send(&mut w, &transport, &reply).await?;
+                    }
+                }
+                Some(SessionMessage::FileChunk(c)) => {
+                    if let Some(reply) = files.chunk(c) {
+                        send(&mut w, &transport, &reply).await?;
+                    }
+                }
+                Some(SessionMessage::FileEnd(e)) => {
+                    let reply = files.end(e.transfer_id, deps);
+                    send(&mut w, &transport, &reply).await?;
+                }
                 Some(SessionMessage::Bye(b)) => {
                     tracing::info!(reason = ?b.reason, "viewer said bye");
                     return Ok(());
@@ -237,4 +273,172 @@ async fn stream_session(
 fn other_name(m: &SessionMessage) -> &'static str {
     use portico_core::wire::WireMessage;
     m.variant_name()
+}
+
+/// A session's file transfers.
+struct Transfers {
+    session_id: u64,
+    /// Guests and visitors: the owner allows each transfer.
+    confirm: bool,
+    /// Offers waiting for a decision.
+    offers: std::collections::HashMap<u64, FileOffer>,
+    /// Allowed transfers being received.
+    incoming: std::collections::HashMap<u64, Incoming>,
+}
+
+fn decision(id: u64, allowed: bool, pending: bool, message: impl Into<String>) -> SessionMessage {
+    SessionMessage::ServiceDecision(ServiceDecision {
+        service: Service::File,
+        id,
+        allowed,
+        pending,
+        message: message.into(),
+    })
+}
+
+fn result(id: u64, ok: bool, message: impl Into<String>) -> SessionMessage {
+    SessionMessage::FileResult(FileResult {
+        transfer_id: id,
+        ok,
+        message: message.into(),
+    })
+}
+
+impl Transfers {
+    async fn offer(
+        &mut self,
+        o: FileOffer,
+        permissions: Permissions,
+        deps: &SessionDeps,
+        decided: tokio::sync::mpsc::Sender<(u64, bool)>,
+    ) -> Option<SessionMessage> {
+        let id = o.transfer_id;
+        if !permissions.has(Permission::Files) {
+            return Some(decision(
+                id,
+                false,
+                false,
+                "this session may not send files",
+            ));
+        }
+        if self.offers.len() + self.incoming.len() >= MAX_TRANSFERS
+            || self.offers.contains_key(&id)
+            || self.incoming.contains_key(&id)
+        {
+            return Some(decision(
+                id,
+                false,
+                false,
+                "too many transfers at once, or a duplicate transfer number",
+            ));
+        }
+        if o.size > MAX_FILE || o.sha256.len() != 32 {
+            return Some(decision(
+                id,
+                false,
+                false,
+                format!("refused: files up to {MAX_FILE} bytes with a SHA-256"),
+            ));
+        }
+        let detail = format!("{} ({} bytes)", sanitize_name(&o.name), o.size);
+        self.offers.insert(id, o);
+        if !self.confirm {
+            deps.access.do_send(LogService(
+                "file_allowed".into(),
+                format!("session {}: {detail} (by permission)", self.session_id),
+            ));
+            return Some(self.decided(id, true, deps));
+        }
+        match deps
+            .access
+            .send(AskService {
+                session_id: self.session_id,
+                service: Service::File,
+                detail,
+            })
+            .await
+        {
+            Ok(Ok((_, answer))) => {
+                tokio::spawn(async move {
+                    let allowed = answer.await.unwrap_or(false);
+                    if decided.send((id, allowed)).await.is_err() {
+                        tracing::debug!(
+                            transfer = id,
+                            "the session ended before the owner answered"
+                        );
+                    }
+                });
+                Some(decision(
+                    id,
+                    false,
+                    true,
+                    "waiting for the owner to allow the file",
+                ))
+            }
+            Ok(Err(e)) => {
+                self.offers.remove(&id);
+                Some(decision(id, false, false, e))
+            }
+            Err(_) => None,
+        }
+    }
+
+    fn decided(&mut self, id: u64, allowed: bool, deps: &SessionDeps) -> SessionMessage {
+        let Some(o) = self.offers.remove(&id) else {
+            return decision(id, false, false, "unknown transfer");
+        };
+        if !allowed {
+            return decision(id, false, false, "the owner denied the file");
+        }
+        match Incoming::start(&deps.download_dir, id, &o.name, o.size, o.sha256) {
+            Ok(inc) => {
+                self.incoming.insert(id, inc);
+                decision(id, true, false, "allowed")
+            }
+            Err(e) => decision(id, false, false, e.to_string()),
+        }
+    }
+
+    fn chunk(&mut self, c: FileChunk) -> Option<SessionMessage> {
+        let inc = match self.incoming.get_mut(&c.transfer_id) {
+            Some(i) => i,
+            None => {
+                return Some(result(
+                    c.transfer_id,
+                    false,
+                    "chunk for a transfer that is not allowed or open",
+                ))
+            }
+        };
+        match inc.write(c.offset, &c.data) {
+            Ok(()) => None,
+            Err(e) => {
+                // Dropping the transfer removes the partial file.
+                self.incoming.remove(&c.transfer_id);
+                Some(result(c.transfer_id, false, e.to_string()))
+            }
+        }
+    }
+
+    fn end(&mut self, id: u64, deps: &SessionDeps) -> SessionMessage {
+        let Some(inc) = self.incoming.remove(&id) else {
+            return result(id, false, "no such open transfer");
+        };
+        match inc.finish() {
+            Ok(path) => {
+                deps.access.do_send(LogService(
+                    "file_received".into(),
+                    format!("session {}: {}", self.session_id, path.display()),
+                ));
+                result(id, true, format!("saved as {}", path.display()))
+            }
+            Err(e) => {
+                deps.access.do_send(LogService(
+                    "file_failed".into(),
+                    format!("session {}: {e}", self.session_id),
+                ));
+                result(id, false, e.to_string())
+            }
+        }
+    }
 }

@@ -51,6 +51,8 @@ pub struct Headless {
     pub force_input: bool,
     /// Ask the host for this video bitrate (bits per second).
     pub bitrate: Option<u32>,
+    /// Send this file (the session ends when it has landed, unless frames/duration say more).
+    pub send_file: Option<PathBuf>,
 }
 
 /// Errors of a viewer run.
@@ -86,6 +88,9 @@ pub enum ViewerError {
         /// The host's sentence.
         message: String,
     },
+    /// A file could not be sent.
+    #[error("file not sent: {0}")]
+    File(String),
     /// The input script is invalid.
     #[error("input script: {0}")]
     Script(String),
@@ -137,6 +142,8 @@ pub struct Report {
     pub kbps: f64,
     /// Seconds the session lasted.
     pub seconds: f64,
+    /// The file transfer's outcome, when one was sent.
+    pub file_result: Option<String>,
     /// Per frame.
     pub frame_stats: Vec<FrameStat>,
 }
@@ -252,7 +259,11 @@ pub async fn run_headless(
         }
     }
 
-    let result = receive(&mut reader, &opts, started, permissions).await;
+    let file = match &opts.send_file {
+        Some(path) => Some(start_send(path, out_tx.clone()).await?),
+        None => None,
+    };
+    let result = receive(&mut reader, &opts, started, permissions, file).await;
     // Say goodbye whatever happened; the host may already be gone.
     if out_tx
         .send(SessionMessage::Bye(Bye {
@@ -301,6 +312,7 @@ async fn receive<R: futures::AsyncRead + Unpin>(
     opts: &Headless,
     started: Instant,
     permissions: Permissions,
+    mut file: Option<FileSend>,
 ) -> Result<(Picture, Report, Option<ViewerError>), ViewerError> {
     let mut picture = Picture::new()?;
     let mut report = Report {
@@ -313,6 +325,7 @@ async fn receive<R: futures::AsyncRead + Unpin>(
         fps: 0.0,
         kbps: 0.0,
         seconds: 0.0,
+        file_result: None,
         frame_stats: Vec::new(),
     };
     let t0 = Instant::now();
@@ -321,6 +334,14 @@ async fn receive<R: futures::AsyncRead + Unpin>(
     let mut ended = None;
     loop {
         if opts.frames.is_some_and(|n| report.frames >= n) {
+            break;
+        }
+        // A file-only run ends once the file landed.
+        if opts.send_file.is_some()
+            && report.file_result.is_some()
+            && opts.frames.is_none()
+            && opts.duration.is_none()
+        {
             break;
         }
         let next = match deadline {
@@ -375,6 +396,29 @@ async fn receive<R: futures::AsyncRead + Unpin>(
                     message: b.message,
                 });
                 break;
+            }
+            Some(SessionMessage::ServiceDecision(d)) => {
+                if d.pending {
+                    eprintln!("{}…", d.message);
+                } else if d.allowed {
+                    if let Some(tx) = file.as_mut().and_then(|f| f.allow.take()) {
+                        if tx.send(()).is_err() {
+                            tracing::debug!("the file sender already stopped");
+                        }
+                    }
+                } else {
+                    ended = Some(ViewerError::File(d.message));
+                    break;
+                }
+            }
+            Some(SessionMessage::FileResult(r)) => {
+                if r.ok {
+                    eprintln!("file sent: {}", r.message);
+                    report.file_result = Some(r.message);
+                } else {
+                    ended = Some(ViewerError::File(r.message));
+                    break;
+                }
             }
             Some(SessionMessage::PermissionsChanged(p)) => {
                 report.permissions = p.permissions.to_string()
@@ -465,4 +509,98 @@ async fn connect(
         .map_err(|_| ViewerError::Connect("no connection after 15 s".into()))?
         .map_err(|_| ViewerError::Connect("connection task ended".into()))??;
     Ok((peer, relayed, control, task))
+}
+
+/// A file being offered: the signal that lets the sender task start.
+pub struct FileSend {
+    /// Fired when the host allows the transfer.
+    allow: Option<oneshot::Sender<()>>,
+}
+
+/// Chunk size for file transfers.
+const FILE_CHUNK: usize = 64 * 1024;
+
+/// Hashes the file, offers it, and starts a task that streams it once allowed.
+async fn start_send(
+    path: &std::path::Path,
+    out: mpsc::Sender<SessionMessage>,
+) -> Result<FileSend, ViewerError> {
+    use portico_core::wire::session::{FileChunk, FileEnd, FileOffer};
+    use sha2::Digest;
+    use tokio::io::AsyncReadExt;
+    let err = |e: std::io::Error| ViewerError::File(format!("{}: {e}", path.display()));
+    let mut f = tokio::fs::File::open(path).await.map_err(err)?;
+    let size = f.metadata().await.map_err(err)?.len();
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; FILE_CHUNK];
+    loop {
+        let n = f.read(&mut buf).await.map_err(err)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into());
+    let offer = FileOffer {
+        transfer_id: 1,
+        name,
+        size,
+        sha256: hasher.finalize().to_vec(),
+    };
+    out.send(SessionMessage::FileOffer(offer))
+        .await
+        .map_err(|_| ViewerError::File("the session closed".into()))?;
+    let (allow, allowed) = oneshot::channel::<()>();
+    let path = path.to_path_buf();
+    tokio::spawn(async move {
+        if allowed.await.is_err() {
+            return;
+        }
+        let bar = indicatif::ProgressBar::new(size);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bytes}/{total_bytes} {wide_bar} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let Ok(mut f) = tokio::fs::File::open(&path).await else {
+            eprintln!("cannot reopen {}", path.display());
+            return;
+        };
+        let mut offset = 0u64;
+        let mut buf = vec![0u8; FILE_CHUNK];
+        loop {
+            let n = match f.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    eprintln!("reading {}: {e}", path.display());
+                    return;
+                }
+            };
+            if out
+                .send(SessionMessage::FileChunk(FileChunk {
+                    transfer_id: 1,
+                    offset,
+                    data: buf[..n].to_vec(),
+                }))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            offset += n as u64;
+            bar.set_position(offset);
+        }
+        bar.finish_and_clear();
+        // The session may be ending; the host then discards the partial file.
+        drop(
+            out.send(SessionMessage::FileEnd(FileEnd { transfer_id: 1 }))
+                .await,
+        );
+    });
+    Ok(FileSend { allow: Some(allow) })
 }

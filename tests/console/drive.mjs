@@ -2,6 +2,8 @@
 //
 //   node drive.mjs URL accept|accept-view-only|refuse TEXT [SCREENSHOT.png]
 //       wait for the pending request whose row contains TEXT, then click the button
+//   node drive.mjs URL allow|deny TEXT [SCREENSHOT.png]
+//       wait for the file/clipboard request whose row contains TEXT, then answer it
 //   node drive.mjs URL kick TEXT [SCREENSHOT.png]
 //       wait for the live session whose row contains TEXT, then click Kick
 //   node drive.mjs URL show [SCREENSHOT.png]
@@ -32,6 +34,13 @@ try {
     if (action !== "refuse") {
       await page.locator("#sessions tr[data-session]").first().waitFor({ timeout: 10000 });
     }
+  } else if (action === "allow" || action === "deny") {
+    row = page.locator("#services tr", { hasText: text });
+    await row.waitFor({ timeout: 20000 });
+    if (shot) await page.screenshot({ path: shot, fullPage: true });
+    console.log(await row.innerText());
+    await row.getByRole("button", { name: action === "allow" ? /^Allow/ : /^Deny/ }).click();
+    await page.locator("#services tr", { hasText: text }).waitFor({ state: "detached", timeout: 10000 });
   } else if (action === "kick") {
     row = page.locator("#sessions tr", { hasText: text });
     await row.waitFor({ timeout: 20000 });

@@ -69,6 +69,8 @@ pub struct ConsoleState {
     pub pending: Vec<PendingView>,
     /// Live sessions.
     pub sessions: Vec<SessionView>,
+    /// Service requests waiting for the owner.
+    pub services: Vec<super::ServiceView>,
     /// Guest sharing on this host.
     pub allow_guests: bool,
     /// Visitor sharing on this host.
@@ -129,6 +131,7 @@ impl Handler<GetState> for AccessControl {
         MessageResult(ConsoleState {
             pending,
             sessions,
+            services: self.service_views(),
             allow_guests: self.settings.allow_guests,
             allow_visitors: self.settings.allow_visitors,
             server: self.server.as_ref().map(|_| "registered".to_string()),

@@ -181,6 +181,7 @@ fn end_to_end(w: u32, h: u32, moving: bool, secs: f64, fps: u32) -> anyhow::Resu
                 owner_timeout: Duration::from_secs(60),
                 data_dir: None,
                 console: None,
+                download_dir: std::env::temp_dir().join("portico-bench-downloads"),
             };
             match host::start(host_id, config).await {
                 Ok(h) => {
