@@ -86,6 +86,10 @@ pub(crate) struct ConnectArgs {
     /// the owner to allow it). Ends the session once the file landed unless --frames/--duration.
     #[arg(long, value_name = "FILE")]
     send: Option<PathBuf>,
+    /// Put this text on the host's clipboard (needs `clipboard`; guests and visitors wait for
+    /// the owner). Text the host copies arrives too, for sessions that may use the clipboard.
+    #[arg(long, value_name = "TEXT")]
+    clipboard: Option<String>,
     /// Dial only relayed addresses (Internet-ID targets): checks the relay path.
     #[arg(long)]
     relay_only: bool,
@@ -358,6 +362,7 @@ pub(crate) fn run(data: &Path, identity: Identity, args: ConnectArgs) -> anyhow:
             force_input: args.force_input,
             bitrate: args.bitrate.map(|k| k.saturating_mul(1000)),
             send_file: args.send.clone(),
+            clipboard: args.clipboard.clone(),
         };
         let was_pinned = pinned.is_some();
         let report = viewer::run_headless(&identity, resolved.dial.clone(), request, opts).await?;

@@ -277,6 +277,7 @@ pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle,
         dropped_input: dropped_input.clone(),
         peers: peers.clone(),
         download_dir: config.download_dir.clone(),
+        clipboard: crate::clipboard::Clipboard::new().start(),
     };
     actix::spawn(async move {
         while let Some((peer, stream)) = incoming.next().await {

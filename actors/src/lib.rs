@@ -12,6 +12,7 @@
 pub mod access;
 pub mod audit_log;
 pub mod capture;
+pub mod clipboard;
 pub mod console;
 pub mod encoder;
 pub mod files;

@@ -23,7 +23,9 @@ use crate::input::{Inject, Input};
 use crate::network::PeerAddrs;
 use crate::stream_io::{read_handshake, send, Reader, SharedTransport, StreamError};
 use portico_core::policy::{Permission, Permissions};
-use portico_core::wire::session::{FileChunk, FileOffer, FileResult, Service, ServiceDecision};
+use portico_core::wire::session::{
+    Clipboard, FileChunk, FileOffer, FileResult, Service, ServiceDecision,
+};
 
 /// What a session needs from the host.
 #[derive(Clone)]
@@ -46,6 +48,8 @@ pub struct SessionDeps {
     pub peers: PeerAddrs,
     /// Where received files land.
     pub download_dir: std::path::PathBuf,
+    /// The host's clipboard.
+    pub clipboard: Addr<crate::clipboard::Clipboard>,
 }
 
 /// Transfers a session may have open at once.
@@ -175,6 +179,13 @@ async fn stream_session(
         incoming: Default::default(),
     };
     let (svc_tx, mut svc_rx) = tokio::sync::mpsc::channel::<(u64, bool)>(8);
+    let (clip_tx, mut clip_rx) = tokio::sync::mpsc::channel::<(bool, String)>(4);
+    // Host → viewer clipboard: sessions holding `clipboard` that need no per-use approval.
+    let mut host_clip = if permissions.has(Permission::Clipboard) && !granted.confirm_services {
+        deps.clipboard.send(crate::clipboard::WatchText).await.ok()
+    } else {
+        None
+    };
     let deadline = granted.time_limit.map(|t| tokio::time::Instant::now() + t);
     let limit = async move {
         match deadline {
@@ -191,6 +202,15 @@ async fn stream_session(
                 send(&mut w, &transport, &bye).await?;
                 w.close().await?;
                 return Ok(());
+            }
+            text = next_text(&mut host_clip) => {
+                if permissions.has(Permission::Clipboard) {
+                    send(&mut w, &transport, &SessionMessage::Clipboard(Clipboard { text })).await?;
+                }
+            }
+            Some((allowed, text)) = clip_rx.recv() => {
+                let reply = clip_decided(allowed, text, deps, granted.session_id);
+                send(&mut w, &transport, &reply).await?;
             }
             Some((id, allowed)) = svc_rx.recv() => {
                 let reply = files.decided(id, allowed, deps);
@@ -244,6 +264,11 @@ async fn stream_session(
                 Some(SessionMessage::RequestKeyframe(_)) => deps.encoder.do_send(encoder::Resync),
                 Some(SessionMessage::SetBitrate(b)) => deps.encoder.do_send(encoder::SetBitrate(b.bps)),
                 Some(SessionMessage::Stats(_)) => {}
+                Some(SessionMessage::Clipboard(c)) => {
+                    if let Some(reply) = clipboard_in(c.text, permissions, files.confirm, granted.session_id, deps, clip_tx.clone()).await {
+                        send(&mut w, &transport, &reply).await?;
+                    }
+                }
                 Some(SessionMessage::FileOffer(o)) => {
                     if let Some(reply) = files.offer(o, permissions, deps, svc_tx.clone()).await {
                         send(&mut w, &transport, &reply).await?;
@@ -441,4 +466,96 @@ impl Transfers {
             }
         }
     }
+}
+
+/// The next host clipboard change, or never when this session does not follow it.
+async fn next_text(rx: &mut Option<tokio::sync::broadcast::Receiver<String>>) -> String {
+    loop {
+        match rx {
+            Some(r) => match r.recv().await {
+                Ok(t) => return t,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => *rx = None,
+            },
+            None => std::future::pending::<()>().await,
+        }
+    }
+}
+
+fn clip_decision(allowed: bool, pending: bool, message: impl Into<String>) -> SessionMessage {
+    SessionMessage::ServiceDecision(ServiceDecision {
+        service: Service::Clipboard,
+        id: 0,
+        allowed,
+        pending,
+        message: message.into(),
+    })
+}
+
+/// Text the viewer wants on the host's clipboard.
+async fn clipboard_in(
+    text: String,
+    permissions: Permissions,
+    confirm: bool,
+    session_id: u64,
+    deps: &SessionDeps,
+    decided: tokio::sync::mpsc::Sender<(bool, String)>,
+) -> Option<SessionMessage> {
+    if !permissions.has(Permission::Clipboard) {
+        return Some(clip_decision(
+            false,
+            false,
+            "this session may not use the clipboard",
+        ));
+    }
+    if text.len() > crate::clipboard::MAX_TEXT {
+        return Some(clip_decision(false, false, "clipboard text too large"));
+    }
+    if !confirm {
+        return Some(clip_decided(true, text, deps, session_id));
+    }
+    let preview: String = text.chars().take(40).collect();
+    let detail = format!("paste {} characters: {preview:?}", text.chars().count());
+    match deps
+        .access
+        .send(AskService {
+            session_id,
+            service: Service::Clipboard,
+            detail,
+        })
+        .await
+    {
+        Ok(Ok((_, answer))) => {
+            tokio::spawn(async move {
+                let allowed = answer.await.unwrap_or(false);
+                if decided.send((allowed, text)).await.is_err() {
+                    tracing::debug!("the session ended before the owner answered");
+                }
+            });
+            Some(clip_decision(
+                false,
+                true,
+                "waiting for the owner to allow the clipboard",
+            ))
+        }
+        Ok(Err(e)) => Some(clip_decision(false, false, e)),
+        Err(_) => None,
+    }
+}
+
+fn clip_decided(
+    allowed: bool,
+    text: String,
+    deps: &SessionDeps,
+    session_id: u64,
+) -> SessionMessage {
+    if !allowed {
+        return clip_decision(false, false, "the owner denied the clipboard");
+    }
+    deps.access.do_send(LogService(
+        "clipboard_set".into(),
+        format!("session {session_id}: {} characters", text.chars().count()),
+    ));
+    deps.clipboard.do_send(crate::clipboard::SetText(text));
+    clip_decision(true, false, "clipboard set on the host")
 }

@@ -53,6 +53,8 @@ pub struct Headless {
     pub bitrate: Option<u32>,
     /// Send this file (the session ends when it has landed, unless frames/duration say more).
     pub send_file: Option<PathBuf>,
+    /// Put this text on the host's clipboard.
+    pub clipboard: Option<String>,
 }
 
 /// Errors of a viewer run.
@@ -144,6 +146,10 @@ pub struct Report {
     pub seconds: f64,
     /// The file transfer's outcome, when one was sent.
     pub file_result: Option<String>,
+    /// The host's answer to `--clipboard`.
+    pub clipboard_result: Option<String>,
+    /// The last clipboard text the host sent.
+    pub clipboard_received: Option<String>,
     /// Per frame.
     pub frame_stats: Vec<FrameStat>,
 }
@@ -259,6 +265,17 @@ pub async fn run_headless(
         }
     }
 
+    if let Some(text) = &opts.clipboard {
+        if out_tx
+            .send(SessionMessage::Clipboard(
+                portico_core::wire::session::Clipboard { text: text.clone() },
+            ))
+            .await
+            .is_err()
+        {
+            return Err(ViewerError::Connect("the session closed".into()));
+        }
+    }
     let file = match &opts.send_file {
         Some(path) => Some(start_send(path, out_tx.clone()).await?),
         None => None,
@@ -326,6 +343,8 @@ async fn receive<R: futures::AsyncRead + Unpin>(
         kbps: 0.0,
         seconds: 0.0,
         file_result: None,
+        clipboard_result: None,
+        clipboard_received: None,
         frame_stats: Vec::new(),
     };
     let t0 = Instant::now();
@@ -396,6 +415,21 @@ async fn receive<R: futures::AsyncRead + Unpin>(
                     message: b.message,
                 });
                 break;
+            }
+            Some(SessionMessage::Clipboard(c)) => {
+                eprintln!(
+                    "clipboard from the host: {:?}",
+                    c.text.chars().take(80).collect::<String>()
+                );
+                report.clipboard_received = Some(c.text);
+            }
+            Some(SessionMessage::ServiceDecision(d))
+                if d.service == portico_core::wire::session::Service::Clipboard =>
+            {
+                eprintln!("{}{}", d.message, if d.pending { "…" } else { "" });
+                if !d.pending {
+                    report.clipboard_result = Some(d.message);
+                }
             }
             Some(SessionMessage::ServiceDecision(d)) => {
                 if d.pending {
