@@ -216,3 +216,87 @@ fn guest_refused_in_the_browser_and_an_unanswered_request_times_out() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn time_limit_ends_the_session_and_the_owner_switches_view_only_to_interactive() {
+    let x = Xvfb::start();
+    x.draw(&x11::desktop(11));
+    x.warp(5, 5);
+    let dir = tempfile::tempdir().unwrap();
+    let hdir = dir.path().join("host");
+    let mut host = Host::start(&x, &hdir, "", &["--allow-guests"]);
+    let url = host.wait_line("Console:");
+    let addr = host.tcp_addr();
+    let owner = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_portico"))
+            .arg("--data")
+            .arg(&hdir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let wait_line = |needle: &str, cmd: &str| -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(l) = owner(&[cmd]).lines().find(|l| l.contains(needle)) {
+                return l.split('\t').next().unwrap().parse().unwrap();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nothing with {needle:?} in `portico {cmd}`"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+
+    // Accepted for 2 s: the session ends by itself and the viewer is told why.
+    let g = spawn_guest(&dir.path().join("v1"), &addr, "short visit", &[]);
+    let id = wait_line("short visit", "requests");
+    owner(&["accept", &id.to_string(), "--for", "2s"]);
+    let out = wait(g, Duration::from_secs(15));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("time limit"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Accepted view-only, then made interactive in the browser: input moves the pointer only after.
+    let script = dir.path().join("script.jsonl");
+    std::fs::write(&script, "{\"delay_ms\":500,\"event\":{\"pointer_move\":{\"x\":100,\"y\":100}}}\n{\"delay_ms\":4000,\"event\":{\"pointer_move\":{\"x\":640,\"y\":360}}}\n").unwrap();
+    let g = spawn_guest(
+        &dir.path().join("v2"),
+        &addr,
+        "switch me",
+        &["--force-input", "--input-script", script.to_str().unwrap()],
+    );
+    let id = wait_line("switch me", "requests");
+    owner(&["accept", &id.to_string(), "--view-only"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(x.pointer(), (5, 5), "view-only input moved the pointer");
+    let session = wait_line("guest Gus", "sessions");
+    let c: portico_actors::console::ConsoleFile =
+        serde_json::from_str(&std::fs::read_to_string(hdir.join("console.json")).unwrap()).unwrap();
+    let r = ureq::post(&format!("{}/api/sessions/{session}/mode", c.url))
+        .header("Authorization", &format!("Bearer {}", c.token))
+        .send_json(serde_json::json!({"view_only": false}))
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    drive(&url, &["show"]);
+    std::thread::sleep(Duration::from_millis(4000));
+    assert_eq!(
+        x.pointer(),
+        (640, 360),
+        "after the switch to interactive, input should arrive"
+    );
+    let t = Instant::now();
+    owner(&["kick", &session.to_string()]);
+    let out = wait(g, Duration::from_secs(15));
+    eprintln!("kick → viewer exit: {:?}", t.elapsed());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("disconnected by the owner"));
+}

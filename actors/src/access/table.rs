@@ -190,7 +190,7 @@ impl Handler<Answer> for AccessControl {
                             .unwrap_or_default()
                     ),
                 );
-                Ok(self.grant(
+                let g = self.grant(
                     p.viewer,
                     p.kind,
                     p.name.clone(),
@@ -199,7 +199,18 @@ impl Handler<Answer> for AccessControl {
                     permissions,
                     limit,
                     p.ticket,
-                ))
+                );
+                // "Interactive" later restores what an interactive acceptance grants, even for
+                // a session accepted view-only (the owner decides, not the first answer).
+                let ceiling = if portico_core::policy::services_need_confirmation(p.kind) {
+                    portico_core::policy::OWNER_ACCEPTED
+                } else {
+                    p.offered
+                };
+                if let Some(s) = self.sessions.get_mut(&g.session_id) {
+                    s.granted = ceiling;
+                }
+                Ok(g)
             }
             None => {
                 self.log(
