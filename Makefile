@@ -10,7 +10,7 @@ CARGO ?= cargo
 # Debian packages: build deps of the media stack (xcap pulls wayland/pipewire bindings even
 # on X11; without nasm openh264 silently builds without assembly), then the X server and
 # tools the tests drive.
-BUILD_DEPS := pkg-config libxcb1-dev libegl-dev libwayland-dev libgbm-dev libpipewire-0.3-dev libclang-dev nasm
+BUILD_DEPS := pkg-config libx11-dev libx11-xcb-dev libxcb1-dev libegl-dev libwayland-dev libgbm-dev libpipewire-0.3-dev libclang-dev nasm
 TEST_DEPS := xvfb xdotool xclip x11-utils x11-xserver-utils chromium
 DEMO_DATA ?= $(CURDIR)/target/demo
 

@@ -42,6 +42,7 @@ echo "demo-password" | "$BIN/portico" --data "$VIEWER" login --server "127.0.0.1
 "$BIN/portico" --data "$VIEWER" nodes
 
 step "A display to share"
+USER_DISPLAY="${DISPLAY:-}"
 if [ -z "${DISPLAY:-}" ]; then
   N=$((90 + RANDOM % 100))
   Xvfb ":$N" -screen 0 1280x720x24 -noreset -nolisten tcp > /dev/null 2>&1 &
@@ -78,6 +79,10 @@ step "Connect by Internet-ID $ID (headless: no window in this build yet)"
 "$BIN/portico" --data "$VIEWER" connect "$ID" --as peer --headless --duration 3 \
   --snapshot "$DEMO/snapshot.png" --stats "$DEMO/stats.json"
 echo "per-frame stats: $DEMO/stats.json"
+if [ -n "$USER_DISPLAY" ]; then
+  step "The same session in a window (close it to finish)"
+  DISPLAY="$USER_DISPLAY" "$BIN/portico" --data "$VIEWER" connect "$ID" --as peer || true
+fi
 "$BIN/portico" --data "$VIEWER" nodes
 
 step "The audit log, verified"

@@ -305,11 +305,6 @@ async fn ticket(
 }
 
 pub(crate) fn run(data: &Path, identity: Identity, args: ConnectArgs) -> anyhow::Result<()> {
-    if !args.headless {
-        bail!(
-            "this build has no native window yet; use --headless (with --snapshot/--stats) for now"
-        );
-    }
     let session = signin::load_session(data)?;
     let kind = match (args.as_, &session) {
         (As::Auto, Some(_)) => AccessKind::User,
@@ -323,11 +318,62 @@ pub(crate) fn run(data: &Path, identity: Identity, args: ConnectArgs) -> anyhow:
             bail!("account {} may only connect as a server user (custom server security); drop --as {:?} or sign out first", s.user, args.as_);
         }
     }
-    let rt = crate::runtime()?;
-    rt.block_on(async {
+    if args.headless {
+        return crate::runtime()?.block_on(connect(
+            data.to_path_buf(),
+            identity,
+            args,
+            session,
+            kind,
+            None,
+        ));
+    }
+    // The window owns the main thread; the session runs on another.
+    let (el, link, input, shared) = viewer::window::event_loop().map_err(|e| anyhow::anyhow!(e))?;
+    let proxy = link.notify.clone();
+    let title = format!("Portico — connecting to {}…", args.target);
+    let data = data.to_path_buf();
+    let worker = std::thread::spawn(move || {
+        let result = crate::runtime()
+            .and_then(|rt| rt.block_on(connect(data, identity, args, session, kind, Some(link))));
+        let reason = match &result {
+            Ok(()) => "the session ended".to_string(),
+            Err(e) => format!("{e:#}"),
+        };
+        if proxy
+            .send_event(viewer::window::UiEvent::Ended(reason))
+            .is_err()
+        {
+            tracing::debug!("the window is already closed");
+        }
+        result
+    });
+    match viewer::window::run(el, input, shared, title).map_err(|e| anyhow::anyhow!(e))? {
+        // The session ended: its result is the command's.
+        Some(_) => worker
+            .join()
+            .map_err(|_| anyhow::anyhow!("the session thread panicked"))?,
+        // The user closed the window: leaving ends the session (the host sees the stream close).
+        None => Ok(()),
+    }
+}
+
+async fn connect(
+    data: PathBuf,
+    identity: Identity,
+    args: ConnectArgs,
+    session: Option<signin::Session>,
+    kind: AccessKind,
+    ui: Option<viewer::window::UiLink>,
+) -> anyhow::Result<()> {
+    let data = data.as_path();
+    {
         let mut resolved = resolve(data, &identity, &args, session.as_ref()).await?;
         if args.relay_only {
-            resolved.dial.addrs.retain(|a| a.iter().any(|p| matches!(p, Protocol::P2pCircuit)));
+            resolved
+                .dial
+                .addrs
+                .retain(|a| a.iter().any(|p| matches!(p, Protocol::P2pCircuit)));
             if resolved.dial.addrs.is_empty() {
                 bail!("--relay-only: the server knows no relayed address for this host (is it registered with a relay reservation?)");
             }
@@ -340,17 +386,33 @@ pub(crate) fn run(data: &Path, identity: Identity, args: ConnectArgs) -> anyhow:
         }
         let mut tickets = Vec::new();
         if matches!(kind, AccessKind::User | AccessKind::Visitor) {
-            let s = session.as_ref().context("sign in first with `portico login` to connect as a server user or visitor")?;
-            let host = resolved.dial.peer.context("the host's key is unknown; connect once by Internet-ID or pin it first")?;
-            let tk = if kind == AccessKind::User { TicketKind::User } else { TicketKind::Visitor };
+            let s = session.as_ref().context(
+                "sign in first with `portico login` to connect as a server user or visitor",
+            )?;
+            let host = resolved.dial.peer.context(
+                "the host's key is unknown; connect once by Internet-ID or pin it first",
+            )?;
+            let tk = if kind == AccessKind::User {
+                TicketKind::User
+            } else {
+                TicketKind::Visitor
+            };
             tickets.push(ticket(&identity, s, host, tk).await?);
         }
         let request = AccessRequest {
             kind,
-            display_name: args.name.clone().or_else(|| session.as_ref().map(|s| s.user.clone())).unwrap_or_default(),
+            display_name: args
+                .name
+                .clone()
+                .or_else(|| session.as_ref().map(|s| s.user.clone()))
+                .unwrap_or_default(),
             message: args.message.clone(),
             tickets,
-            mode: if args.view_only { RequestedMode::ViewOnly } else { RequestedMode::Interactive },
+            mode: if args.view_only {
+                RequestedMode::ViewOnly
+            } else {
+                RequestedMode::Interactive
+            },
             agent: format!("portico/{}", env!("CARGO_PKG_VERSION")),
         };
         let opts = Headless {
@@ -365,7 +427,7 @@ pub(crate) fn run(data: &Path, identity: Identity, args: ConnectArgs) -> anyhow:
             clipboard: args.clipboard.clone(),
         };
         let was_pinned = pinned.is_some();
-        let report = viewer::run_headless(&identity, resolved.dial.clone(), request, opts).await?;
+        let report = viewer::run(&identity, resolved.dial.clone(), request, opts, ui).await?;
         if !was_pinned {
             pin_host(data, &resolved.pin_key, &report.host.parse()?)?;
         }
@@ -375,12 +437,15 @@ pub(crate) fn run(data: &Path, identity: Identity, args: ConnectArgs) -> anyhow:
             report.frames,
             report.fps,
             report.kbps,
-            report.connect_to_first_frame_ms.map(|m| format!("{m:.0}")).unwrap_or_else(|| "-".into()),
+            report
+                .connect_to_first_frame_ms
+                .map(|m| format!("{m:.0}"))
+                .unwrap_or_else(|| "-".into()),
             report.permissions
         );
         if let Some(p) = &args.snapshot {
             println!("snapshot {}", p.display());
         }
         Ok(())
-    })
+    }
 }

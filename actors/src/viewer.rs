@@ -4,6 +4,7 @@
 
 pub mod picture;
 pub mod script;
+pub mod window;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -168,6 +169,18 @@ pub async fn run_headless(
     request: AccessRequest,
     opts: Headless,
 ) -> Result<Report, ViewerError> {
+    run(identity, dial, request, opts, None).await
+}
+
+/// Connects and runs the session; with a window link, pictures go to the window and its
+/// input comes back (the headless outputs are still written when asked for).
+pub async fn run(
+    identity: &Identity,
+    dial: Dial,
+    request: AccessRequest,
+    opts: Headless,
+    ui: Option<window::UiLink>,
+) -> Result<Report, ViewerError> {
     let started = Instant::now();
     let (peer, relayed, control, _swarm_task) = connect(identity, &dial).await?;
     let mut control = control;
@@ -276,11 +289,41 @@ pub async fn run_headless(
             return Err(ViewerError::Connect("the session closed".into()));
         }
     }
+    let ui = ui.map(|mut link| {
+        let title = format!(
+            "{} ({}, {path})",
+            short(&peer),
+            if permissions.is_view_only() {
+                "view-only"
+            } else {
+                "interactive"
+            }
+        );
+        if link
+            .notify
+            .send_event(window::UiEvent::Status(title))
+            .is_err()
+        {
+            tracing::debug!("the window is gone");
+        }
+        let tx = out_tx.clone();
+        let may = permissions.has(Permission::Control);
+        let mut input = std::mem::replace(&mut link.input, mpsc::channel(1).1);
+        tokio::spawn(async move {
+            while let Some(ev) = input.recv().await {
+                // View-only: the window's input stays here (the host would drop it anyway).
+                if may && tx.send(SessionMessage::Input(ev)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        link
+    });
     let file = match &opts.send_file {
         Some(path) => Some(start_send(path, out_tx.clone()).await?),
         None => None,
     };
-    let result = receive(&mut reader, &opts, started, permissions, file).await;
+    let result = receive(&mut reader, &opts, started, permissions, file, ui.as_ref()).await;
     // Say goodbye whatever happened; the host may already be gone.
     if out_tx
         .send(SessionMessage::Bye(Bye {
@@ -330,7 +373,20 @@ async fn receive<R: futures::AsyncRead + Unpin>(
     started: Instant,
     permissions: Permissions,
     mut file: Option<FileSend>,
+    ui: Option<&window::UiLink>,
 ) -> Result<(Picture, Report, Option<ViewerError>), ViewerError> {
+    let show = |picture: &Picture| {
+        let Some(link) = ui else { return };
+        if let (Some((w, h)), Ok(mut shared)) = (picture.size(), link.shared.lock()) {
+            shared.width = w;
+            shared.height = h;
+            shared.rgba.clear();
+            shared.rgba.extend_from_slice(picture.rgba());
+        }
+        if link.notify.send_event(window::UiEvent::Frame).is_err() {
+            tracing::debug!("the window is gone");
+        }
+    };
     let mut picture = Picture::new()?;
     let mut report = Report {
         host: String::new(),
@@ -389,6 +445,7 @@ async fn receive<R: futures::AsyncRead + Unpin>(
                 }
                 let decode_ms = t.elapsed().as_secs_f64() * 1e3;
                 report.frames += 1;
+                show(&picture);
                 if report.connect_to_first_frame_ms.is_none() {
                     report.connect_to_first_frame_ms = Some(started.elapsed().as_secs_f64() * 1e3);
                 }
@@ -408,6 +465,7 @@ async fn receive<R: futures::AsyncRead + Unpin>(
                     .tiles(&t)
                     .map_err(|e| ViewerError::Connect(format!("bad tiles from the host: {e}")))?;
                 report.tile_updates += 1;
+                show(&picture);
             }
             Some(SessionMessage::Bye(b)) => {
                 ended = Some(ViewerError::Ended {
@@ -637,4 +695,14 @@ async fn start_send(
         );
     });
     Ok(FileSend { allow: Some(allow) })
+}
+
+/// A PeerId shortened for a window title.
+fn short(p: &PeerId) -> String {
+    let s = p.to_string();
+    format!(
+        "{}…{}",
+        &s[..8.min(s.len())],
+        &s[s.len().saturating_sub(6)..]
+    )
 }

@@ -1,0 +1,339 @@
+//! The native viewer window (winit + softbuffer): the remote picture scaled to fit with its
+//! aspect kept, mouse and keyboard forwarded, the title naming host, mode and path.
+//!
+//! winit owns the main thread; the session runs on its own thread and hands pictures over
+//! through [`Shared`], waking the window with a [`UiEvent`].
+
+use std::num::NonZeroU32;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+
+use portico_core::wire::session::{InputEvent, MouseButton};
+use tokio::sync::mpsc;
+use winit::application::ApplicationHandler;
+use winit::event::{ElementState, MouseScrollDelta, WindowEvent};
+use winit::event_loop::{ActiveEventLoop, EventLoop, EventLoopProxy};
+use winit::keyboard::{Key, NamedKey};
+use winit::window::{Window, WindowId};
+
+/// The latest picture, shared between the session thread and the window.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+    /// RGBA pixels.
+    pub rgba: Vec<u8>,
+}
+
+/// What the session tells the window.
+#[derive(Debug, Clone)]
+pub enum UiEvent {
+    /// A new picture is in [`Shared`].
+    Frame,
+    /// The session is up: title text (host, mode, path).
+    Status(String),
+    /// The session ended, with the reason.
+    Ended(String),
+}
+
+/// The session side of the window: where pictures go and input comes from.
+pub struct UiLink {
+    /// The picture.
+    pub shared: Arc<Mutex<Shared>>,
+    /// Wakes the window.
+    pub notify: EventLoopProxy<UiEvent>,
+    /// Input from the window.
+    pub input: mpsc::Receiver<InputEvent>,
+}
+
+/// Where the picture sits in the window.
+#[derive(Debug, Clone, Copy, Default)]
+struct Layout {
+    ox: u32,
+    oy: u32,
+    dw: u32,
+    dh: u32,
+    pw: u32,
+    ph: u32,
+}
+
+struct App {
+    window: Option<Rc<Window>>,
+    surface: Option<softbuffer::Surface<Rc<Window>, Rc<Window>>>,
+    shared: Arc<Mutex<Shared>>,
+    input: mpsc::Sender<InputEvent>,
+    layout: Layout,
+    title: String,
+    ended: Option<String>,
+    error: Option<String>,
+}
+
+/// Creates the event loop and the link the session uses. Call on the main thread.
+pub fn event_loop() -> Result<
+    (
+        EventLoop<UiEvent>,
+        UiLink,
+        mpsc::Sender<InputEvent>,
+        Arc<Mutex<Shared>>,
+    ),
+    String,
+> {
+    let el = EventLoop::<UiEvent>::with_user_event()
+        .build()
+        .map_err(|e| format!("cannot open a window ({e}); use --headless without a display"))?;
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let (tx, rx) = mpsc::channel(256);
+    let link = UiLink {
+        shared: shared.clone(),
+        notify: el.create_proxy(),
+        input: rx,
+    };
+    Ok((el, link, tx, shared))
+}
+
+/// Runs the window until it is closed or the session ends; returns the end reason, if any.
+pub fn run(
+    el: EventLoop<UiEvent>,
+    input: mpsc::Sender<InputEvent>,
+    shared: Arc<Mutex<Shared>>,
+    title: String,
+) -> Result<Option<String>, String> {
+    let mut app = App {
+        window: None,
+        surface: None,
+        shared,
+        input,
+        layout: Layout::default(),
+        title,
+        ended: None,
+        error: None,
+    };
+    el.run_app(&mut app).map_err(|e| e.to_string())?;
+    match app.error {
+        Some(e) => Err(e),
+        None => Ok(app.ended),
+    }
+}
+
+/// X keysym names for winit's named keys.
+fn keysym(key: &Key) -> Option<String> {
+    let named = match key {
+        Key::Character(s) if s.chars().count() == 1 => return Some(s.to_string()),
+        Key::Named(n) => n,
+        _ => return None,
+    };
+    let name = match named {
+        NamedKey::Enter => "Return",
+        NamedKey::Backspace => "BackSpace",
+        NamedKey::Tab => "Tab",
+        NamedKey::Escape => "Escape",
+        NamedKey::Delete => "Delete",
+        NamedKey::Insert => "Insert",
+        NamedKey::Home => "Home",
+        NamedKey::End => "End",
+        NamedKey::PageUp => "Page_Up",
+        NamedKey::PageDown => "Page_Down",
+        NamedKey::ArrowLeft => "Left",
+        NamedKey::ArrowRight => "Right",
+        NamedKey::ArrowUp => "Up",
+        NamedKey::ArrowDown => "Down",
+        NamedKey::Shift => "Shift_L",
+        NamedKey::Control => "Control_L",
+        NamedKey::Alt => "Alt_L",
+        NamedKey::Super => "Super_L",
+        NamedKey::CapsLock => "Caps_Lock",
+        NamedKey::Space => "space",
+        NamedKey::F1 => "F1",
+        NamedKey::F2 => "F2",
+        NamedKey::F3 => "F3",
+        NamedKey::F4 => "F4",
+        NamedKey::F5 => "F5",
+        NamedKey::F6 => "F6",
+        NamedKey::F7 => "F7",
+        NamedKey::F8 => "F8",
+        NamedKey::F9 => "F9",
+        NamedKey::F10 => "F10",
+        NamedKey::F11 => "F11",
+        NamedKey::F12 => "F12",
+        _ => return None,
+    };
+    Some(name.to_string())
+}
+
+impl App {
+    fn send(&self, ev: InputEvent) {
+        // A full queue drops the event rather than stall the window.
+        if self.input.try_send(ev).is_err() {
+            tracing::debug!("input queue full; event dropped");
+        }
+    }
+
+    fn draw(&mut self) -> Result<(), String> {
+        let (Some(window), Some(surface)) = (&self.window, &mut self.surface) else {
+            return Ok(());
+        };
+        let size = window.inner_size();
+        let (Some(w), Some(h)) = (NonZeroU32::new(size.width), NonZeroU32::new(size.height)) else {
+            return Ok(());
+        };
+        surface.resize(w, h).map_err(|e| e.to_string())?;
+        let mut buf = surface.buffer_mut().map_err(|e| e.to_string())?;
+        buf.fill(0x0020_2020);
+        let pic = self.shared.lock().map_err(|_| "picture lock poisoned")?;
+        if pic.width > 0
+            && pic.height > 0
+            && pic.rgba.len() == (pic.width * pic.height * 4) as usize
+        {
+            let (ww, wh) = (size.width, size.height);
+            let scale = f64::min(
+                f64::from(ww) / f64::from(pic.width),
+                f64::from(wh) / f64::from(pic.height),
+            );
+            let dw = ((f64::from(pic.width) * scale) as u32).clamp(1, ww);
+            let dh = ((f64::from(pic.height) * scale) as u32).clamp(1, wh);
+            let (ox, oy) = ((ww - dw) / 2, (wh - dh) / 2);
+            self.layout = Layout {
+                ox,
+                oy,
+                dw,
+                dh,
+                pw: pic.width,
+                ph: pic.height,
+            };
+            for y in 0..dh {
+                let sy = (u64::from(y) * u64::from(pic.height) / u64::from(dh)) as u32;
+                let src_row = (sy * pic.width * 4) as usize;
+                let dst_row = ((oy + y) * ww + ox) as usize;
+                for x in 0..dw {
+                    let sx = (u64::from(x) * u64::from(pic.width) / u64::from(dw)) as usize;
+                    let p = &pic.rgba[src_row + sx * 4..src_row + sx * 4 + 3];
+                    buf[dst_row + x as usize] =
+                        (u32::from(p[0]) << 16) | (u32::from(p[1]) << 8) | u32::from(p[2]);
+                }
+            }
+        }
+        drop(pic);
+        buf.present().map_err(|e| e.to_string())
+    }
+
+    /// Window position → remote screen position (None outside the picture).
+    fn map(&self, x: f64, y: f64) -> Option<(i32, i32)> {
+        let l = self.layout;
+        if l.dw == 0 || l.dh == 0 {
+            return None;
+        }
+        let (rx, ry) = (x - f64::from(l.ox), y - f64::from(l.oy));
+        if rx < 0.0 || ry < 0.0 || rx >= f64::from(l.dw) || ry >= f64::from(l.dh) {
+            return None;
+        }
+        Some((
+            (rx * f64::from(l.pw) / f64::from(l.dw)) as i32,
+            (ry * f64::from(l.ph) / f64::from(l.dh)) as i32,
+        ))
+    }
+}
+
+impl ApplicationHandler<UiEvent> for App {
+    fn resumed(&mut self, el: &ActiveEventLoop) {
+        if self.window.is_some() {
+            return;
+        }
+        let attrs = Window::default_attributes()
+            .with_title(&self.title)
+            .with_inner_size(winit::dpi::PhysicalSize::new(1280, 720));
+        let made = el
+            .create_window(attrs)
+            .map_err(|e| e.to_string())
+            .and_then(|w| {
+                let w = Rc::new(w);
+                let ctx = softbuffer::Context::new(w.clone()).map_err(|e| e.to_string())?;
+                let surface =
+                    softbuffer::Surface::new(&ctx, w.clone()).map_err(|e| e.to_string())?;
+                Ok((w, surface))
+            });
+        match made {
+            Ok((w, s)) => {
+                self.window = Some(w);
+                self.surface = Some(s);
+            }
+            Err(e) => {
+                self.error = Some(format!("cannot open the window: {e}"));
+                el.exit();
+            }
+        }
+    }
+
+    fn user_event(&mut self, el: &ActiveEventLoop, ev: UiEvent) {
+        match ev {
+            UiEvent::Frame => {
+                if let Some(w) = &self.window {
+                    w.request_redraw();
+                }
+            }
+            UiEvent::Status(s) => {
+                if let Some(w) = &self.window {
+                    w.set_title(&format!("Portico — {s}"));
+                }
+            }
+            UiEvent::Ended(reason) => {
+                self.ended = Some(reason);
+                el.exit();
+            }
+        }
+    }
+
+    fn window_event(&mut self, el: &ActiveEventLoop, _: WindowId, event: WindowEvent) {
+        match event {
+            WindowEvent::CloseRequested => el.exit(),
+            WindowEvent::RedrawRequested => {
+                if let Err(e) = self.draw() {
+                    tracing::warn!(error = %e, "drawing failed");
+                }
+            }
+            WindowEvent::Resized(_) => {
+                if let Some(w) = &self.window {
+                    w.request_redraw();
+                }
+            }
+            WindowEvent::CursorMoved { position, .. } => {
+                if let Some((x, y)) = self.map(position.x, position.y) {
+                    self.send(InputEvent::PointerMove { x, y });
+                }
+            }
+            WindowEvent::MouseInput { state, button, .. } => {
+                let button = match button {
+                    winit::event::MouseButton::Left => MouseButton::Left,
+                    winit::event::MouseButton::Middle => MouseButton::Middle,
+                    winit::event::MouseButton::Right => MouseButton::Right,
+                    _ => return,
+                };
+                self.send(InputEvent::Button {
+                    button,
+                    down: state == ElementState::Pressed,
+                });
+            }
+            WindowEvent::MouseWheel { delta, .. } => {
+                let (dx, dy) = match delta {
+                    MouseScrollDelta::LineDelta(x, y) => (x.round() as i32, -(y.round() as i32)),
+                    MouseScrollDelta::PixelDelta(p) => {
+                        ((p.x / 40.0).round() as i32, -((p.y / 40.0).round() as i32))
+                    }
+                };
+                if dx != 0 || dy != 0 {
+                    self.send(InputEvent::Wheel { dx, dy });
+                }
+            }
+            WindowEvent::KeyboardInput { event, .. } => {
+                if let Some(keysym) = keysym(&event.logical_key) {
+                    self.send(InputEvent::Key {
+                        keysym,
+                        down: event.state == ElementState::Pressed,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+}
