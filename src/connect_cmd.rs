@@ -329,7 +329,12 @@ pub(crate) fn run(data: &Path, identity: Identity, args: ConnectArgs) -> anyhow:
         ));
     }
     // The window owns the main thread; the session runs on another.
-    let (el, link, input, shared) = viewer::window::event_loop().map_err(|e| anyhow::anyhow!(e))?;
+    let viewer::window::WindowParts {
+        event_loop: el,
+        link,
+        input,
+        shared,
+    } = viewer::window::event_loop().map_err(|e| anyhow::anyhow!(e))?;
     let proxy = link.notify.clone();
     let title = format!("Portico — connecting to {}…", args.target);
     let data = data.to_path_buf();

@@ -70,16 +70,21 @@ struct App {
     error: Option<String>,
 }
 
+/// What [`event_loop`] returns: the loop (for [`run`]), the session's link, and the
+/// window's ends of the input channel and the picture.
+pub struct WindowParts {
+    /// The event loop (main thread).
+    pub event_loop: EventLoop<UiEvent>,
+    /// For the session.
+    pub link: UiLink,
+    /// The window sends input here.
+    pub input: mpsc::Sender<InputEvent>,
+    /// The window reads the picture here.
+    pub shared: Arc<Mutex<Shared>>,
+}
+
 /// Creates the event loop and the link the session uses. Call on the main thread.
-pub fn event_loop() -> Result<
-    (
-        EventLoop<UiEvent>,
-        UiLink,
-        mpsc::Sender<InputEvent>,
-        Arc<Mutex<Shared>>,
-    ),
-    String,
-> {
+pub fn event_loop() -> Result<WindowParts, String> {
     let el = EventLoop::<UiEvent>::with_user_event()
         .build()
         .map_err(|e| format!("cannot open a window ({e}); use --headless without a display"))?;
@@ -90,7 +95,12 @@ pub fn event_loop() -> Result<
         notify: el.create_proxy(),
         input: rx,
     };
-    Ok((el, link, tx, shared))
+    Ok(WindowParts {
+        event_loop: el,
+        link,
+        input: tx,
+        shared,
+    })
 }
 
 /// Runs the window until it is closed or the session ends; returns the end reason, if any.
