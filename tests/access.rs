@@ -13,66 +13,11 @@ mod procs;
 #[path = "support/x11.rs"]
 mod x11;
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use portico_signal::admin::AdminCommand;
 use procs::*;
 use x11::Xvfb;
-
-fn spawn_connect(viewer: &Path, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_portico"))
-        .env_remove("PORTICO_DATA")
-        .env("RUST_LOG", "warn")
-        .arg("--data")
-        .arg(viewer)
-        .arg("connect")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn wait(mut child: Child, limit: Duration) -> Output {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    panic!(
-        "the viewer did not exit within {limit:?}: {:?}",
-        child.wait_with_output().unwrap()
-    );
-}
-
-fn drive(url: &str, args: &[&str]) -> String {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console");
-    assert!(
-        dir.join("node_modules/playwright-core").exists(),
-        "playwright-core is missing: run `make test`"
-    );
-    let out = Command::new("node")
-        .arg(dir.join("drive.mjs"))
-        .arg(url)
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "browser step {args:?} failed:\n{text}"
-    );
-    text
-}
 
 fn user(name: &str, force: bool) -> AdminCommand {
     AdminCommand::UserAdd {
@@ -128,9 +73,10 @@ fn visitor_is_named_in_the_console_and_refused_when_a_switch_is_off() {
     let viewer = dir.path().join("viewer");
     login(&viewer, &server, "alice", "alice-pw");
 
-    let v = spawn_connect(
+    let v = spawn_at(
         &viewer,
         &[
+            "connect",
             &id,
             "--as",
             "visitor",
@@ -143,7 +89,7 @@ fn visitor_is_named_in_the_console_and_refused_when_a_switch_is_off() {
     );
     let row = drive(&url, &["accept", "visitor alice"]);
     assert!(row.contains("visitor alice (signed in at hq)"), "{row}");
-    let out = wait(v, Duration::from_secs(20));
+    let out = wait_exit(v, Duration::from_secs(20));
     assert!(
         out.status.success(),
         "{}",
@@ -159,10 +105,18 @@ fn visitor_is_named_in_the_console_and_refused_when_a_switch_is_off() {
             allow_visitors: Some(false),
         },
     );
-    let out = wait(
-        spawn_connect(
+    let out = wait_exit(
+        spawn_at(
             &viewer,
-            &[&id, "--as", "visitor", "--headless", "--frames", "1"],
+            &[
+                "connect",
+                &id,
+                "--as",
+                "visitor",
+                "--headless",
+                "--frames",
+                "1",
+            ],
         ),
         Duration::from_secs(20),
     );
@@ -188,10 +142,18 @@ fn visitor_is_named_in_the_console_and_refused_when_a_switch_is_off() {
             on: false,
         },
     );
-    let out = wait(
-        spawn_connect(
+    let out = wait_exit(
+        spawn_at(
             &viewer,
-            &[&id, "--as", "visitor", "--headless", "--frames", "1"],
+            &[
+                "connect",
+                &id,
+                "--as",
+                "visitor",
+                "--headless",
+                "--frames",
+                "1",
+            ],
         ),
         Duration::from_secs(20),
     );
@@ -218,10 +180,18 @@ fn visitor_is_named_in_the_console_and_refused_when_a_switch_is_off() {
         .send_json(serde_json::json!({"allow_visitors": false}))
         .unwrap();
     assert_eq!(r.status(), 204);
-    let out = wait(
-        spawn_connect(
+    let out = wait_exit(
+        spawn_at(
             &viewer,
-            &[&id, "--as", "visitor", "--headless", "--frames", "1"],
+            &[
+                "connect",
+                &id,
+                "--as",
+                "visitor",
+                "--headless",
+                "--frames",
+                "1",
+            ],
         ),
         Duration::from_secs(20),
     );
@@ -288,7 +258,10 @@ fn server_user_connects_without_prompt_and_is_revoked_centrally_and_forced_users
     login(&viewer, &server, "alice", "alice-pw");
 
     // Single sign-on: by node path, no password, no owner prompt.
-    let v = spawn_connect(&viewer, &["/Sales/pc-7", "--headless", "--duration", "60"]);
+    let v = spawn_at(
+        &viewer,
+        &["connect", "/Sales/pc-7", "--headless", "--duration", "60"],
+    );
     std::thread::sleep(Duration::from_secs(3));
     let t = Instant::now();
     admin(
@@ -299,7 +272,7 @@ fn server_user_connects_without_prompt_and_is_revoked_centrally_and_forced_users
             member: false,
         },
     );
-    let out = wait(v, Duration::from_secs(10));
+    let out = wait_exit(v, Duration::from_secs(10));
     let revoked_after = t.elapsed();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -318,10 +291,18 @@ fn server_user_connects_without_prompt_and_is_revoked_centrally_and_forced_users
     );
 
     // Not in the group any more: refused at once.
-    let out = wait(
-        spawn_connect(
+    let out = wait_exit(
+        spawn_at(
             &viewer,
-            &[&id, "--server", &server, "--headless", "--frames", "1"],
+            &[
+                "connect",
+                &id,
+                "--server",
+                &server,
+                "--headless",
+                "--frames",
+                "1",
+            ],
         ),
         Duration::from_secs(20),
     );
@@ -334,10 +315,11 @@ fn server_user_connects_without_prompt_and_is_revoked_centrally_and_forced_users
     // A forced user cannot come in as a guest (the viewer refuses; the host would too).
     let fv = dir.path().join("fred");
     login(&fv, &server, "fred", "fred-pw");
-    let out = wait(
-        spawn_connect(
+    let out = wait_exit(
+        spawn_at(
             &fv,
             &[
+                "connect",
                 &id,
                 "--server",
                 &server,

@@ -12,9 +12,8 @@ mod procs;
 mod x11;
 
 use std::io::Write;
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use procs::*;
 use x11::Xvfb;
@@ -39,39 +38,6 @@ fn xclip_set(x: &Xvfb, text: &str) {
     c.wait().unwrap();
 }
 
-fn spawn(data: &Path, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_portico"))
-        .env_remove("PORTICO_DATA")
-        .env("RUST_LOG", "warn")
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn wait(mut child: Child) -> Output {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.kill().unwrap();
-    panic!("did not exit: {:?}", child.wait_with_output().unwrap());
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 #[test]
 fn clipboard_follows_permissions_and_the_owner() {
     let x = Xvfb::start();
@@ -88,7 +54,7 @@ fn clipboard_follows_permissions_and_the_owner() {
     let addr = host.tcp_addr();
 
     // Allowed: the viewer's text lands on the host; the host's copy reaches the viewer.
-    let v = spawn(
+    let v = spawn_at(
         &with,
         &[
             "connect",
@@ -103,7 +69,7 @@ fn clipboard_follows_permissions_and_the_owner() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(xclip_get(&x), "from the viewer");
     xclip_set(&x, "copied on the host");
-    let out = wait(v);
+    let out = wait_exit(v, Duration::from_secs(30));
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         text(&out).contains("clipboard from the host: \"copied on the host\""),
@@ -112,18 +78,21 @@ fn clipboard_follows_permissions_and_the_owner() {
     );
 
     // Without `clipboard`: refused, and the host's clipboard is untouched.
-    let out = wait(spawn(
-        &without,
-        &[
-            "connect",
-            &addr,
-            "--headless",
-            "--duration",
-            "1.5",
-            "--clipboard",
-            "sneaky",
-        ],
-    ));
+    let out = wait_exit(
+        spawn_at(
+            &without,
+            &[
+                "connect",
+                &addr,
+                "--headless",
+                "--duration",
+                "1.5",
+                "--clipboard",
+                "sneaky",
+            ],
+        ),
+        Duration::from_secs(30),
+    );
     assert!(
         text(&out).contains("may not use the clipboard"),
         "{}",
@@ -132,7 +101,7 @@ fn clipboard_follows_permissions_and_the_owner() {
     assert_eq!(xclip_get(&x), "copied on the host");
 
     // A guest's paste waits for the owner.
-    let g = spawn(
+    let g = spawn_at(
         &dir.path().join("guest"),
         &[
             "connect",
@@ -148,26 +117,7 @@ fn clipboard_follows_permissions_and_the_owner() {
             "guest text",
         ],
     );
-    let find = |needle: &str| -> u64 {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let out = Command::new(env!("CARGO_BIN_EXE_portico"))
-                .arg("--data")
-                .arg(&hdir)
-                .arg("requests")
-                .output()
-                .unwrap();
-            if let Some(l) = String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .find(|l| l.contains(needle))
-            {
-                return l.split('\t').next().unwrap().parse().unwrap();
-            }
-            assert!(Instant::now() < deadline, "no request {needle}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
-    let id = find("guest Gus");
+    let id = request_id(&hdir, "guest Gus");
     assert!(Command::new(env!("CARGO_BIN_EXE_portico"))
         .arg("--data")
         .arg(&hdir)
@@ -175,7 +125,7 @@ fn clipboard_follows_permissions_and_the_owner() {
         .status()
         .unwrap()
         .success());
-    let svc = find("send a clipboard");
+    let svc = request_id(&hdir, "send a clipboard");
     assert_eq!(
         xclip_get(&x),
         "copied on the host",
@@ -190,7 +140,7 @@ fn clipboard_follows_permissions_and_the_owner() {
         .success());
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(xclip_get(&x), "guest text");
-    let out = wait(g);
+    let out = wait_exit(g, Duration::from_secs(30));
     assert!(
         text(&out).contains("waiting for the owner to allow the clipboard")
             && text(&out).contains("clipboard set on the host"),

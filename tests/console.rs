@@ -16,39 +16,11 @@ mod procs;
 mod x11;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use procs::*;
 use x11::Xvfb;
-
-fn console_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console")
-}
-
-/// Runs one browser action; returns what the script printed.
-fn drive(url: &str, args: &[&str]) -> String {
-    assert!(
-        console_dir().join("node_modules/playwright-core").exists(),
-        "playwright-core is missing: run `make test` (it runs npm ci in tests/console)"
-    );
-    let out = Command::new("node")
-        .arg(console_dir().join("drive.mjs"))
-        .arg(url)
-        .args(args)
-        .output()
-        .expect("node is not installed");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "browser step {args:?} failed:\n{text}"
-    );
-    text
-}
 
 fn shot(tmp: &Path, name: &str) -> String {
     let dir = std::env::var_os("PORTICO_SCREENSHOTS")
@@ -82,21 +54,6 @@ fn spawn_guest(viewer: &Path, addr: &str, message: &str, extra: &[&str]) -> Chil
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-fn wait(mut child: Child, limit: Duration) -> Output {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.kill().unwrap();
-    panic!(
-        "the viewer did not exit within {limit:?}: {:?}",
-        child.wait_with_output().unwrap()
-    );
 }
 
 #[test]
@@ -146,7 +103,7 @@ fn guest_accepted_view_only_in_the_browser_sees_frames_moves_nothing_and_is_kick
 
     let t = Instant::now();
     drive(&url, &["kick", "Gus"]);
-    let out = wait(guest, Duration::from_secs(15));
+    let out = wait_exit(guest, Duration::from_secs(15));
     let kicked_after = t.elapsed();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -186,7 +143,7 @@ fn guest_refused_in_the_browser_and_an_unanswered_request_times_out() {
 
     let g1 = spawn_guest(&dir.path().join("v1"), &addr, "refuse me please", &[]);
     drive(&url, &["refuse", "refuse me please"]);
-    let out = wait(g1, Duration::from_secs(15));
+    let out = wait_exit(g1, Duration::from_secs(15));
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("the owner refused"),
@@ -195,7 +152,7 @@ fn guest_refused_in_the_browser_and_an_unanswered_request_times_out() {
     );
 
     let g2 = spawn_guest(&dir.path().join("v2"), &addr, "nobody answers", &[]);
-    let out = wait(g2, Duration::from_secs(15));
+    let out = wait_exit(g2, Duration::from_secs(15));
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("did not answer"),
@@ -206,7 +163,7 @@ fn guest_refused_in_the_browser_and_an_unanswered_request_times_out() {
     // With guest sharing off on the host, a guest is refused outright.
     let mut closed = Host::start(&x, &dir.path().join("closed"), "", &[]);
     let addr = closed.tcp_addr();
-    let out = wait(
+    let out = wait_exit(
         spawn_guest(&dir.path().join("v3"), &addr, "hello", &[]),
         Duration::from_secs(15),
     );
@@ -259,7 +216,7 @@ fn time_limit_ends_the_session_and_the_owner_switches_view_only_to_interactive()
     let g = spawn_guest(&dir.path().join("v1"), &addr, "short visit", &[]);
     let id = wait_line("short visit", "requests");
     owner(&["accept", &id.to_string(), "--for", "2s"]);
-    let out = wait(g, Duration::from_secs(15));
+    let out = wait_exit(g, Duration::from_secs(15));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("time limit"),
         "{}",
@@ -296,7 +253,7 @@ fn time_limit_ends_the_session_and_the_owner_switches_view_only_to_interactive()
     );
     let t = Instant::now();
     owner(&["kick", &session.to_string()]);
-    let out = wait(g, Duration::from_secs(15));
+    let out = wait_exit(g, Duration::from_secs(15));
     eprintln!("kick → viewer exit: {:?}", t.elapsed());
     assert!(String::from_utf8_lossy(&out.stderr).contains("disconnected by the owner"));
 }

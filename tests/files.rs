@@ -14,70 +14,11 @@ mod procs;
 mod x11;
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use procs::*;
 use x11::Xvfb;
-
-fn portico_at(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_portico"))
-        .env_remove("PORTICO_DATA")
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn spawn(data: &Path, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_portico"))
-        .env_remove("PORTICO_DATA")
-        .env("RUST_LOG", "warn")
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn wait(mut child: Child, limit: Duration) -> Output {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.kill().unwrap();
-    panic!(
-        "did not exit within {limit:?}: {:?}",
-        child.wait_with_output().unwrap()
-    );
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// Polls `portico requests` until a line containing `needle` appears; returns its number.
-fn request_id(host: &Path, needle: &str) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        let out = text(&portico_at(host, &["requests"]));
-        if let Some(line) = out.lines().find(|l| l.contains(needle)) {
-            return line.split('\t').next().unwrap().parse().unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("no request containing {needle:?}");
-}
 
 fn sha256(path: &Path) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();
@@ -128,7 +69,7 @@ fn guest_transfers_need_the_owner_and_land_intact() {
     .unwrap();
 
     // Allowed in the browser: lands with the right hash.
-    let g = spawn(
+    let g = spawn_at(
         &dir.path().join("v1"),
         &[
             "connect",
@@ -143,9 +84,7 @@ fn guest_transfers_need_the_owner_and_land_intact() {
         ],
     );
     let id = request_id(&hdir, "guest Gus");
-    assert!(portico_at(&hdir, &["accept", &id.to_string()])
-        .status
-        .success());
+    assert!(run_at(&hdir, &["accept", &id.to_string()]).status.success());
     let dir_shot = std::env::var_os("PORTICO_SCREENSHOTS")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| dir.path().to_path_buf());
@@ -158,7 +97,7 @@ fn guest_transfers_need_the_owner_and_land_intact() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    let out = wait(g, Duration::from_secs(30));
+    let out = wait_exit(g, Duration::from_secs(30));
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("file sent: saved as"), "{}", text(&out));
     assert_eq!(sha256(&downloads.join("report.bin")), sha256(&src));
@@ -166,7 +105,7 @@ fn guest_transfers_need_the_owner_and_land_intact() {
     // Denied: nothing written, and the viewer says why. A hidden-file name is made visible.
     let hidden = dir.path().join("..bashrc");
     std::fs::write(&hidden, b"alias ls=rm").unwrap();
-    let g = spawn(
+    let g = spawn_at(
         &dir.path().join("v2"),
         &[
             "connect",
@@ -181,14 +120,10 @@ fn guest_transfers_need_the_owner_and_land_intact() {
         ],
     );
     let id = request_id(&hdir, "guest Dee");
-    assert!(portico_at(&hdir, &["accept", &id.to_string()])
-        .status
-        .success());
+    assert!(run_at(&hdir, &["accept", &id.to_string()]).status.success());
     let svc = request_id(&hdir, "send a file");
-    assert!(portico_at(&hdir, &["deny", &svc.to_string()])
-        .status
-        .success());
-    let out = wait(g, Duration::from_secs(30));
+    assert!(run_at(&hdir, &["deny", &svc.to_string()]).status.success());
+    let out = wait_exit(g, Duration::from_secs(30));
     assert!(
         !out.status.success() && text(&out).contains("the owner denied the file"),
         "{}",
@@ -200,7 +135,7 @@ fn guest_transfers_need_the_owner_and_land_intact() {
         "a denied transfer wrote something"
     );
 
-    let g = spawn(
+    let g = spawn_at(
         &dir.path().join("v3"),
         &[
             "connect",
@@ -215,14 +150,10 @@ fn guest_transfers_need_the_owner_and_land_intact() {
         ],
     );
     let id = request_id(&hdir, "guest Eve");
-    assert!(portico_at(&hdir, &["accept", &id.to_string()])
-        .status
-        .success());
+    assert!(run_at(&hdir, &["accept", &id.to_string()]).status.success());
     let svc = request_id(&hdir, "send a file");
-    assert!(portico_at(&hdir, &["allow", &svc.to_string()])
-        .status
-        .success());
-    assert!(wait(g, Duration::from_secs(30)).status.success());
+    assert!(run_at(&hdir, &["allow", &svc.to_string()]).status.success());
+    assert!(wait_exit(g, Duration::from_secs(30)).status.success());
     assert_eq!(
         listing(&downloads),
         vec!["bashrc".to_string(), "report.bin".to_string()]
@@ -256,8 +187,8 @@ fn a_trusted_key_with_files_sends_without_a_prompt_and_one_without_is_refused() 
     let addr = host.tcp_addr();
     let src = dir.path().join("notes.txt");
     std::fs::write(&src, b"meeting at 10").unwrap();
-    let out = wait(
-        spawn(
+    let out = wait_exit(
+        spawn_at(
             &v_files,
             &[
                 "connect",
@@ -279,8 +210,8 @@ fn a_trusted_key_with_files_sends_without_a_prompt_and_one_without_is_refused() 
         std::fs::read(downloads.join("notes.txt")).unwrap(),
         b"meeting at 10"
     );
-    let out = wait(
-        spawn(
+    let out = wait_exit(
+        spawn_at(
             &v_view,
             &[
                 "connect",

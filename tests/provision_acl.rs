@@ -13,8 +13,7 @@ mod procs;
 #[path = "support/x11.rs"]
 mod x11;
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use portico_core::policy::Approval;
@@ -22,24 +21,6 @@ use portico_signal::admin::socket::{self, Sent};
 use portico_signal::admin::AdminCommand;
 use procs::*;
 use x11::Xvfb;
-
-fn run(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_portico"))
-        .env_remove("PORTICO_DATA")
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 #[test]
 fn bundle_provisions_a_host_and_acl_changes_apply_live() {
@@ -102,9 +83,9 @@ fn bundle_provisions_a_host_and_acl_changes_apply_live() {
     let id_line = host.wait_line("Internet-ID:");
     assert!(id_line.contains("/Marketing/"), "{id_line}");
     let id = id_line.split(" (").next().unwrap().to_string();
-    assert!(text(&run(&hdir, &["acl", "list"]))
+    assert!(text(&run_at(&hdir, &["acl", "list"]))
         .contains("group:Marketing\tview,control\tapproval=never"));
-    assert!(text(&run(&hdir, &["id"])).contains(&format!("Internet-ID: {id}")));
+    assert!(text(&run_at(&hdir, &["id"])).contains(&format!("Internet-ID: {id}")));
 
     // alice (Marketing) gets in by single sign-on.
     let alice = dir.path().join("alice");
@@ -126,13 +107,13 @@ fn bundle_provisions_a_host_and_acl_changes_apply_live() {
     }
 
     // Unknown names are refused; known ones apply to the running host.
-    let out = run(&hdir, &["acl", "add", "user:ghost", "view"]);
+    let out = run_at(&hdir, &["acl", "add", "user:ghost", "view"]);
     assert!(
         !out.status.success() && text(&out).contains("does not exist"),
         "{}",
         text(&out)
     );
-    let out = run(&hdir, &["acl", "add", "user:bob", "view"]);
+    let out = run_at(&hdir, &["acl", "add", "user:bob", "view"]);
     assert!(
         out.status.success() && text(&out).contains("applied to the running host"),
         "{}",
@@ -140,13 +121,13 @@ fn bundle_provisions_a_host_and_acl_changes_apply_live() {
     );
     let bob = dir.path().join("bob");
     login(&bob, &server, "bob", "bob-pw");
-    let out = run(&bob, &["connect", &id, "--headless", "--frames", "1"]);
+    let out = run_at(&bob, &["connect", &id, "--headless", "--frames", "1"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("permissions view"), "{}", text(&out));
 
     // Removing the group's grant ends alice's live session.
     let t = Instant::now();
-    let out = run(&hdir, &["acl", "remove", "group:Marketing"]);
+    let out = run_at(&hdir, &["acl", "remove", "group:Marketing"]);
     assert!(out.status.success(), "{}", text(&out));
     let deadline = Instant::now() + Duration::from_secs(10);
     while a.try_wait().unwrap().is_none() && Instant::now() < deadline {

@@ -271,3 +271,88 @@ pub fn login(viewer: &Path, server: &str, user: &str, password: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs `portico --data DATA ARGS…` to completion.
+pub fn run_at(data: &Path, args: &[&str]) -> Output {
+    portico()
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Starts `portico --data DATA ARGS…` with piped output.
+pub fn spawn_at(data: &Path, args: &[&str]) -> Child {
+    portico()
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for a child to exit, killing it (and failing) after `limit`.
+pub fn wait_exit(mut child: Child, limit: Duration) -> Output {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    panic!(
+        "did not exit within {limit:?}: {:?}",
+        child.wait_with_output().unwrap()
+    );
+}
+
+/// Stdout and stderr together.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// One step in headless Chromium (tests/console/drive.mjs); returns what it printed.
+pub fn drive(url: &str, args: &[&str]) -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console");
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "playwright-core is missing: run `make test` (it runs npm ci in tests/console)"
+    );
+    let out = Command::new("node")
+        .arg(dir.join("drive.mjs"))
+        .arg(url)
+        .args(args)
+        .output()
+        .expect("node is not installed");
+    assert!(
+        out.status.success(),
+        "browser step {args:?} failed:\n{}",
+        text(&out)
+    );
+    text(&out)
+}
+
+/// Polls `portico requests` on the host until a line containing `needle` appears; returns
+/// its request number.
+pub fn request_id(host: &Path, needle: &str) -> u64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = text(&run_at(host, &["requests"]));
+        if let Some(line) = out.lines().find(|l| l.contains(needle)) {
+            return line.split('\t').next().unwrap().parse().unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no request containing {needle:?}: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
