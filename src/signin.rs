@@ -4,7 +4,6 @@
 //! changed key is refused. The sign-in session lives in `DATA/session.toml` (mode 0600),
 //! bound at the server to this machine's PeerId.
 
-use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -166,18 +165,7 @@ pub(crate) fn pin_server(data: &Path, server: &str, peer: &PeerId) -> anyhow::Re
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {
-    if from_stdin {
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .context("reading the password from stdin")?;
-        return Ok(line.trim_end_matches(['\n', '\r']).to_string());
-    }
-    if !std::io::stdin().is_terminal() {
-        bail!("no password given: pipe it with --password-stdin");
-    }
-    Ok(rpassword::prompt_password("Password: ")?)
+    Ok(portico_signal::password::read(from_stdin, false)?)
 }
 
 fn server_error(e: &SignalError) -> anyhow::Error {

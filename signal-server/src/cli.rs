@@ -2,7 +2,6 @@
 //! audit, bundle). Admin commands go to the running server's admin socket when it runs and
 //! straight to the store when it does not.
 
-use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -202,23 +201,7 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {
-    if from_stdin {
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .context("reading the password from stdin")?;
-        return Ok(line.trim_end_matches(['\n', '\r']).to_string());
-    }
-    if !std::io::stdin().is_terminal() {
-        bail!("no password given: pipe it with --password-stdin");
-    }
-    let a = rpassword::prompt_password("Password: ")?;
-    let b = rpassword::prompt_password("Again: ")?;
-    if a != b {
-        bail!("the passwords differ; try again");
-    }
-    Ok(a)
+    Ok(portico_signal::password::read(from_stdin, true)?)
 }
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {

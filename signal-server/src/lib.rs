@@ -17,6 +17,7 @@ pub mod client;
 pub mod codec;
 pub mod config;
 pub mod metrics;
+pub mod password;
 pub mod server;
 pub mod store;
 
