@@ -448,6 +448,9 @@ async fn connect(
                 .unwrap_or_else(|| "-".into()),
             report.permissions
         );
+        if let Some(ms) = report.direct_upgrade_ms {
+            println!("hole punching (DCUtR) reached the host directly after {ms:.0} ms");
+        }
         if let Some(p) = &args.snapshot {
             println!("snapshot {}", p.display());
         }

@@ -129,8 +129,11 @@ pub struct FrameStat {
 pub struct Report {
     /// The host's PeerId.
     pub host: String,
-    /// `direct` or `relayed`.
+    /// `direct` or `relayed` (the connection the session runs on).
     pub path: String,
+    /// A direct connection to the host appeared after a relayed start (DCUtR hole punch),
+    /// in ms after connecting.
+    pub direct_upgrade_ms: Option<f64>,
     /// What the session may do.
     pub permissions: String,
     /// Connect → first decoded frame, ms.
@@ -182,8 +185,8 @@ pub async fn run(
     ui: Option<window::UiLink>,
 ) -> Result<Report, ViewerError> {
     let started = Instant::now();
-    let (peer, relayed, control, _swarm_task) = connect(identity, &dial).await?;
-    let mut control = control;
+    let conn = connect(identity, &dial).await?;
+    let (peer, relayed, mut control) = (conn.peer, conn.relayed, conn.control.clone());
     let stream = control
         .open_stream(peer, SESSION)
         .await
@@ -343,6 +346,7 @@ pub async fn run(
     let (picture, mut report, ended) = result?;
     report.host = peer.to_string();
     report.path = path.into();
+    report.direct_upgrade_ms = conn.upgrade.lock().ok().and_then(|u| *u);
     if let Some(p) = &opts.snapshot {
         picture.save_png(p).map_err(|reason| ViewerError::Output {
             path: p.display().to_string(),
@@ -391,6 +395,7 @@ async fn receive<R: futures::AsyncRead + Unpin>(
     let mut report = Report {
         host: String::new(),
         path: String::new(),
+        direct_upgrade_ms: None,
         permissions: permissions.to_string(),
         connect_to_first_frame_ms: None,
         frames: 0,
@@ -527,20 +532,31 @@ async fn receive<R: futures::AsyncRead + Unpin>(
 
 /// Dials and waits for a connection to the host; returns its PeerId, whether the
 /// connection is relayed, a stream control, and the task driving the swarm.
-async fn connect(
-    identity: &Identity,
-    dial: &Dial,
-) -> Result<
-    (
-        PeerId,
-        bool,
-        libp2p_stream::Control,
-        tokio::task::JoinHandle<()>,
-    ),
-    ViewerError,
-> {
+/// A connection to the host.
+struct Connected {
+    /// The host's PeerId.
+    peer: PeerId,
+    /// The first connection went through a relay.
+    relayed: bool,
+    /// Opens streams.
+    control: libp2p_stream::Control,
+    /// Drives the swarm (kept alive for the session).
+    _task: tokio::task::JoinHandle<()>,
+    /// When a direct connection appeared after a relayed start (ms).
+    upgrade: std::sync::Arc<std::sync::Mutex<Option<f64>>>,
+}
+
+async fn connect(identity: &Identity, dial: &Dial) -> Result<Connected, ViewerError> {
     let mut swarm = build_swarm(identity, false).map_err(ViewerError::Connect)?;
     let control = swarm.behaviour().stream.new_control();
+    // Listening gives hole punching (DCUtR) a port to punch from; failures only cost that.
+    for a in ["/ip4/0.0.0.0/udp/0/quic-v1", "/ip4/0.0.0.0/tcp/0"] {
+        if let Ok(addr) = a.parse::<Multiaddr>() {
+            if let Err(e) = swarm.listen_on(addr) {
+                tracing::debug!(error = %e, "no local listener for hole punching");
+            }
+        }
+    }
     if dial.addrs.is_empty() {
         return Err(ViewerError::Connect("no address to dial".into()));
     }
@@ -562,8 +578,12 @@ async fn connect(
     }
     let (tx, rx) = oneshot::channel();
     let expected = dial.peer;
+    let upgrade = std::sync::Arc::new(std::sync::Mutex::new(None::<f64>));
+    let upgrade_w = upgrade.clone();
+    let t0 = Instant::now();
     let task = tokio::spawn(async move {
         let mut tx = Some(tx);
+        let mut first_relayed = false;
         let mut errors = Vec::new();
         loop {
             match swarm.select_next_some().await {
@@ -575,6 +595,11 @@ async fn connect(
                         if let Some(t) = tx.take() {
                             // The caller may have timed out; then nothing waits for this.
                             let _unused = t.send(Ok((peer_id, endpoint.is_relayed())));
+                            first_relayed = endpoint.is_relayed();
+                        } else if first_relayed && !endpoint.is_relayed() {
+                            if let Ok(mut u) = upgrade_w.lock() {
+                                u.get_or_insert(t0.elapsed().as_secs_f64() * 1e3);
+                            }
                         }
                     }
                 }
@@ -600,7 +625,13 @@ async fn connect(
         .await
         .map_err(|_| ViewerError::Connect("no connection after 15 s".into()))?
         .map_err(|_| ViewerError::Connect("connection task ended".into()))??;
-    Ok((peer, relayed, control, task))
+    Ok(Connected {
+        peer,
+        relayed,
+        control,
+        _task: task,
+        upgrade,
+    })
 }
 
 /// A file being offered: the signal that lets the sender task start.
