@@ -2,16 +2,19 @@
 //! into a picture, and forwards input. Headless mode records per-frame stats, writes a PNG
 //! snapshot and plays an input script, for automation and tests.
 
+mod dial;
+mod files;
 pub mod picture;
 pub mod script;
 pub mod window;
 
+use dial::connect;
+use files::{start_send, FileSend};
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
-use libp2p::multiaddr::Protocol;
-use libp2p::swarm::SwarmEvent;
+use futures::{AsyncReadExt, AsyncWriteExt};
 use libp2p::{Multiaddr, PeerId};
 use portico_core::identity::Identity;
 use portico_core::noise::Initiator;
@@ -19,9 +22,9 @@ use portico_core::policy::{Permission, Permissions};
 use portico_core::wire::handshake::AccessRequest;
 use portico_core::wire::session::{Bye, ByeReason, SessionMessage};
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use crate::network::{build_swarm, SESSION};
+use crate::network::SESSION;
 use crate::stream_io::{read_handshake, send, Reader, SharedTransport, StreamError};
 use picture::Picture;
 
@@ -528,204 +531,6 @@ async fn receive<R: futures::AsyncRead + Unpin>(
     report.fps = report.frames as f64 / secs;
     report.kbps = bytes as f64 * 8.0 / 1000.0 / secs;
     Ok((picture, report, ended))
-}
-
-/// Dials and waits for a connection to the host; returns its PeerId, whether the
-/// connection is relayed, a stream control, and the task driving the swarm.
-/// A connection to the host.
-struct Connected {
-    /// The host's PeerId.
-    peer: PeerId,
-    /// The first connection went through a relay.
-    relayed: bool,
-    /// Opens streams.
-    control: libp2p_stream::Control,
-    /// Drives the swarm (kept alive for the session).
-    _task: tokio::task::JoinHandle<()>,
-    /// When a direct connection appeared after a relayed start (ms).
-    upgrade: std::sync::Arc<std::sync::Mutex<Option<f64>>>,
-}
-
-async fn connect(identity: &Identity, dial: &Dial) -> Result<Connected, ViewerError> {
-    let mut swarm = build_swarm(identity, false).map_err(ViewerError::Connect)?;
-    let control = swarm.behaviour().stream.new_control();
-    // Listening gives hole punching (DCUtR) a port to punch from; failures only cost that.
-    for a in ["/ip4/0.0.0.0/udp/0/quic-v1", "/ip4/0.0.0.0/tcp/0"] {
-        if let Ok(addr) = a.parse::<Multiaddr>() {
-            if let Err(e) = swarm.listen_on(addr) {
-                tracing::debug!(error = %e, "no local listener for hole punching");
-            }
-        }
-    }
-    if dial.addrs.is_empty() {
-        return Err(ViewerError::Connect("no address to dial".into()));
-    }
-    for addr in &dial.addrs {
-        let addr = match (dial.peer, addr.iter().last()) {
-            (Some(p), Some(Protocol::P2p(_))) | (Some(p), Some(Protocol::P2pCircuit)) => {
-                if matches!(addr.iter().last(), Some(Protocol::P2pCircuit)) {
-                    addr.clone().with(Protocol::P2p(p))
-                } else {
-                    addr.clone()
-                }
-            }
-            (Some(p), _) => addr.clone().with(Protocol::P2p(p)),
-            (None, _) => addr.clone(),
-        };
-        if let Err(e) = swarm.dial(addr.clone()) {
-            tracing::debug!(%addr, error = %e, "dial failed");
-        }
-    }
-    let (tx, rx) = oneshot::channel();
-    let expected = dial.peer;
-    let upgrade = std::sync::Arc::new(std::sync::Mutex::new(None::<f64>));
-    let upgrade_w = upgrade.clone();
-    let t0 = Instant::now();
-    let task = tokio::spawn(async move {
-        let mut tx = Some(tx);
-        let mut first_relayed = false;
-        let mut errors = Vec::new();
-        loop {
-            match swarm.select_next_some().await {
-                SwarmEvent::ConnectionEstablished {
-                    peer_id, endpoint, ..
-                } => {
-                    tracing::info!(%peer_id, addr = %endpoint.get_remote_address(), relayed = endpoint.is_relayed(), "connected");
-                    if expected.is_none_or(|p| p == peer_id) {
-                        if let Some(t) = tx.take() {
-                            // The caller may have timed out; then nothing waits for this.
-                            let _unused = t.send(Ok((peer_id, endpoint.is_relayed())));
-                            first_relayed = endpoint.is_relayed();
-                        } else if first_relayed && !endpoint.is_relayed() {
-                            if let Ok(mut u) = upgrade_w.lock() {
-                                u.get_or_insert(t0.elapsed().as_secs_f64() * 1e3);
-                            }
-                        }
-                    }
-                }
-                SwarmEvent::OutgoingConnectionError { error, .. } => {
-                    if let libp2p::swarm::DialError::WrongPeerId { obtained, .. } = &error {
-                        if let (Some(t), Some(e)) = (tx.take(), expected) {
-                            let _unused = t.send(Err(ViewerError::KeyChanged {
-                                expected: e.to_string(),
-                                got: obtained.to_string(),
-                            }));
-                        }
-                    }
-                    errors.push(error.to_string());
-                }
-                SwarmEvent::Behaviour(crate::network::PeerBehaviourEvent::Dcutr(ev)) => {
-                    tracing::info!(?ev, "hole punching")
-                }
-                _ => {}
-            }
-        }
-    });
-    let (peer, relayed) = tokio::time::timeout(Duration::from_secs(15), rx)
-        .await
-        .map_err(|_| ViewerError::Connect("no connection after 15 s".into()))?
-        .map_err(|_| ViewerError::Connect("connection task ended".into()))??;
-    Ok(Connected {
-        peer,
-        relayed,
-        control,
-        _task: task,
-        upgrade,
-    })
-}
-
-/// A file being offered: the signal that lets the sender task start.
-pub struct FileSend {
-    /// Fired when the host allows the transfer.
-    allow: Option<oneshot::Sender<()>>,
-}
-
-/// Chunk size for file transfers.
-const FILE_CHUNK: usize = 64 * 1024;
-
-/// Hashes the file, offers it, and starts a task that streams it once allowed.
-async fn start_send(
-    path: &std::path::Path,
-    out: mpsc::Sender<SessionMessage>,
-) -> Result<FileSend, ViewerError> {
-    use portico_core::wire::session::{FileChunk, FileEnd, FileOffer};
-    use sha2::Digest;
-    use tokio::io::AsyncReadExt;
-    let err = |e: std::io::Error| ViewerError::File(format!("{}: {e}", path.display()));
-    let mut f = tokio::fs::File::open(path).await.map_err(err)?;
-    let size = f.metadata().await.map_err(err)?.len();
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; FILE_CHUNK];
-    loop {
-        let n = f.read(&mut buf).await.map_err(err)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "file".into());
-    let offer = FileOffer {
-        transfer_id: 1,
-        name,
-        size,
-        sha256: hasher.finalize().to_vec(),
-    };
-    out.send(SessionMessage::FileOffer(offer))
-        .await
-        .map_err(|_| ViewerError::File("the session closed".into()))?;
-    let (allow, allowed) = oneshot::channel::<()>();
-    let path = path.to_path_buf();
-    tokio::spawn(async move {
-        if allowed.await.is_err() {
-            return;
-        }
-        let bar = indicatif::ProgressBar::new(size);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bytes}/{total_bytes} {wide_bar} {bytes_per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        let Ok(mut f) = tokio::fs::File::open(&path).await else {
-            eprintln!("cannot reopen {}", path.display());
-            return;
-        };
-        let mut offset = 0u64;
-        let mut buf = vec![0u8; FILE_CHUNK];
-        loop {
-            let n = match f.read(&mut buf).await {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => {
-                    eprintln!("reading {}: {e}", path.display());
-                    return;
-                }
-            };
-            if out
-                .send(SessionMessage::FileChunk(FileChunk {
-                    transfer_id: 1,
-                    offset,
-                    data: buf[..n].to_vec(),
-                }))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            offset += n as u64;
-            bar.set_position(offset);
-        }
-        bar.finish_and_clear();
-        // The session may be ending; the host then discards the partial file.
-        drop(
-            out.send(SessionMessage::FileEnd(FileEnd { transfer_id: 1 }))
-                .await,
-        );
-    });
-    Ok(FileSend { allow: Some(allow) })
 }
 
 /// A PeerId shortened for a window title.
