@@ -233,10 +233,14 @@ fn capture_loop(
             last_change = Instant::now();
             still_sent = false;
             merge(&mut pending, &changed);
+            prev = Some((grid, rgba.clone()));
+        }
+        if !pending.is_empty() {
+            // New changes, or ones the encoder skipped while busy: hand them over.
             let frame = Captured {
                 capture_us,
                 grid,
-                rgba: rgba.clone(),
+                rgba,
                 changed: std::mem::take(&mut pending),
                 still: false,
             };
@@ -245,12 +249,11 @@ fn capture_loop(
                 Err(TrySendError::Full(f)) => pending = f.changed,
                 Err(TrySendError::Disconnected(_)) => return,
             }
-            prev = Some((grid, rgba));
-        } else if !still_sent && last_change.elapsed() >= pacing.still_after && pending.is_empty() {
+        } else if !still_sent && last_change.elapsed() >= pacing.still_after {
             let frame = Captured {
                 capture_us,
                 grid,
-                rgba: rgba.clone(),
+                rgba,
                 changed: Vec::new(),
                 still: true,
             };
@@ -258,18 +261,6 @@ fn capture_loop(
                 Ok(()) => still_sent = true,
                 Err(TrySendError::Full(_)) => {}
                 Err(TrySendError::Disconnected(_)) => return,
-            }
-        } else if !pending.is_empty() {
-            // A change the encoder skipped while busy: hand it over now.
-            let frame = Captured {
-                capture_us,
-                grid,
-                rgba: rgba.clone(),
-                changed: std::mem::take(&mut pending),
-                still: false,
-            };
-            if let Err(TrySendError::Full(f)) = to_encoder.try_send(frame) {
-                pending = f.changed;
             }
         }
     }
