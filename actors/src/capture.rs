@@ -207,7 +207,12 @@ fn capture_loop(
         if next > now {
             std::thread::sleep(next - now);
         }
-        next = Instant::now() + period;
+        // A fixed grid of capture times, so the time spent capturing does not lower the
+        // rate; when more than a period behind (a slow grab), start the grid afresh.
+        next += period;
+        if next + period < Instant::now() {
+            next = Instant::now() + period;
+        }
         let (w, h, rgba) = match source.grab() {
             Ok(f) => f,
             Err(e) => {
