@@ -251,9 +251,13 @@ pub async fn start(
     let span = tracing::info_span!("signal_server", peer = %peer_id);
     let task = tokio::spawn(
         async move {
+            let (logins_tx, logins_rx) = mpsc::channel(MAX_LOGIN_CHECKS);
             Loop {
                 swarm,
                 state,
+                logins_tx,
+                logins_rx,
+                logins_in_flight: 0,
                 remote: HashMap::new(),
                 admin_rx,
             }
@@ -308,9 +312,25 @@ pub async fn run(
     Ok(())
 }
 
+/// Password checks running off the event loop at once; more are told to retry.
+const MAX_LOGIN_CHECKS: usize = 4;
+
+/// A finished password check: the reply channel, the login, and whether it matched.
+type LoginDone = (
+    request_response::ResponseChannel<portico_core::wire::signal::SignalResponse>,
+    state::LoginCheck,
+    bool,
+);
+
 struct Loop {
     swarm: Swarm<ServerBehaviour>,
     state: State,
+    /// Finished password checks come back here.
+    logins_tx: mpsc::Sender<LoginDone>,
+    /// See `logins_tx`.
+    logins_rx: mpsc::Receiver<LoginDone>,
+    /// Password checks in flight.
+    logins_in_flight: usize,
     /// Remote address per connection (for the caller's IP).
     remote: HashMap<ConnectionId, Multiaddr>,
     admin_rx: mpsc::Receiver<AdminRequest>,
@@ -335,6 +355,13 @@ impl Loop {
                     let out = self.admin(cmd);
                     if reply.send(out).is_err() {
                         tracing::debug!("admin client went away before the reply");
+                    }
+                }
+                Some((channel, check, ok)) = self.logins_rx.recv() => {
+                    self.logins_in_flight -= 1;
+                    let response = self.state.login_end(check, ok);
+                    if self.swarm.behaviour_mut().signal.send_response(channel, response).is_err() {
+                        tracing::debug!("peer left before the login answer");
                     }
                 }
                 _ = purge.tick() => {
@@ -423,6 +450,14 @@ impl Loop {
                 },
             )) => match message {
                 request_response::Message::Request {
+                    request: SignalRequest::Login(login),
+                    channel,
+                    ..
+                } => {
+                    let ip = self.remote.get(&connection_id).and_then(ip_of);
+                    self.login(peer, ip, login, channel);
+                }
+                request_response::Message::Request {
                     request, channel, ..
                 } => {
                     let ip = self.remote.get(&connection_id).and_then(ip_of);
@@ -454,6 +489,49 @@ impl Loop {
                 tracing::debug!(%error, "incoming connection failed")
             }
             _ => {}
+        }
+    }
+
+    /// Checks the password on the blocking pool so argon2 never stalls the event loop.
+    fn login(
+        &mut self,
+        peer: PeerId,
+        ip: Option<IpAddr>,
+        login: portico_core::wire::signal::Login,
+        channel: request_response::ResponseChannel<portico_core::wire::signal::SignalResponse>,
+    ) {
+        use portico_core::wire::signal::{ErrorCode, SignalError, SignalResponse};
+        let refusal = if self.logins_in_flight >= MAX_LOGIN_CHECKS {
+            SignalResponse::Error(SignalError {
+                code: ErrorCode::RateLimited,
+                message: "the server is busy checking sign-ins; retry in a moment".into(),
+                retry_after_ms: Some(500),
+            })
+        } else {
+            match self.state.login_begin(peer, ip, login) {
+                Ok(check) => {
+                    self.logins_in_flight += 1;
+                    let tx = self.logins_tx.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let ok =
+                            crate::store::accounts::verify_password(&check.password, &check.hash);
+                        if tx.blocking_send((channel, check, ok)).is_err() {
+                            tracing::debug!("server stopped during a password check");
+                        }
+                    });
+                    return;
+                }
+                Err(e) => e,
+            }
+        };
+        if self
+            .swarm
+            .behaviour_mut()
+            .signal
+            .send_response(channel, refusal)
+            .is_err()
+        {
+            tracing::debug!(%peer, "peer left before the answer");
         }
     }
 

@@ -79,6 +79,22 @@ fn internal(e: StoreError) -> SignalResponse {
 
 type Reply = Result<SignalResponse, SignalResponse>;
 
+/// A login waiting for its password check.
+pub(crate) struct LoginCheck {
+    /// Who asks.
+    peer: PeerId,
+    /// From where.
+    ip: Option<IpAddr>,
+    /// The account name given.
+    name: String,
+    /// The password given (checked off the event loop).
+    pub(crate) password: String,
+    /// The account's hash, or the dummy one.
+    pub(crate) hash: String,
+    /// The account, when it exists.
+    user: Option<User>,
+}
+
 impl State {
     pub(crate) fn new(
         config: Config,
@@ -153,7 +169,14 @@ impl State {
             SignalRequest::Register(r) => self.register(peer, r, now),
             SignalRequest::Heartbeat(h) => self.heartbeat(peer, h, now),
             SignalRequest::Lookup(l) => self.rate(peer, now).and_then(|()| self.lookup(peer, l)),
-            SignalRequest::Login(l) => self.login(peer, ip, l, now),
+            SignalRequest::Login(l) => match self.login_begin(peer, ip, l) {
+                // The server loop sends logins off-loop (server.rs); this keeps `handle` whole.
+                Ok(check) => {
+                    let ok = verify_password(&check.password, &check.hash);
+                    Ok(self.login_end(check, ok))
+                }
+                Err(e) => Err(e),
+            },
             SignalRequest::Logout(l) => self.logout(peer, l),
             SignalRequest::ListNodes(l) => self.list_nodes(peer, l),
             SignalRequest::IssueTicket(t) => self
@@ -292,7 +315,15 @@ impl State {
         }))
     }
 
-    fn login(&mut self, peer: PeerId, ip: Option<IpAddr>, l: Login, now: Instant) -> Reply {
+    /// First half of a login, on the event loop: rate limits and the account lookup. The
+    /// password check (argon2, tens of ms) runs off the loop on the returned [`LoginCheck`].
+    pub(crate) fn login_begin(
+        &mut self,
+        peer: PeerId,
+        ip: Option<IpAddr>,
+        l: Login,
+    ) -> Result<LoginCheck, SignalResponse> {
+        let now = Instant::now();
         let limited = |r: portico_core::ratelimit::RetryAfter| {
             SignalResponse::Error(SignalError {
                 code: ErrorCode::RateLimited,
@@ -305,12 +336,39 @@ impl State {
         }
         self.account_backoff.check(&l.user, now).map_err(limited)?;
         let user = self.store.user(&l.user).map_err(internal)?;
-        let ok = match &user {
-            Some(u) => verify_password(&l.password, &u.hash),
-            None => {
-                verify_password(&l.password, &self.dummy_hash);
-                false
-            }
+        // An unknown account is checked against a dummy hash, so timing does not tell.
+        let hash = user
+            .as_ref()
+            .map(|u| u.hash.clone())
+            .unwrap_or_else(|| self.dummy_hash.clone());
+        Ok(LoginCheck {
+            peer,
+            ip,
+            name: l.user,
+            password: l.password,
+            hash,
+            user,
+        })
+    }
+
+    /// Second half of a login, back on the event loop, with the password check's result.
+    pub(crate) fn login_end(&mut self, check: LoginCheck, ok: bool) -> SignalResponse {
+        self.login_finish(check, ok).unwrap_or_else(|e| e)
+    }
+
+    fn login_finish(&mut self, check: LoginCheck, ok: bool) -> Reply {
+        let now = Instant::now();
+        let LoginCheck {
+            peer,
+            ip,
+            name,
+            user,
+            ..
+        } = check;
+        let ok = ok && user.is_some();
+        let l = Login {
+            user: name,
+            password: String::new(),
         };
         let user = match user {
             Some(u) if ok && !u.disabled => u,
