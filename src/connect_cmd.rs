@@ -334,6 +334,7 @@ pub(crate) fn run(data: &Path, identity: Identity, args: ConnectArgs) -> anyhow:
         link,
         input,
         shared,
+        files,
     } = viewer::window::event_loop().map_err(|e| anyhow::anyhow!(e))?;
     let proxy = link.notify.clone();
     let title = format!("Portico — connecting to {}…", args.target);
@@ -353,7 +354,7 @@ pub(crate) fn run(data: &Path, identity: Identity, args: ConnectArgs) -> anyhow:
         }
         result
     });
-    match viewer::window::run(el, input, shared, title).map_err(|e| anyhow::anyhow!(e))? {
+    match viewer::window::run(el, input, files, shared, title).map_err(|e| anyhow::anyhow!(e))? {
         // The session ended: its result is the command's.
         Some(_) => worker
             .join()

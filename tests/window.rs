@@ -35,12 +35,15 @@ fn the_window_shows_the_host_and_forwards_the_mouse() {
     hx.warp(5, 5);
     let dir = tempfile::tempdir().unwrap();
     let viewer = dir.path().join("viewer");
+    let downloads = dir.path().join("downloads");
     let mut host = Host::start(
         &hx,
         &dir.path().join("host"),
-        &acl(&peer_of(&viewer), "view,control"),
-        &[],
+        &acl(&peer_of(&viewer), "view,control,files"),
+        &["--download-dir", downloads.to_str().unwrap()],
     );
+    let src = dir.path().join("from-window.txt");
+    std::fs::write(&src, b"sent while the window is open").unwrap();
     let addr = host.tcp_addr();
     let mut child = Command::new(env!("CARGO_BIN_EXE_portico"))
         .env_remove("PORTICO_DATA")
@@ -48,7 +51,7 @@ fn the_window_shows_the_host_and_forwards_the_mouse() {
         .env("RUST_LOG", "error")
         .arg("--data")
         .arg(&viewer)
-        .args(["connect", &addr])
+        .args(["connect", &addr, "--send", src.to_str().unwrap()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -79,6 +82,15 @@ fn the_window_shows_the_host_and_forwards_the_mouse() {
         hx.pointer(),
         (640, 360),
         "mouse input in the window did not reach the host"
+    );
+    // The file went while the window stayed open.
+    assert_eq!(
+        std::fs::read(downloads.join("from-window.txt")).unwrap(),
+        b"sent while the window is open"
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the window closed after the file was sent"
     );
     child.kill().unwrap();
     child.wait().unwrap();

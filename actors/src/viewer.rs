@@ -9,7 +9,7 @@ pub mod script;
 pub mod window;
 
 use dial::connect;
-use files::{start_send, FileSend};
+use files::{start_send, Pending};
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -325,11 +325,36 @@ pub async fn run(
         });
         link
     });
-    let file = match &opts.send_file {
-        Some(path) => Some(start_send(path, out_tx.clone()).await?),
-        None => None,
-    };
-    let result = receive(&mut reader, &opts, started, permissions, file, ui.as_ref()).await;
+    let pending = Pending::default();
+    if let Some(path) = &opts.send_file {
+        start_send(path, out_tx.clone(), 1, &pending).await?;
+    }
+    // Files dropped on the window go the same way, numbered from 2.
+    if let Some(mut dropped) = ui
+        .as_ref()
+        .and_then(|l| l.files.lock().ok().and_then(|mut f| f.take()))
+    {
+        let (tx, pending) = (out_tx.clone(), pending.clone());
+        tokio::spawn(async move {
+            let mut id = 1;
+            while let Some(path) = dropped.recv().await {
+                id += 1;
+                eprintln!("offering {}…", path.display());
+                if let Err(e) = start_send(&path, tx.clone(), id, &pending).await {
+                    eprintln!("{e}");
+                }
+            }
+        });
+    }
+    let result = receive(
+        &mut reader,
+        &opts,
+        started,
+        permissions,
+        pending,
+        ui.as_ref(),
+    )
+    .await;
     // Say goodbye whatever happened; the host may already be gone.
     if out_tx
         .send(SessionMessage::Bye(Bye {
@@ -379,7 +404,7 @@ async fn receive<R: futures::AsyncRead + Unpin>(
     opts: &Headless,
     started: Instant,
     permissions: Permissions,
-    mut file: Option<FileSend>,
+    pending: Pending,
     ui: Option<&window::UiLink>,
 ) -> Result<(Picture, Report, Option<ViewerError>), ViewerError> {
     let show = |picture: &Picture| {
@@ -419,8 +444,9 @@ async fn receive<R: futures::AsyncRead + Unpin>(
         if opts.frames.is_some_and(|n| report.frames >= n) {
             break;
         }
-        // A file-only run ends once the file landed.
-        if opts.send_file.is_some()
+        // A headless file-only run ends once the file landed (a window stays open).
+        if ui.is_none()
+            && opts.send_file.is_some()
             && report.file_result.is_some()
             && opts.frames.is_none()
             && opts.duration.is_none()
@@ -498,26 +524,31 @@ async fn receive<R: futures::AsyncRead + Unpin>(
                 }
             }
             Some(SessionMessage::ServiceDecision(d)) => {
+                // Transfer 1 is `--send`: its failure ends the run; dropped files only report.
+                let fatal = d.id == 1 && opts.send_file.is_some();
                 if d.pending {
                     eprintln!("{}…", d.message);
                 } else if d.allowed {
-                    if let Some(tx) = file.as_mut().and_then(|f| f.allow.take()) {
-                        if tx.send(()).is_err() {
-                            tracing::debug!("the file sender already stopped");
-                        }
+                    let tx = pending.lock().ok().and_then(|mut p| p.remove(&d.id));
+                    if tx.is_some_and(|tx| tx.send(()).is_err()) {
+                        tracing::debug!("the file sender already stopped");
                     }
-                } else {
+                } else if fatal {
                     ended = Some(ViewerError::File(d.message));
                     break;
+                } else {
+                    eprintln!("file not sent: {}", d.message);
                 }
             }
             Some(SessionMessage::FileResult(r)) => {
                 if r.ok {
                     eprintln!("file sent: {}", r.message);
                     report.file_result = Some(r.message);
-                } else {
+                } else if r.transfer_id == 1 && opts.send_file.is_some() {
                     ended = Some(ViewerError::File(r.message));
                     break;
+                } else {
+                    eprintln!("file not sent: {}", r.message);
                 }
             }
             Some(SessionMessage::PermissionsChanged(p)) => {

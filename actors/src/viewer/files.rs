@@ -5,11 +5,10 @@ use tokio::sync::{mpsc, oneshot};
 use super::ViewerError;
 use portico_core::wire::session::SessionMessage;
 
-/// A file being offered: the signal that lets the sender task start.
-pub(super) struct FileSend {
-    /// Fired when the host allows the transfer.
-    pub(super) allow: Option<oneshot::Sender<()>>,
-}
+/// Offered files waiting for the host's answer: transfer number → the signal that lets its
+/// sender task start.
+pub(super) type Pending =
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<u64, oneshot::Sender<()>>>>;
 
 /// Chunk size for file transfers.
 const FILE_CHUNK: usize = 64 * 1024;
@@ -18,7 +17,9 @@ const FILE_CHUNK: usize = 64 * 1024;
 pub(super) async fn start_send(
     path: &std::path::Path,
     out: mpsc::Sender<SessionMessage>,
-) -> Result<FileSend, ViewerError> {
+    id: u64,
+    pending: &Pending,
+) -> Result<(), ViewerError> {
     use portico_core::wire::session::{FileChunk, FileEnd, FileOffer};
     use sha2::Digest;
     use tokio::io::AsyncReadExt;
@@ -39,7 +40,7 @@ pub(super) async fn start_send(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "file".into());
     let offer = FileOffer {
-        transfer_id: 1,
+        transfer_id: id,
         name,
         size,
         sha256: hasher.finalize().to_vec(),
@@ -48,6 +49,9 @@ pub(super) async fn start_send(
         .await
         .map_err(|_| ViewerError::File("the session closed".into()))?;
     let (allow, allowed) = oneshot::channel::<()>();
+    if let Ok(mut p) = pending.lock() {
+        p.insert(id, allow);
+    }
     let path = path.to_path_buf();
     tokio::spawn(async move {
         if allowed.await.is_err() {
@@ -77,7 +81,7 @@ pub(super) async fn start_send(
             };
             if out
                 .send(SessionMessage::FileChunk(FileChunk {
-                    transfer_id: 1,
+                    transfer_id: id,
                     offset,
                     data: buf[..n].to_vec(),
                 }))
@@ -92,9 +96,9 @@ pub(super) async fn start_send(
         bar.finish_and_clear();
         // The session may be ending; the host then discards the partial file.
         drop(
-            out.send(SessionMessage::FileEnd(FileEnd { transfer_id: 1 }))
+            out.send(SessionMessage::FileEnd(FileEnd { transfer_id: id }))
                 .await,
         );
     });
-    Ok(FileSend { allow: Some(allow) })
+    Ok(())
 }

@@ -46,6 +46,8 @@ pub struct UiLink {
     pub notify: EventLoopProxy<UiEvent>,
     /// Input from the window.
     pub input: mpsc::Receiver<InputEvent>,
+    /// Files dropped on the window (taken once by the session).
+    pub files: Mutex<Option<mpsc::Receiver<std::path::PathBuf>>>,
 }
 
 /// Where the picture sits in the window.
@@ -64,6 +66,7 @@ struct App {
     surface: Option<softbuffer::Surface<Rc<Window>, Rc<Window>>>,
     shared: Arc<Mutex<Shared>>,
     input: mpsc::Sender<InputEvent>,
+    files: mpsc::Sender<std::path::PathBuf>,
     layout: Layout,
     title: String,
     ended: Option<String>,
@@ -81,6 +84,8 @@ pub struct WindowParts {
     pub input: mpsc::Sender<InputEvent>,
     /// The window reads the picture here.
     pub shared: Arc<Mutex<Shared>>,
+    /// The window sends dropped files here.
+    pub files: mpsc::Sender<std::path::PathBuf>,
 }
 
 /// Creates the event loop and the link the session uses. Call on the main thread.
@@ -90,16 +95,19 @@ pub fn event_loop() -> Result<WindowParts, String> {
         .map_err(|e| format!("cannot open a window ({e}); use --headless without a display"))?;
     let shared = Arc::new(Mutex::new(Shared::default()));
     let (tx, rx) = mpsc::channel(256);
+    let (files_tx, files_rx) = mpsc::channel(16);
     let link = UiLink {
         shared: shared.clone(),
         notify: el.create_proxy(),
         input: rx,
+        files: Mutex::new(Some(files_rx)),
     };
     Ok(WindowParts {
         event_loop: el,
         link,
         input: tx,
         shared,
+        files: files_tx,
     })
 }
 
@@ -107,6 +115,7 @@ pub fn event_loop() -> Result<WindowParts, String> {
 pub fn run(
     el: EventLoop<UiEvent>,
     input: mpsc::Sender<InputEvent>,
+    files: mpsc::Sender<std::path::PathBuf>,
     shared: Arc<Mutex<Shared>>,
     title: String,
 ) -> Result<Option<String>, String> {
@@ -115,6 +124,7 @@ pub fn run(
         surface: None,
         shared,
         input,
+        files,
         layout: Layout::default(),
         title,
         ended: None,
@@ -228,6 +238,12 @@ impl App {
         buf.present().map_err(|e| e.to_string())
     }
 
+    fn offer_file(&self, path: std::path::PathBuf) {
+        if self.files.try_send(path).is_err() {
+            tracing::warn!("too many files waiting to be offered; drop it again later");
+        }
+    }
+
     /// Window position → remote screen position (None outside the picture).
     fn map(&self, x: f64, y: f64) -> Option<(i32, i32)> {
         let l = self.layout;
@@ -297,6 +313,8 @@ impl ApplicationHandler<UiEvent> for App {
     fn window_event(&mut self, el: &ActiveEventLoop, _: WindowId, event: WindowEvent) {
         match event {
             WindowEvent::CloseRequested => el.exit(),
+            // Dropping a file on the window sends it (the host decides as for --send).
+            WindowEvent::DroppedFile(path) => self.offer_file(path),
             WindowEvent::RedrawRequested => {
                 if let Err(e) = self.draw() {
                     tracing::warn!(error = %e, "drawing failed");
