@@ -139,9 +139,7 @@ fn pin_host(data: &Path, key: &str, peer: &PeerId) -> anyhow::Result<()> {
         peer_id: peer.to_string(),
     });
     identity::replace_private(&known_path(data), toml::to_string(&k)?.as_bytes())?;
-    let fp = libp2p::identity::PublicKey::try_decode_protobuf(peer.as_ref().digest())
-        .map(|k| identity::fingerprint(&k))
-        .unwrap_or_default();
+    let fp = identity::peer_fingerprint(peer).unwrap_or_default();
     eprintln!("pinned the host's key on first use: fingerprint {fp}");
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use libp2p::PeerId;
-use portico_core::identity::{self, fingerprint, Identity};
+use portico_core::identity::{self, Identity};
 use portico_core::wire::signal::*;
 use portico_signal::client::{server_multiaddr, SignalClient};
 use serde::{Deserialize, Serialize};
@@ -108,9 +108,7 @@ fn pinned(data: &Path, address: &str) -> anyhow::Result<Option<PeerId>> {
 }
 
 fn server_fingerprint(peer: &PeerId) -> String {
-    libp2p::identity::PublicKey::try_decode_protobuf(peer.as_ref().digest())
-        .map(|k| fingerprint(&k))
-        .unwrap_or_else(|_| "(not an ed25519 key)".into())
+    identity::peer_fingerprint(peer).unwrap_or_else(|| "(not an ed25519 key)".into())
 }
 
 /// The address a server is pinned under: its dialable multiaddr without `/p2p/`.

@@ -248,9 +248,7 @@ impl Refusal {
 }
 
 fn fingerprint(p: &PeerId) -> String {
-    PublicKey::try_decode_protobuf(p.as_ref().digest())
-        .map(|k| portico_core::identity::fingerprint(&k))
-        .unwrap_or_default()
+    portico_core::identity::peer_fingerprint(p).unwrap_or_default()
 }
 
 impl Handler<Decide> for AccessControl {

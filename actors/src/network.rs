@@ -327,8 +327,8 @@ impl Network {
 
     fn trust(&self, r: &Registered) {
         let Some(server) = &self.server else { return };
-        match libp2p::identity::PublicKey::try_decode_protobuf(server.peer.as_ref().digest()) {
-            Ok(key) => {
+        match portico_core::identity::key_of(&server.peer) {
+            Some(key) => {
                 let flags = ServerFlags {
                     guest_sharing: r.guest_sharing,
                     visitor_sharing: r.visitor_sharing,
@@ -338,9 +338,9 @@ impl Network {
                 self.access
                     .do_send(SetServer(Some(ServerTrust { key, flags })));
             }
-            Err(e) => {
-                tracing::error!(error = %e, "the server's PeerId does not embed an ed25519 key; tickets will be refused")
-            }
+            None => tracing::error!(
+                "the server's PeerId does not embed an ed25519 key; tickets will be refused"
+            ),
         }
     }
 

@@ -158,6 +158,17 @@ pub fn fingerprint(key: &PublicKey) -> String {
     groups.join("-")
 }
 
+/// The public key an ed25519 PeerId embeds (its identity multihash); `None` for PeerIds that
+/// only hash their key. Pinning a PeerId therefore pins the key.
+pub fn key_of(peer: &PeerId) -> Option<PublicKey> {
+    PublicKey::try_decode_protobuf(peer.as_ref().digest()).ok()
+}
+
+/// The fingerprint of the key a PeerId embeds (see [`key_of`]).
+pub fn peer_fingerprint(peer: &PeerId) -> Option<String> {
+    key_of(peer).map(|k| fingerprint(&k))
+}
+
 /// The data directory: `explicit` (from `--data` or its environment variable) when given,
 /// else `<platform data dir>/<app>` (`~/.local/share/portico` on Linux).
 pub fn data_dir(explicit: Option<PathBuf>, app: &str) -> Result<PathBuf, IdentityError> {
@@ -289,6 +300,13 @@ mod tests {
         write_private(&dir.path().join(KEY_FILE), b"not a key").unwrap();
         let err = Identity::load_or_create(dir.path()).unwrap_err();
         assert!(matches!(err, IdentityError::Corrupt { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_peer_id_embeds_its_key() {
+        let id = Identity::generate();
+        assert_eq!(key_of(&id.peer_id()), Some(id.public()));
+        assert_eq!(peer_fingerprint(&id.peer_id()), Some(id.fingerprint()));
     }
 
     #[test]
