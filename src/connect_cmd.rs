@@ -113,18 +113,8 @@ fn known_path(data: &Path) -> PathBuf {
     data.join("known_hosts.toml")
 }
 
-fn read_known(data: &Path) -> anyhow::Result<KnownHosts> {
-    match std::fs::read_to_string(known_path(data)) {
-        Ok(t) => {
-            toml::from_str(&t).with_context(|| format!("{} is invalid", known_path(data).display()))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KnownHosts::default()),
-        Err(e) => Err(e.into()),
-    }
-}
-
 fn pinned_host(data: &Path, key: &str) -> anyhow::Result<Option<PeerId>> {
-    read_known(data)?
+    signin::read_toml::<KnownHosts>(&known_path(data))?
         .hosts
         .iter()
         .find(|h| h.target == key)
@@ -133,12 +123,12 @@ fn pinned_host(data: &Path, key: &str) -> anyhow::Result<Option<PeerId>> {
 }
 
 fn pin_host(data: &Path, key: &str, peer: &PeerId) -> anyhow::Result<()> {
-    let mut k = read_known(data)?;
+    let mut k = signin::read_toml::<KnownHosts>(&known_path(data))?;
     k.hosts.push(KnownHost {
         target: key.to_string(),
         peer_id: peer.to_string(),
     });
-    identity::replace_private(&known_path(data), toml::to_string(&k)?.as_bytes())?;
+    signin::write_toml(&known_path(data), &k)?;
     let fp = identity::peer_fingerprint(peer).unwrap_or_default();
     eprintln!("pinned the host's key on first use: fingerprint {fp}");
     Ok(())

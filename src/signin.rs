@@ -61,7 +61,8 @@ fn session_path(data: &Path) -> PathBuf {
     data.join("session.toml")
 }
 
-fn read_toml<T: for<'de> Deserialize<'de> + Default>(path: &Path) -> anyhow::Result<T> {
+/// Reads a TOML file of ours; the default when it does not exist.
+pub(crate) fn read_toml<T: for<'de> Deserialize<'de> + Default>(path: &Path) -> anyhow::Result<T> {
     match std::fs::read_to_string(path) {
         Ok(text) => toml::from_str(&text)
             .with_context(|| format!("{} is invalid; fix or remove it", path.display())),
@@ -70,7 +71,8 @@ fn read_toml<T: for<'de> Deserialize<'de> + Default>(path: &Path) -> anyhow::Res
     }
 }
 
-fn write_toml<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+/// Replaces a TOML file of ours atomically, mode 0600.
+pub(crate) fn write_toml<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
     let text = toml::to_string(value)?;
     identity::replace_private(path, text.as_bytes())?;
     Ok(())
