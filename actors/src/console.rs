@@ -275,16 +275,16 @@ pub fn start(addr: SocketAddr, data: &Path, access: Addr<AccessControl>) -> Resu
         return Err("the owner console listens on loopback only (use 127.0.0.1:PORT)".into());
     }
     let token = random_token();
-    let state = web::Data::new(AppState {
+    let app_state = web::Data::new(AppState {
         token: token.clone(),
         access,
     });
     let server = HttpServer::new(move || {
         App::new()
-            .app_data(state.clone())
+            .app_data(app_state.clone())
             .app_data(web::JsonConfig::default().limit(256 * 1024))
             .route("/", web::get().to(page))
-            .route("/api/state", web::get().to(state_route))
+            .route("/api/state", web::get().to(state))
             .route("/api/events", web::get().to(events))
             .route("/api/requests/{id}", web::post().to(answer))
             .route("/api/services/{id}", web::post().to(service))
@@ -316,10 +316,6 @@ pub fn start(addr: SocketAddr, data: &Path, access: Addr<AccessControl>) -> Resu
     portico_core::identity::replace_private(&data.join(CONSOLE_FILE), &json)
         .map_err(|e| e.to_string())?;
     Ok(format!("{url}/?token={token}"))
-}
-
-async fn state_route(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
-    state(req, st).await
 }
 
 const PAGE: &str = include_str!("console/page.html");

@@ -460,8 +460,7 @@ impl Loop {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
-                    let ip = self.remote.get(&connection_id).and_then(ip_of);
-                    let response = self.state.handle(peer, ip, request);
+                    let response = self.state.handle(peer, request);
                     if self
                         .swarm
                         .behaviour_mut()

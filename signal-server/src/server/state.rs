@@ -18,7 +18,6 @@ use rand::RngCore;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::store::accounts::verify_password;
 use crate::store::{LoginSession, NodePath, Store, StoreError, User};
 
 /// Most addresses a host may report.
@@ -158,25 +157,21 @@ impl State {
     }
 
     /// Answers one request.
-    pub(crate) fn handle(
-        &mut self,
-        peer: PeerId,
-        ip: Option<IpAddr>,
-        req: SignalRequest,
-    ) -> SignalResponse {
+    pub(crate) fn handle(&mut self, peer: PeerId, req: SignalRequest) -> SignalResponse {
         let now = Instant::now();
         let result = match req {
             SignalRequest::Register(r) => self.register(peer, r, now),
             SignalRequest::Heartbeat(h) => self.heartbeat(peer, h, now),
             SignalRequest::Lookup(l) => self.rate(peer, now).and_then(|()| self.lookup(peer, l)),
-            SignalRequest::Login(l) => match self.login_begin(peer, ip, l) {
-                // The server loop sends logins off-loop (server.rs); this keeps `handle` whole.
-                Ok(check) => {
-                    let ok = verify_password(&check.password, &check.hash);
-                    Ok(self.login_end(check, ok))
-                }
-                Err(e) => Err(e),
-            },
+            // The server loop answers logins itself (`Loop::login`), checking passwords off
+            // the event loop; a login here would be a bug, and is refused rather than served.
+            SignalRequest::Login(_) => {
+                tracing::error!("login reached the synchronous handler");
+                Err(err(
+                    ErrorCode::Internal,
+                    "server error: login routed wrongly",
+                ))
+            }
             SignalRequest::Logout(l) => self.logout(peer, l),
             SignalRequest::ListNodes(l) => self.list_nodes(peer, l),
             SignalRequest::IssueTicket(t) => self
