@@ -72,6 +72,29 @@ fn visitor_is_named_in_the_console_and_refused_when_a_switch_is_off() {
         .to_string();
     let viewer = dir.path().join("viewer");
     login(&viewer, &server, "alice", "alice-pw");
+    // A visitor connection that must be refused with `reason`.
+    let visitor_refused = |reason: &str| {
+        let out = wait_exit(
+            spawn_at(
+                &viewer,
+                &[
+                    "connect",
+                    &id,
+                    "--as",
+                    "visitor",
+                    "--headless",
+                    "--frames",
+                    "1",
+                ],
+            ),
+            Duration::from_secs(20),
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(reason),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
 
     let v = spawn_at(
         &viewer,
@@ -105,27 +128,7 @@ fn visitor_is_named_in_the_console_and_refused_when_a_switch_is_off() {
             allow_visitors: Some(false),
         },
     );
-    let out = wait_exit(
-        spawn_at(
-            &viewer,
-            &[
-                "connect",
-                &id,
-                "--as",
-                "visitor",
-                "--headless",
-                "--frames",
-                "1",
-            ],
-        ),
-        Duration::from_secs(20),
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("visitor access is turned off for that host's node"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    visitor_refused("visitor access is turned off for that host's node");
     admin(
         &sdir,
         AdminCommand::NodeSet {
@@ -142,27 +145,7 @@ fn visitor_is_named_in_the_console_and_refused_when_a_switch_is_off() {
             on: false,
         },
     );
-    let out = wait_exit(
-        spawn_at(
-            &viewer,
-            &[
-                "connect",
-                &id,
-                "--as",
-                "visitor",
-                "--headless",
-                "--frames",
-                "1",
-            ],
-        ),
-        Duration::from_secs(20),
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("visitor access is turned off on this server"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    visitor_refused("visitor access is turned off on this server");
     admin(
         &sdir,
         AdminCommand::SettingsSet {
@@ -180,26 +163,7 @@ fn visitor_is_named_in_the_console_and_refused_when_a_switch_is_off() {
         .send_json(serde_json::json!({"allow_visitors": false}))
         .unwrap();
     assert_eq!(r.status(), 204);
-    let out = wait_exit(
-        spawn_at(
-            &viewer,
-            &[
-                "connect",
-                &id,
-                "--as",
-                "visitor",
-                "--headless",
-                "--frames",
-                "1",
-            ],
-        ),
-        Duration::from_secs(20),
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("visitor access is turned off (Host)"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    visitor_refused("visitor access is turned off (Host)");
     // The console refuses a request without the token.
     let r = ureq::get(&format!("{}/api/state", c.url))
         .config()
