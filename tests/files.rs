@@ -105,25 +105,29 @@ fn guest_transfers_need_the_owner_and_land_intact() {
     // Denied: nothing written, and the viewer says why. A hidden-file name is made visible.
     let hidden = dir.path().join("..bashrc");
     std::fs::write(&hidden, b"alias ls=rm").unwrap();
-    let g = spawn_at(
-        &dir.path().join("v2"),
-        &[
-            "connect",
-            &addr,
-            "--as",
-            "guest",
-            "--name",
-            "Dee",
-            "--headless",
-            "--send",
-            hidden.to_str().unwrap(),
-        ],
-    );
-    let id = request_id(&hdir, "guest Dee");
-    assert!(run_at(&hdir, &["accept", &id.to_string()]).status.success());
-    let svc = request_id(&hdir, "send a file");
-    assert!(run_at(&hdir, &["deny", &svc.to_string()]).status.success());
-    let out = wait_exit(g, Duration::from_secs(30));
+    // A guest offers `hidden`; the owner accepts the guest, then answers the transfer.
+    let guest_sends = |viewer: &str, name: &str, answer: &str| {
+        let g = spawn_at(
+            &dir.path().join(viewer),
+            &[
+                "connect",
+                &addr,
+                "--as",
+                "guest",
+                "--name",
+                name,
+                "--headless",
+                "--send",
+                hidden.to_str().unwrap(),
+            ],
+        );
+        let id = request_id(&hdir, &format!("guest {name}"));
+        assert!(run_at(&hdir, &["accept", &id.to_string()]).status.success());
+        let svc = request_id(&hdir, "send a file");
+        assert!(run_at(&hdir, &[answer, &svc.to_string()]).status.success());
+        wait_exit(g, Duration::from_secs(30))
+    };
+    let out = guest_sends("v2", "Dee", "deny");
     assert!(
         !out.status.success() && text(&out).contains("the owner denied the file"),
         "{}",
@@ -135,25 +139,7 @@ fn guest_transfers_need_the_owner_and_land_intact() {
         "a denied transfer wrote something"
     );
 
-    let g = spawn_at(
-        &dir.path().join("v3"),
-        &[
-            "connect",
-            &addr,
-            "--as",
-            "guest",
-            "--name",
-            "Eve",
-            "--headless",
-            "--send",
-            hidden.to_str().unwrap(),
-        ],
-    );
-    let id = request_id(&hdir, "guest Eve");
-    assert!(run_at(&hdir, &["accept", &id.to_string()]).status.success());
-    let svc = request_id(&hdir, "send a file");
-    assert!(run_at(&hdir, &["allow", &svc.to_string()]).status.success());
-    assert!(wait_exit(g, Duration::from_secs(30)).status.success());
+    assert!(guest_sends("v3", "Eve", "allow").status.success());
     assert_eq!(
         listing(&downloads),
         vec!["bashrc".to_string(), "report.bin".to_string()]
