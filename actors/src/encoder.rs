@@ -50,7 +50,7 @@ enum Control {
     Bitrate(u32),
 }
 
-/// The encoder actor (owns the encoder thread).
+/// The encoder actor (feeds the encoder thread).
 pub struct Encoder {
     /// Publishes packets.
     packets: broadcast::Sender<Arc<Packet>>,
@@ -58,8 +58,6 @@ pub struct Encoder {
     control: std::sync::mpsc::Sender<Control>,
     /// Viewers watching (the capture pauses at 0).
     viewers: Arc<AtomicUsize>,
-    /// The thread.
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Encoder {
@@ -68,29 +66,23 @@ impl Encoder {
         let (packets, _) = broadcast::channel(BROADCAST_DEPTH);
         let (control, control_rx) = std::sync::mpsc::channel();
         let tx = packets.clone();
-        let thread = std::thread::Builder::new()
+        // Detached: the thread ends when the capture side hangs up (its channel closes).
+        if let Err(e) = std::thread::Builder::new()
             .name("portico-encoder".into())
             .spawn(move || encode_loop(frames, control_rx, tx, monitor))
-            .map_err(|e| tracing::error!(error = %e, "cannot start the encoder thread"))
-            .ok();
+        {
+            tracing::error!(error = %e, "cannot start the encoder thread");
+        }
         Self {
             packets,
             control,
             viewers,
-            thread,
         }
     }
 }
 
 impl Actor for Encoder {
     type Context = Context<Self>;
-
-    fn stopped(&mut self, _: &mut Self::Context) {
-        if let Some(t) = self.thread.take() {
-            // The thread ends when the capture side hangs up; do not block the arbiter on it.
-            drop(t);
-        }
-    }
 }
 
 /// A viewer starts watching: returns its packet stream; the next packet is a keyframe.

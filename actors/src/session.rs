@@ -288,16 +288,11 @@ async fn stream_session(
                     return Ok(());
                 }
                 Some(other) => {
-                    tracing::debug!(kind = other_name(&other), "message not handled by this host yet");
+                    tracing::debug!(kind = portico_core::wire::WireMessage::variant_name(&other), "message not handled by this host yet");
                 }
             },
         }
     }
-}
-
-fn other_name(m: &SessionMessage) -> &'static str {
-    use portico_core::wire::WireMessage;
-    m.variant_name()
 }
 
 /// A session's file transfers.
