@@ -102,7 +102,7 @@ pub(crate) fn run(data: &Path, identity: Identity, args: HostArgs) -> anyhow::Re
             // Pins the server key on first contact (and refuses a changed one).
             let (client, _) = rt.block_on(crate::signin::connect(data, &identity, &s))?;
             let link = ServerLink {
-                addr: portico_signal::client::server_multiaddr(&s)?,
+                addr: portico_signal_client::client::server_multiaddr(&s)?,
                 peer: client.server_peer(),
                 name,
             };

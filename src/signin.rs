@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use libp2p::PeerId;
 use portico_core::identity::{self, Identity};
 use portico_core::wire::signal::*;
-use portico_signal::client::{server_multiaddr, SignalClient};
+use portico_signal_client::client::{server_multiaddr, SignalClient};
 use serde::{Deserialize, Serialize};
 
 /// Pinned server keys.
@@ -165,7 +165,7 @@ pub(crate) fn pin_server(data: &Path, server: &str, peer: &PeerId) -> anyhow::Re
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {
-    Ok(portico_signal::password::read(from_stdin, false)?)
+    Ok(portico_signal_client::password::read(from_stdin, false)?)
 }
 
 fn server_error(e: &SignalError) -> anyhow::Error {

@@ -15,17 +15,8 @@ mod x11;
 
 use std::time::{Duration, Instant};
 
-use portico_signal::admin::AdminCommand;
 use procs::*;
 use x11::Xvfb;
-
-fn user(name: &str, force: bool) -> AdminCommand {
-    AdminCommand::UserAdd {
-        name: name.into(),
-        password: format!("{name}-pw"),
-        force_server_security: force,
-    }
-}
 
 #[test]
 fn visitor_is_named_in_the_console_and_refused_when_a_switch_is_off() {
@@ -33,29 +24,15 @@ fn visitor_is_named_in_the_console_and_refused_when_a_switch_is_off() {
     x.draw(&x11::desktop(5));
     let dir = tempfile::tempdir().unwrap();
     let sdir = dir.path().join("server");
-    let (_rt, _server, port) = start_server(&sdir);
+    let (_server, port) = start_server(&sdir);
     let server = format!("127.0.0.1:{port}");
-    admin(&sdir, user("alice", false));
+    add_user(&sdir, "alice", false);
+    admin(&sdir, &["settings", "set", "visitor-sharing", "on"], None);
+    admin(&sdir, &["node", "mkdir", "/Lab"], None);
     admin(
         &sdir,
-        AdminCommand::SettingsSet {
-            key: "visitor-sharing".into(),
-            on: true,
-        },
-    );
-    admin(
-        &sdir,
-        AdminCommand::NodeMkdir {
-            path: "/Lab".into(),
-        },
-    );
-    admin(
-        &sdir,
-        AdminCommand::NodeSet {
-            path: "/Lab".into(),
-            allow_guests: None,
-            allow_visitors: Some(true),
-        },
+        &["node", "set", "/Lab", "--allow-visitors", "on"],
+        None,
     );
     let mut host = Host::start(
         &x,
@@ -122,37 +99,19 @@ fn visitor_is_named_in_the_console_and_refused_when_a_switch_is_off() {
     // Node flag off: the server refuses the ticket.
     admin(
         &sdir,
-        AdminCommand::NodeSet {
-            path: "/Lab".into(),
-            allow_guests: None,
-            allow_visitors: Some(false),
-        },
+        &["node", "set", "/Lab", "--allow-visitors", "off"],
+        None,
     );
     visitor_refused("visitor access is turned off for that host's node");
     admin(
         &sdir,
-        AdminCommand::NodeSet {
-            path: "/Lab".into(),
-            allow_guests: None,
-            allow_visitors: Some(true),
-        },
+        &["node", "set", "/Lab", "--allow-visitors", "on"],
+        None,
     );
     // Global switch off.
-    admin(
-        &sdir,
-        AdminCommand::SettingsSet {
-            key: "visitor-sharing".into(),
-            on: false,
-        },
-    );
+    admin(&sdir, &["settings", "set", "visitor-sharing", "off"], None);
     visitor_refused("visitor access is turned off on this server");
-    admin(
-        &sdir,
-        AdminCommand::SettingsSet {
-            key: "visitor-sharing".into(),
-            on: true,
-        },
-    );
+    admin(&sdir, &["settings", "set", "visitor-sharing", "on"], None);
     // Host switch off, through the console's API.
     let c: portico_actors::console::ConsoleFile = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("host/console.json")).unwrap(),
@@ -181,24 +140,12 @@ fn server_user_connects_without_prompt_and_is_revoked_centrally_and_forced_users
     x.draw(&x11::desktop(6));
     let dir = tempfile::tempdir().unwrap();
     let sdir = dir.path().join("server");
-    let (_rt, _server, port) = start_server(&sdir);
+    let (_server, port) = start_server(&sdir);
     let server = format!("127.0.0.1:{port}");
-    admin(&sdir, user("alice", false));
-    admin(&sdir, user("fred", true));
-    admin(
-        &sdir,
-        AdminCommand::GroupAdd {
-            name: "Sales".into(),
-        },
-    );
-    admin(
-        &sdir,
-        AdminCommand::GroupMember {
-            group: "Sales".into(),
-            user: "alice".into(),
-            member: true,
-        },
-    );
+    add_user(&sdir, "alice", false);
+    add_user(&sdir, "fred", true);
+    admin(&sdir, &["group", "add", "Sales"], None);
+    admin(&sdir, &["group", "add-member", "Sales", "alice"], None);
     let acl = "[[acl]]\nprincipal = \"group:Sales\"\npermissions = [\"view\", \"control\"]\napproval = \"never\"\n";
     let mut host = Host::start(
         &x,
@@ -228,14 +175,7 @@ fn server_user_connects_without_prompt_and_is_revoked_centrally_and_forced_users
     );
     std::thread::sleep(Duration::from_secs(3));
     let t = Instant::now();
-    admin(
-        &sdir,
-        AdminCommand::GroupMember {
-            group: "Sales".into(),
-            user: "alice".into(),
-            member: false,
-        },
-    );
+    admin(&sdir, &["group", "remove-member", "Sales", "alice"], None);
     let out = wait_exit(v, Duration::from_secs(10));
     let revoked_after = t.elapsed();
     let err = String::from_utf8_lossy(&out.stderr);

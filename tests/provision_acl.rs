@@ -16,9 +16,6 @@ mod x11;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use portico_core::policy::Approval;
-use portico_signal::admin::socket::{self, Sent};
-use portico_signal::admin::AdminCommand;
 use procs::*;
 use x11::Xvfb;
 
@@ -28,45 +25,33 @@ fn bundle_provisions_a_host_and_acl_changes_apply_live() {
     x.draw(&x11::desktop(7));
     let dir = tempfile::tempdir().unwrap();
     let sdir = dir.path().join("server");
-    let (_rt, _server, port) = start_server(&sdir);
+    let (_server, port) = start_server(&sdir);
     let server = format!("127.0.0.1:{port}");
     for (u, g) in [("alice", Some("Marketing")), ("bob", None)] {
-        admin(
-            &sdir,
-            AdminCommand::UserAdd {
-                name: u.into(),
-                password: format!("{u}-pw"),
-                force_server_security: false,
-            },
-        );
+        add_user(&sdir, u, false);
         if let Some(g) = g {
-            admin(&sdir, AdminCommand::GroupAdd { name: g.into() });
-            admin(
-                &sdir,
-                AdminCommand::GroupMember {
-                    group: g.into(),
-                    user: u.into(),
-                    member: true,
-                },
-            );
+            admin(&sdir, &["group", "add", g], None);
+            admin(&sdir, &["group", "add-member", g, u], None);
         }
     }
-    let bundle = match socket::send(
-        &sdir,
-        &AdminCommand::Bundle {
-            node: "/Marketing".into(),
-            grants: vec!["group:Marketing=view,control".into()],
-            approval: Approval::Never,
-            server_addrs: vec![server.clone()],
-        },
-    )
-    .unwrap()
-    {
-        Sent::Reply(r) => r.file.unwrap(),
-        Sent::NotRunning => panic!("server not running"),
-    };
     let bundle_path = dir.path().join("marketing.portico");
-    std::fs::write(&bundle_path, bundle).unwrap();
+    admin(
+        &sdir,
+        &[
+            "bundle",
+            "--node",
+            "/Marketing",
+            "--grant",
+            "group:Marketing=view,control",
+            "--approval",
+            "never",
+            "--server",
+            &server,
+            "--output",
+            bundle_path.to_str().unwrap(),
+        ],
+        None,
+    );
 
     let hdir = dir.path().join("host");
     let mut host = Host::start(

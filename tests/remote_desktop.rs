@@ -131,7 +131,7 @@ fn connect_by_internet_id_direct_and_through_the_relay() {
     let x = Xvfb::start();
     x.draw(&x11::desktop(2));
     let dir = tempfile::tempdir().unwrap();
-    let (_rt, _server, port) = start_server(&dir.path().join("server"));
+    let (_server, port) = start_server(&dir.path().join("server"));
     let server = format!("127.0.0.1:{port}");
     let viewer = dir.path().join("viewer");
     let vpeer = peer_of(&viewer);

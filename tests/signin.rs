@@ -1,4 +1,4 @@
-//! End-to-end: the real `portico` binary signs in to a real server (in-process, port 0,
+//! End-to-end: the real `portico` binary signs in to a real `portico-signal` server (port 0,
 //! real sled dir), pins its key, lists nodes, and refuses a server whose key changed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -8,10 +8,14 @@ use std::process::{Command, Output, Stdio};
 
 use portico_core::identity::Identity;
 use portico_core::wire::signal::{Register, SignalRequest};
-use portico_signal::admin::socket::{self, Sent};
-use portico_signal::admin::AdminCommand;
-use portico_signal::client::SignalClient;
-use portico_signal::{Config, Store};
+use portico_signal_client::client::SignalClient;
+
+#[path = "support/procs.rs"]
+mod procs;
+#[path = "support/x11.rs"]
+mod x11;
+
+use procs::{add_user, admin, Server};
 
 fn portico(data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_portico"))
@@ -43,77 +47,22 @@ fn text(o: &Output) -> String {
     )
 }
 
-async fn admin(dir: &Path, cmd: AdminCommand) {
-    let dir = dir.to_path_buf();
-    match tokio::task::spawn_blocking(move || socket::send(&dir, &cmd))
-        .await
-        .unwrap()
-        .unwrap()
-    {
-        Sent::Reply(r) => assert!(r.ok, "{}", r.output),
-        Sent::NotRunning => panic!("server not running"),
-    }
-}
-
-async fn start(dir: &Path, listen: &str) -> portico_signal::Running {
-    let (id, _) = Identity::load_or_create(dir).unwrap();
-    let config = Config {
-        listen: listen.parse().unwrap(),
-        server_name: "hq".into(),
-        ..Config::default()
-    };
-    portico_signal::start(config, id, Store::open(dir).unwrap(), dir)
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_whoami_nodes_logout_and_key_change() {
     let sdir = tempfile::tempdir().unwrap();
-    let server = start(sdir.path(), "127.0.0.1:0").await;
-    let tcp = server
-        .listen_addrs
-        .iter()
-        .find(|a| a.to_string().contains("/tcp/"))
-        .unwrap()
-        .clone();
-    let port = tcp
-        .iter()
-        .find_map(|p| {
-            if let libp2p::multiaddr::Protocol::Tcp(p) = p {
-                Some(p)
-            } else {
-                None
-            }
-        })
-        .unwrap();
-    let server_arg = format!("127.0.0.1:{port}");
+    let server = Server::start_at(sdir.path(), "127.0.0.1:0");
+    let port = server.port;
+    let server_arg = server.addr();
+    add_user(sdir.path(), "alice", false);
+    admin(sdir.path(), &["group", "add", "Sales"], None);
     admin(
         sdir.path(),
-        AdminCommand::UserAdd {
-            name: "alice".into(),
-            password: "alice-pw".into(),
-            force_server_security: false,
-        },
-    )
-    .await;
-    admin(
-        sdir.path(),
-        AdminCommand::GroupAdd {
-            name: "Sales".into(),
-        },
-    )
-    .await;
-    admin(
-        sdir.path(),
-        AdminCommand::GroupMember {
-            group: "Sales".into(),
-            user: "alice".into(),
-            member: true,
-        },
-    )
-    .await;
-    let host = SignalClient::connect(&Identity::generate(), tcp.clone(), Some(server.peer_id))
+        &["group", "add-member", "Sales", "alice"],
+        None,
+    );
+    let tcp: libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
+    let server_peer: libp2p::PeerId = server.peer.parse().unwrap();
+    let host = SignalClient::connect(&Identity::generate(), tcp.clone(), Some(server_peer))
         .await
         .unwrap();
     host.request(SignalRequest::Register(Register {
@@ -221,19 +170,11 @@ async fn login_whoami_nodes_logout_and_key_change() {
     );
 
     // Another server (another key) at the same address is refused.
-    server.shutdown().await;
+    drop(server);
     drop(host);
     let other_dir = tempfile::tempdir().unwrap();
-    let impostor = start(other_dir.path(), &format!("127.0.0.1:{port}")).await;
-    admin(
-        other_dir.path(),
-        AdminCommand::UserAdd {
-            name: "alice".into(),
-            password: "alice-pw".into(),
-            force_server_security: false,
-        },
-    )
-    .await;
+    let impostor = Server::start_at(other_dir.path(), &format!("127.0.0.1:{port}"));
+    add_user(other_dir.path(), "alice", false);
     let swapped = run(
         vec![
             "login",
@@ -249,5 +190,5 @@ async fn login_whoami_nodes_logout_and_key_change() {
     .unwrap();
     assert!(!swapped.status.success());
     assert!(text(&swapped).contains("key changed"), "{}", text(&swapped));
-    impostor.shutdown().await;
+    drop(impostor);
 }

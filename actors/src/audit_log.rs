@@ -1,13 +1,14 @@
 //! The host's local audit log: every access and service decision, append-only and
-//! hash-chained (`DATA/audit.jsonl`, mode 0600). Each line carries the SHA-256 of the previous
-//! line's entry, so an edited or removed line breaks the chain ([`verify`]).
+//! hash-chained (`DATA/audit.jsonl`, mode 0600) with the same chain as the server's log
+//! (`portico_core::audit_chain`): each line carries the previous entry's hash, so an edited
+//! or removed line breaks the chain ([`verify`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
+use portico_core::audit_chain::{Chain, Fields};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// One entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,19 +27,11 @@ pub struct Entry {
     pub hash: String,
 }
 
-fn entry_hash(seq: u64, at: u64, action: &str, detail: &str, prev: &str) -> String {
-    let mut h = Sha256::new();
-    for part in [
-        seq.to_string().as_str(),
-        &at.to_string(),
-        action,
-        detail,
-        prev,
-    ] {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part.as_bytes());
-    }
-    hex::encode(h.finalize())
+/// The actor of every host entry (the server's log names admins and users).
+const ACTOR: &str = "host";
+
+fn hex32(s: &str) -> Option<[u8; 32]> {
+    hex::decode(s).ok()?.try_into().ok()
 }
 
 /// An open audit log.
@@ -48,19 +41,14 @@ pub struct AuditLog {
     file: File,
     /// Where it is.
     path: PathBuf,
-    /// Last sequence number.
-    seq: u64,
-    /// Last hash.
-    last: String,
+    /// The chain's head.
+    chain: Chain,
 }
 
 impl AuditLog {
     /// Opens (or creates, mode 0600) the log, checking the existing chain.
     pub fn open(path: &Path) -> Result<Self, String> {
-        let (seq, last) = match verify(path) {
-            Ok(v) => v,
-            Err(e) => return Err(format!("{}: {e}", path.display())),
-        };
+        let chain = verify(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut opts = OpenOptions::new();
         opts.create(true).append(true);
         #[cfg(unix)]
@@ -74,8 +62,7 @@ impl AuditLog {
         Ok(Self {
             file,
             path: path.to_path_buf(),
-            seq,
-            last,
+            chain,
         })
     }
 
@@ -85,15 +72,15 @@ impl AuditLog {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let seq = self.seq + 1;
-        let hash = entry_hash(seq, at, action, detail, &self.last);
+        let mut chain = self.chain;
+        let (seq, prev, hash) = chain.append(at, ACTOR, action, detail);
         let e = Entry {
             seq,
             at,
             action: action.into(),
             detail: detail.into(),
-            prev: self.last.clone(),
-            hash: hash.clone(),
+            prev: hex::encode(prev),
+            hash: hex::encode(hash),
         };
         let mut line = serde_json::to_string(&e).map_err(|e| e.to_string())?;
         line.push('\n');
@@ -101,39 +88,39 @@ impl AuditLog {
             .write_all(line.as_bytes())
             .and_then(|()| self.file.sync_data())
             .map_err(|e| format!("{}: {e}", self.path.display()))?;
-        self.seq = seq;
-        self.last = hash;
+        self.chain = chain;
         Ok(())
     }
 }
 
-/// Checks the chain; returns the last sequence number and hash.
-pub fn verify(path: &Path) -> Result<(u64, String), String> {
-    let zero = "0".repeat(64);
+/// Checks the chain; returns its head (last sequence number and hash).
+pub fn verify(path: &Path) -> Result<Chain, String> {
+    let mut chain = Chain::default();
     let file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, zero)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(chain),
         Err(e) => return Err(e.to_string()),
     };
-    let (mut seq, mut last) = (0u64, zero);
     for (n, line) in BufReader::new(file).lines().enumerate() {
         let line = line.map_err(|e| e.to_string())?;
         let e: Entry = serde_json::from_str(&line)
             .map_err(|err| format!("line {}: not an entry ({err})", n + 1))?;
-        if e.seq != seq + 1
-            || e.prev != last
-            || entry_hash(e.seq, e.at, &e.action, &e.detail, &e.prev) != e.hash
-        {
-            return Err(format!(
-                "audit chain broken at line {} (entry {})",
-                n + 1,
-                e.seq
-            ));
-        }
-        seq = e.seq;
-        last = e.hash;
+        let fields = Fields {
+            seq: e.seq,
+            at: e.at,
+            actor: ACTOR,
+            action: &e.action,
+            detail: &e.detail,
+        };
+        let (prev, hash) = (
+            hex32(&e.prev).unwrap_or_default(),
+            hex32(&e.hash).unwrap_or_default(),
+        );
+        chain
+            .check(&fields, &prev, &hash)
+            .map_err(|t| format!("audit chain broken at line {} ({t})", n + 1))?;
     }
-    Ok((seq, last))
+    Ok(chain)
 }
 
 #[cfg(test)]
@@ -150,7 +137,7 @@ mod tests {
         drop(log);
         let mut log = AuditLog::open(&p).unwrap();
         log.append("refused", "guest y").unwrap();
-        assert_eq!(verify(&p).unwrap().0, 3);
+        assert_eq!(verify(&p).unwrap().seq, 3);
         let text = std::fs::read_to_string(&p)
             .unwrap()
             .replace("session 1", "session 2");

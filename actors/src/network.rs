@@ -10,19 +10,15 @@ use std::time::Duration;
 use actix::prelude::*;
 use futures::StreamExt;
 use libp2p::multiaddr::Protocol;
-use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::request_response;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::SwarmEvent;
-use libp2p::{
-    autonat, dcutr, identify, mdns, noise, ping, relay, tcp, yamux, Multiaddr, PeerId,
-    StreamProtocol, Swarm, SwarmBuilder,
-};
+use libp2p::{autonat, dcutr, mdns, ping, relay, Multiaddr, PeerId, StreamProtocol, Swarm};
 use portico_core::identity::Identity;
 use portico_core::policy::ServerFlags;
 use portico_core::wire::signal::{
     Ack, Change, Heartbeat, Register, Registered, SignalRequest, SignalResponse,
 };
-use portico_signal::codec::{SignalCodec, PROTOCOL as SIGNAL};
 use tokio::sync::watch;
 
 use crate::access::{AccessControl, ServerChange, ServerTrust, SetServer};
@@ -34,52 +30,44 @@ pub type PeerAddrs =
 /// The session protocol.
 pub const SESSION: StreamProtocol = StreamProtocol::new(portico_core::wire::session::PROTOCOL);
 /// Default direct port (TCP and QUIC).
-pub const DEFAULT_PORT: u16 = 5650;
+pub const DEFAULT_PORT: u16 = portico_signal_client::ports::HOST_PORT;
 
 mod behaviour;
 pub use behaviour::{PeerBehaviour, PeerBehaviourEvent};
 
-/// Builds a swarm for `identity`.
+/// Builds a swarm for `identity` (host or viewer): the shared transport stack with every
+/// behaviour a Portico peer runs.
 pub fn build_swarm(identity: &Identity, with_mdns: bool) -> Result<Swarm<PeerBehaviour>, String> {
-    let e = |x: &dyn std::fmt::Display| x.to_string();
-    Ok(SwarmBuilder::with_existing_identity(identity.keypair().clone())
-        .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
-        .map_err(|x| e(&x))?
-        .with_quic()
-        .with_dns()
-        .map_err(|x| e(&x))?
-        .with_relay_client(noise::Config::new, yamux::Config::default)
-        .map_err(|x| e(&x))?
-        .with_behaviour(|key, relay| {
-            let peer = key.public().to_peer_id();
-            let mdns = if with_mdns {
-                mdns::tokio::Behaviour::new(mdns::Config::default(), peer)
-                    .map_err(|err| tracing::warn!(error = %err, "mDNS unavailable; LAN discovery off"))
-                    .ok()
-            } else {
-                None
-            };
-            PeerBehaviour {
-                stream: libp2p_stream::Behaviour::new(),
-                identify: identify::Behaviour::new(
-                    identify::Config::new("/portico/1.0.0".into(), key.public()).with_agent_version(format!("portico/{}", env!("CARGO_PKG_VERSION"))),
-                ),
-                ping: ping::Behaviour::default(),
-                relay,
-                dcutr: dcutr::Behaviour::new(peer),
-                autonat: autonat::Behaviour::new(peer, autonat::Config { only_global_ips: false, ..Default::default() }),
-                mdns: Toggle::from(mdns),
-                signal: request_response::Behaviour::with_codec(
-                    SignalCodec,
-                    [(SIGNAL, ProtocolSupport::Full)],
-                    request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
-                ),
-            }
-        })
-        .map_err(|x| e(&x))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build())
+    portico_signal_client::swarm::build(identity, Duration::from_secs(60), |key, relay| {
+        let peer = key.public().to_peer_id();
+        let mdns = if with_mdns {
+            mdns::tokio::Behaviour::new(mdns::Config::default(), peer)
+                .map_err(|err| tracing::warn!(error = %err, "mDNS unavailable; LAN discovery off"))
+                .ok()
+        } else {
+            None
+        };
+        PeerBehaviour {
+            stream: libp2p_stream::Behaviour::new(),
+            identify: portico_signal_client::swarm::identify(
+                &key.public(),
+                format!("portico/{}", env!("CARGO_PKG_VERSION")),
+            ),
+            ping: ping::Behaviour::default(),
+            relay,
+            dcutr: dcutr::Behaviour::new(peer),
+            autonat: autonat::Behaviour::new(
+                peer,
+                autonat::Config {
+                    only_global_ips: false,
+                    ..Default::default()
+                },
+            ),
+            mdns: Toggle::from(mdns),
+            signal: portico_signal_client::swarm::signal(),
+        }
+    })
+    .map_err(|e| e.to_string())
 }
 
 /// What the host reports about itself as it comes up.

@@ -14,8 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tracing::Instrument;
 
 use crate::access::{
-    self, AccessControl, AskService, Decide, Granted, LogService, SessionControl, SessionEnded,
-    Verdict, Withdraw,
+    self, AccessControl, AskService, Decide, Granted, LogService, SessionEnded, Verdict, Withdraw,
 };
 use crate::encoder::{self, Encoder, Subscribe};
 use crate::files::{sanitize_name, Incoming, MAX_FILE};
@@ -146,7 +145,7 @@ async fn run(stream: Stream, peer: PeerId, deps: SessionDeps) -> Result<(), Stre
     let session_id = granted.session_id;
     let accepted = Accepted {
         session_id,
-        permissions: granted.permissions,
+        permissions: granted.link.borrow().permissions,
         time_limit_ms: granted.time_limit.map(|t| t.as_millis() as u64),
         monitors: deps.monitors.clone(),
     };
@@ -169,9 +168,8 @@ async fn stream_session(
         .await
         .map_err(|_| StreamError::Poisoned)?;
     let mut packets = sub.packets;
-    let mut control = granted.control;
-    let mut may_control = access::may_control(granted.permissions);
-    let mut permissions = granted.permissions;
+    let mut link = granted.link.clone();
+    let mut permissions = link.borrow_and_update().permissions;
     let mut files = Transfers {
         session_id: granted.session_id,
         confirm: granted.confirm_services,
@@ -186,23 +184,9 @@ async fn stream_session(
     } else {
         None
     };
-    let deadline = granted.time_limit.map(|t| tokio::time::Instant::now() + t);
-    let limit = async move {
-        match deadline {
-            Some(d) => tokio::time::sleep_until(d).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(limit);
     let mut waiting_for_key = true;
     loop {
         tokio::select! {
-            () = &mut limit => {
-                let bye = SessionMessage::Bye(Bye { reason: ByeReason::TimeLimit, message: "the owner's time limit for this session ran out".into() });
-                send(&mut w, &transport, &bye).await?;
-                w.close().await?;
-                return Ok(());
-            }
             text = next_text(&mut host_clip) => {
                 if permissions.has(Permission::Clipboard) {
                     send(&mut w, &transport, &SessionMessage::Clipboard(Clipboard { text })).await?;
@@ -216,19 +200,22 @@ async fn stream_session(
                 let reply = files.decided(id, allowed, deps);
                 send(&mut w, &transport, &reply).await?;
             }
-            c = control.recv() => match c {
-                Some(SessionControl::End(reason, message)) => {
+            changed = link.changed() => {
+                // The table is the only writer; a closed link means the host dropped it.
+                let now = link.borrow_and_update().clone();
+                if let Some((reason, message)) = now.end {
                     send(&mut w, &transport, &SessionMessage::Bye(Bye { reason, message })).await?;
                     w.close().await?;
                     return Ok(());
                 }
-                Some(SessionControl::Permissions(p)) => {
-                    may_control = access::may_control(p);
-                    permissions = p;
-                    send(&mut w, &transport, &SessionMessage::PermissionsChanged(portico_core::wire::session::PermissionsChanged { permissions: p })).await?;
+                if changed.is_err() {
+                    return Ok(());
                 }
-                None => {}
-            },
+                if now.permissions != permissions {
+                    permissions = now.permissions;
+                    send(&mut w, &transport, &SessionMessage::PermissionsChanged(portico_core::wire::session::PermissionsChanged { permissions })).await?;
+                }
+            }
             packet = packets.recv() => match packet {
                 Ok(p) => {
                     if waiting_for_key && !p.keyframe {
@@ -254,7 +241,8 @@ async fn stream_session(
             msg = reader.next() => match msg? {
                 None => return Ok(()),
                 Some(SessionMessage::Input(ev)) => {
-                    if may_control {
+                    // Read at this moment: a narrowing applies to the very next event.
+                    if access::may_control(link.borrow().permissions) {
                         deps.input.do_send(Inject(ev));
                     } else {
                         let n = deps.dropped_input.fetch_add(1, Ordering::Relaxed) + 1;
@@ -364,7 +352,7 @@ impl Transfers {
         self.offers.insert(id, o);
         if !self.confirm {
             deps.access.do_send(LogService(
-                "file_allowed".into(),
+                "file_allowed",
                 format!("session {}: {detail} (by permission)", self.session_id),
             ));
             return Some(self.decided(id, true, deps));
@@ -447,14 +435,14 @@ impl Transfers {
         match inc.finish() {
             Ok(path) => {
                 deps.access.do_send(LogService(
-                    "file_received".into(),
+                    "file_received",
                     format!("session {}: {}", self.session_id, path.display()),
                 ));
                 result(id, true, format!("saved as {}", path.display()))
             }
             Err(e) => {
                 deps.access.do_send(LogService(
-                    "file_failed".into(),
+                    "file_failed",
                     format!("session {}: {e}", self.session_id),
                 ));
                 result(id, false, e.to_string())
@@ -548,7 +536,7 @@ fn clip_decided(
         return clip_decision(false, false, "the owner denied the clipboard");
     }
     deps.access.do_send(LogService(
-        "clipboard_set".into(),
+        "clipboard_set",
         format!("session {session_id}: {} characters", text.chars().count()),
     ));
     deps.clipboard.do_send(crate::clipboard::SetText(text));

@@ -9,9 +9,9 @@
 use libp2p_identity::PublicKey;
 use serde::{Deserialize, Serialize};
 
+use crate::cbor::MAX_DEPTH;
 use crate::identity::Identity;
 use crate::policy::AclEntry;
-use crate::wire::MAX_DEPTH;
 
 const DOMAIN: &[u8] = b"portico-bundle-v1\0";
 /// Bundle format version.

@@ -6,12 +6,15 @@
 //! as an argument and returns a decision, so the host, the viewer and the server share one
 //! tested implementation and the tests are deterministic.
 
+pub mod audit_chain;
 pub mod bundle;
+pub mod cbor;
 pub mod identity;
 pub mod internet_id;
 pub mod noise;
 pub mod policy;
 pub mod ratelimit;
+pub mod table;
 pub mod ticket;
 pub mod wire;
 

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use libp2p_identity::{PeerId, PublicKey};
 use serde::{Deserialize, Serialize};
 
+use crate::cbor::{WirePeerId, MAX_DEPTH};
 use crate::identity::Identity;
-use crate::wire::{WirePeerId, MAX_DEPTH};
 
 /// Domain separation for ticket signatures.
 const DOMAIN: &[u8] = b"portico-ticket-v1\0";

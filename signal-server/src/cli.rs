@@ -201,7 +201,7 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {
-    Ok(portico_signal::password::read(from_stdin, true)?)
+    Ok(portico_signal_client::password::read(from_stdin, true)?)
 }
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// The default port, TCP and UDP (QUIC).
-pub const DEFAULT_PORT: u16 = 5655;
+pub const DEFAULT_PORT: u16 = portico_signal_client::ports::SERVER_PORT;
 
 /// Server configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -8,19 +8,15 @@
 //!
 //! The server is a library: [`start`] binds and returns a [`Running`] handle, [`run`] serves
 //! until a shutdown future resolves; `main.rs` only parses the command line. Several
-//! servers can run in one process (tests do). [`client::SignalClient`] is the matching
-//! client used by hosts and viewers.
+//! servers can run in one process (tests do). The matching client, the codec and the shared
+//! swarm pieces live in `portico-signal-client`, so hosts and viewers do not link the store.
 
 pub mod admin;
-pub mod audit;
-pub mod client;
-pub mod codec;
 pub mod config;
 pub mod metrics;
-pub mod password;
 pub mod server;
 pub mod store;
 
 pub use config::Config;
 pub use server::{run, start, Running, ServerError};
-pub use store::Store;
+pub use store::{audit, Store};

@@ -15,10 +15,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use libp2p::core::ConnectedPoint;
 use libp2p::multiaddr::Protocol;
-use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::request_response;
 use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    autonat, identify, noise, ping, relay, tcp, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder,
+    autonat, identify, noise, ping, relay, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder,
 };
 use portico_core::identity::Identity;
 use portico_core::wire::signal::{Change, SignalRequest};
@@ -28,10 +28,11 @@ use tracing::Instrument;
 
 use crate::admin::socket::AdminRequest;
 use crate::admin::{self, AdminCommand, AdminContext, AdminReply};
-use crate::codec::{SignalCodec, PROTOCOL};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
+use portico_signal_client::codec::SignalCodec;
+use portico_signal_client::swarm as net;
 use state::{unix_now, State};
 
 /// The server's libp2p behaviours.
@@ -140,7 +141,7 @@ fn build_swarm(
     let swarm = SwarmBuilder::with_existing_identity(identity.keypair().clone())
         .with_tokio()
         .with_tcp(
-            tcp::Config::default().nodelay(true),
+            net::tcp_config(),
             noise::Config::new,
             yamux::Config::default,
         )
@@ -149,9 +150,9 @@ fn build_swarm(
         .with_bandwidth_metrics(registry)
         .with_behaviour(|key| ServerBehaviour {
             relay: relay::Behaviour::new(key.public().to_peer_id(), relay_config),
-            identify: identify::Behaviour::new(
-                identify::Config::new("/portico/1.0.0".into(), key.public())
-                    .with_agent_version(format!("portico-signal/{}", env!("CARGO_PKG_VERSION"))),
+            identify: net::identify(
+                &key.public(),
+                format!("portico-signal/{}", env!("CARGO_PKG_VERSION")),
             ),
             autonat: autonat::Behaviour::new(
                 key.public().to_peer_id(),
@@ -161,11 +162,7 @@ fn build_swarm(
                 },
             ),
             ping: ping::Behaviour::default(),
-            signal: request_response::Behaviour::with_codec(
-                SignalCodec,
-                [(PROTOCOL, ProtocolSupport::Full)],
-                request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
-            ),
+            signal: net::signal(),
         })
         .map_err(|e| fail(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))

@@ -4,6 +4,8 @@
 //! right after an admin command loses nothing; protocol writes (heartbeats, sessions) are
 //! flushed by sled's background flusher.
 
+pub mod audit;
+
 pub mod accounts;
 pub mod nodes;
 
@@ -119,7 +121,7 @@ pub struct Store {
     /// key → CBOR value: global switches.
     settings: sled::Tree,
     /// The audit log.
-    audit: crate::audit::Audit,
+    audit: audit::Audit,
 }
 
 impl std::fmt::Debug for Store {
@@ -164,7 +166,7 @@ impl Store {
                 }
             }
         }
-        let audit = crate::audit::Audit::new(db.open_tree("audit")?, meta);
+        let audit = audit::Audit::new(db.open_tree("audit")?, meta);
         Ok(Self {
             users: db.open_tree("users")?,
             groups: db.open_tree("groups")?,
@@ -185,7 +187,7 @@ impl Store {
     }
 
     /// The audit log.
-    pub fn audit(&self) -> &crate::audit::Audit {
+    pub fn audit(&self) -> &audit::Audit {
         &self.audit
     }
 

@@ -11,8 +11,8 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{noise, relay, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder};
 use portico_core::identity::Identity;
 use portico_core::wire::signal::{Register, SignalRequest, SignalResponse};
-use portico_signal::client::SignalClient;
 use portico_signal::{Config, Store};
+use portico_signal_client::client::SignalClient;
 
 const BULK: StreamProtocol = StreamProtocol::new("/portico-test/bulk/1");
 const TOTAL: usize = 12 * 1024 * 1024;

@@ -15,8 +15,8 @@ use portico_core::wire::signal::*;
 use portico_core::InternetId;
 use portico_signal::admin::socket::{self, Sent};
 use portico_signal::admin::AdminCommand;
-use portico_signal::client::SignalClient;
 use portico_signal::{Config, Running, Store};
+use portico_signal_client::client::SignalClient;
 
 struct Server {
     dir: PathBuf,
@@ -557,7 +557,7 @@ async fn restart_keeps_everything_and_pinning_refuses_another_key() {
     assert!(
         matches!(
             err,
-            Err(portico_signal::client::ClientError::KeyChanged { .. })
+            Err(portico_signal_client::client::ClientError::KeyChanged { .. })
         ),
         "{:?}",
         err.err()

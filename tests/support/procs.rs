@@ -202,42 +202,121 @@ pub mod serde_json_value {
     }
 }
 
-/// Starts a signal server in-process; returns the runtime (keep it), the server and its port.
-pub fn start_server(dir: &Path) -> (tokio::runtime::Runtime, portico_signal::Running, u16) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let running = rt.block_on(async {
-        let (id, _) = portico_core::identity::Identity::load_or_create(dir).unwrap();
-        let config = portico_signal::Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            server_name: "hq".into(),
-            ..Default::default()
-        };
-        portico_signal::start(config, id, portico_signal::Store::open(dir).unwrap(), dir)
-            .await
-            .unwrap()
-    });
-    let port = running
-        .listen_addrs
-        .iter()
-        .find_map(|a| {
-            a.iter().find_map(|p| {
-                if let libp2p::multiaddr::Protocol::Tcp(p) = p {
-                    Some(p)
-                } else {
-                    None
-                }
-            })
-        })
-        .unwrap();
-    (rt, running, port)
+/// The `portico-signal` binary, built beside `portico` (`cargo test --workspace` and
+/// `make test` build it; the host agent and the CLI do not link the server).
+pub fn signal_bin() -> PathBuf {
+    let p = Path::new(env!("CARGO_BIN_EXE_portico")).with_file_name("portico-signal");
+    assert!(
+        p.exists(),
+        "{} is missing: build it with `cargo build -p portico-signal`",
+        p.display()
+    );
+    p
 }
 
-/// Runs an admin command on a running server (through its admin socket).
-pub fn admin(dir: &Path, cmd: portico_signal::admin::AdminCommand) {
-    match portico_signal::admin::socket::send(dir, &cmd).unwrap() {
-        portico_signal::admin::socket::Sent::Reply(r) => assert!(r.ok, "{}", r.output),
-        portico_signal::admin::socket::Sent::NotRunning => panic!("server not running"),
+/// A `portico-signal serve` process, killed on drop.
+pub struct Server {
+    pub child: Child,
+    /// Its data directory.
+    pub dir: PathBuf,
+    /// Its TCP port.
+    pub port: u16,
+    /// Its PeerId.
+    pub peer: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
+}
+
+impl Server {
+    /// Starts a server named "hq" with data in `dir`, listening on `listen`.
+    pub fn start_at(dir: &Path, listen: &str) -> Server {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut child = Command::new(signal_bin())
+            .arg("--data")
+            .arg(dir)
+            .args(["serve", "--listen", listen, "--name", "hq"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let (mut port, mut peer) = (None, None);
+        for l in out.lines().map_while(Result::ok) {
+            if let Some(p) = l.strip_prefix("PeerId:") {
+                peer = Some(p.trim().to_string());
+            }
+            if let Some(a) = l.strip_prefix("Listening:") {
+                if let Some(rest) = a.trim().split("/tcp/").nth(1) {
+                    port = Some(rest.split('/').next().unwrap().parse().unwrap());
+                    break;
+                }
+            }
+        }
+        let port = port.expect("the server printed no TCP address");
+        Server {
+            child,
+            dir: dir.to_path_buf(),
+            port,
+            peer: peer.expect("the server printed no PeerId"),
+        }
+    }
+
+    /// `HOST:PORT` for `--server`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// Starts a signal server on a free port; returns it (keep it) and its port.
+pub fn start_server(dir: &Path) -> (Server, u16) {
+    let s = Server::start_at(dir, "127.0.0.1:0");
+    let port = s.port;
+    (s, port)
+}
+
+/// Runs `portico-signal --data DIR ARGS…` (an admin command: through the running server's
+/// admin socket, or the store when none runs); `stdin` feeds `--password-stdin`. Asserts
+/// success and returns stdout.
+pub fn admin(dir: &Path, args: &[&str], stdin: Option<&str>) -> String {
+    use std::io::Write;
+    let mut c = Command::new(signal_bin())
+        .arg("--data")
+        .arg(dir)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = c.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    let o = c.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "portico-signal {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Adds user `name` with password `NAME-pw` (`force`: Custom Server Security only).
+pub fn add_user(dir: &Path, name: &str, force: bool) {
+    let mut args = vec!["user", "add", name, "--password-stdin"];
+    if force {
+        args.push("--force-server-security");
+    }
+    admin(dir, &args, Some(&format!("{name}-pw\n")));
 }
 
 /// Signs the viewer in.

@@ -4,7 +4,7 @@
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{autonat, dcutr, identify, mdns, ping, relay, request_response};
-use portico_signal::codec::SignalCodec;
+use portico_signal_client::codec::SignalCodec;
 
 /// Behaviours of a Portico peer.
 #[derive(NetworkBehaviour)]

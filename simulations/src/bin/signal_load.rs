@@ -17,7 +17,7 @@ use libp2p::{Multiaddr, PeerId};
 use portico_core::identity::Identity;
 use portico_core::wire::signal::*;
 use portico_core::InternetId;
-use portico_signal::client::SignalClient;
+use portico_signal_client::client::SignalClient;
 use portico_simulations::{percentile, rss_kib};
 use rand::seq::SliceRandom;
 

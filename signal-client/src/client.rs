@@ -1,5 +1,5 @@
-//! A client for `/portico/signal/1`, used by viewers, the CLI and simulations: it dials the
-//! server, checks the server's PeerId against the pinned one (libp2p's Noise refuses any
+//! A client for `/portico/signal/1`, used by viewers, the CLI, tests and simulations: it
+//! dials the server, checks the server's PeerId against the pinned one (libp2p's Noise refuses any
 //! other key), sends requests and receives the server's events.
 
 use std::net::IpAddr;
@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::multiaddr::Protocol;
-use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
+use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder};
+use libp2p::{identify, ping, relay, Multiaddr, PeerId, Swarm};
 use portico_core::identity::Identity;
 use portico_core::wire::signal::{Ack, ServerEvent, SignalRequest, SignalResponse};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::codec::{SignalCodec, PROTOCOL};
-use crate::config::DEFAULT_PORT;
+use crate::codec::SignalCodec;
+use crate::ports::SERVER_PORT;
 
 /// Client errors.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +61,8 @@ struct ClientBehaviour {
     signal: request_response::Behaviour<SignalCodec>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
+    /// Unused by the client, but part of the one transport stack.
+    relay: relay::client::Behaviour,
 }
 
 type Pending = oneshot::Sender<Result<SignalResponse, ClientError>>;
@@ -100,7 +102,7 @@ pub fn server_multiaddr(s: &str) -> Result<Multiaddr, ClientError> {
         return Ok(Multiaddr::from(sa.ip()).with(Protocol::Tcp(sa.port())));
     }
     if let Ok(ip) = s.parse::<IpAddr>() {
-        return Ok(Multiaddr::from(ip).with(Protocol::Tcp(DEFAULT_PORT)));
+        return Ok(Multiaddr::from(ip).with(Protocol::Tcp(SERVER_PORT)));
     }
     let (host, port) = match s.rsplit_once(':') {
         Some((h, p)) => (
@@ -108,7 +110,7 @@ pub fn server_multiaddr(s: &str) -> Result<Multiaddr, ClientError> {
             p.parse::<u16>()
                 .map_err(|_| bad("the port is not a number"))?,
         ),
-        None => (s, DEFAULT_PORT),
+        None => (s, SERVER_PORT),
     };
     if host.is_empty() || host.contains(['/', ' ']) {
         return Err(bad("empty or invalid host name"));
@@ -119,36 +121,18 @@ pub fn server_multiaddr(s: &str) -> Result<Multiaddr, ClientError> {
 }
 
 fn build(identity: &Identity) -> Result<Swarm<ClientBehaviour>, ClientError> {
-    let t = |e: &dyn std::fmt::Display| ClientError::Transport(e.to_string());
-    Ok(
-        SwarmBuilder::with_existing_identity(identity.keypair().clone())
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .map_err(|e| t(&e))?
-            .with_quic()
-            .with_dns()
-            .map_err(|e| t(&e))?
-            .with_behaviour(|key| ClientBehaviour {
-                signal: request_response::Behaviour::with_codec(
-                    SignalCodec,
-                    [(PROTOCOL, ProtocolSupport::Full)],
-                    request_response::Config::default()
-                        .with_request_timeout(Duration::from_secs(30)),
-                ),
-                identify: identify::Behaviour::new(identify::Config::new(
-                    "/portico/1.0.0".into(),
-                    key.public(),
-                )),
-                ping: ping::Behaviour::default(),
-            })
-            .map_err(|e| t(&e))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
-            .build(),
-    )
+    crate::swarm::build(identity, Duration::from_secs(300), |key, relay| {
+        ClientBehaviour {
+            signal: crate::swarm::signal(),
+            identify: crate::swarm::identify(
+                &key.public(),
+                format!("portico-signal-client/{}", env!("CARGO_PKG_VERSION")),
+            ),
+            ping: ping::Behaviour::default(),
+            relay,
+        }
+    })
+    .map_err(|e| ClientError::Transport(e.to_string()))
 }
 
 impl SignalClient {

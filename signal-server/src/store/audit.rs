@@ -1,16 +1,18 @@
 //! The append-only, hash-chained audit log: logins, tickets, registrations, admin changes.
 //!
-//! Entry `n` stores `hash_n = SHA-256(CBOR(seq, at, actor, action, detail, hash_{n-1}))`, and
-//! the meta tree keeps the head `(seq, hash)`, written in the same transaction. [`Audit::verify`]
-//! recomputes the chain: an edited, removed, reordered or truncated entry is reported with
-//! the first sequence number that does not check out.
+//! The chain is `portico_core::audit_chain` (the host's log uses the same one); the meta tree
+//! keeps the head `(seq, hash)`, written in the same transaction as the entry.
+//! [`Audit::verify`] recomputes the chain: an edited, removed, reordered or truncated entry is
+//! reported with the first sequence number that does not check out.
 
+use portico_core::audit_chain::{Chain, Fields};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
-use crate::store::{decode, encode, StoreError};
+pub use portico_core::audit_chain::Tampered;
+
+use super::{decode, encode, StoreError};
 
 const HEAD_KEY: &str = "audit_head";
 
@@ -42,16 +44,6 @@ struct Head {
     hash: Vec<u8>,
 }
 
-/// Why the chain does not verify.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("audit log tampered at entry {seq}: {reason}")]
-pub struct Tampered {
-    /// First entry that does not check out.
-    pub seq: u64,
-    /// What is wrong.
-    pub reason: String,
-}
-
 /// The audit log.
 #[derive(Debug, Clone)]
 pub struct Audit {
@@ -61,23 +53,11 @@ pub struct Audit {
     meta: sled::Tree,
 }
 
-fn entry_hash(
-    seq: u64,
-    at: u64,
-    actor: &str,
-    action: &str,
-    detail: &str,
-    prev: &[u8],
-) -> Result<Vec<u8>, StoreError> {
-    let bytes = encode(&(
-        seq,
-        at,
-        actor,
-        action,
-        detail,
-        serde_bytes::Bytes::new(prev),
-    ))?;
-    Ok(Sha256::digest(bytes).to_vec())
+fn chain_of(head: &Head) -> Chain {
+    Chain::at(
+        head.seq,
+        head.hash.as_slice().try_into().unwrap_or_default(),
+    )
 }
 
 impl Audit {
@@ -103,21 +83,24 @@ impl Audit {
                     hash: vec![0; 32],
                 },
             };
-            let seq = head.seq + 1;
-            let hash = entry_hash(seq, at, actor, action, detail, &head.hash)
-                .map_err(ConflictableTransactionError::Abort)?;
+            let mut chain = chain_of(&head);
+            let (seq, prev, hash) = chain.append(at, actor, action, detail);
             let entry = AuditEntry {
                 seq,
                 at,
                 actor: actor.into(),
                 action: action.into(),
                 detail: detail.into(),
-                prev: head.hash,
-                hash: hash.clone(),
+                prev: prev.to_vec(),
+                hash: hash.to_vec(),
             };
             let value = encode(&entry).map_err(ConflictableTransactionError::Abort)?;
             tree.insert(&seq.to_be_bytes(), value)?;
-            let head = encode(&Head { seq, hash }).map_err(ConflictableTransactionError::Abort)?;
+            let head = encode(&Head {
+                seq,
+                hash: hash.to_vec(),
+            })
+            .map_err(ConflictableTransactionError::Abort)?;
             meta.insert(HEAD_KEY, head)?;
             Ok(entry)
         });
@@ -152,10 +135,10 @@ impl Audit {
 
     /// Recomputes the chain; returns the number of entries.
     pub fn verify(&self) -> Result<Result<u64, Tampered>, StoreError> {
-        let mut prev = vec![0u8; 32];
-        let mut expected_seq = 1u64;
+        let mut chain = Chain::default();
         for item in self.tree.iter() {
             let (key, value) = item?;
+            let expected_seq = chain.seq + 1;
             let entry: AuditEntry = match decode("audit", &value) {
                 Ok(e) => e,
                 Err(e) => {
@@ -168,39 +151,27 @@ impl Audit {
             let key_seq = <[u8; 8]>::try_from(key.as_ref())
                 .map(u64::from_be_bytes)
                 .unwrap_or(0);
-            if entry.seq != expected_seq || key_seq != expected_seq {
+            if key_seq != expected_seq {
                 return Ok(Err(Tampered {
                     seq: expected_seq,
-                    reason: format!("sequence {} where {expected_seq} was expected", entry.seq),
+                    reason: format!("stored under {key_seq} where {expected_seq} was expected"),
                 }));
             }
-            if entry.prev != prev {
-                return Ok(Err(Tampered {
-                    seq: entry.seq,
-                    reason: "does not link to the previous entry".into(),
-                }));
+            let fields = Fields {
+                seq: entry.seq,
+                at: entry.at,
+                actor: &entry.actor,
+                action: &entry.action,
+                detail: &entry.detail,
+            };
+            if let Err(t) = chain.check(&fields, &entry.prev, &entry.hash) {
+                return Ok(Err(t));
             }
-            let hash = entry_hash(
-                entry.seq,
-                entry.at,
-                &entry.actor,
-                &entry.action,
-                &entry.detail,
-                &entry.prev,
-            )?;
-            if hash != entry.hash {
-                return Ok(Err(Tampered {
-                    seq: entry.seq,
-                    reason: "content does not match its hash".into(),
-                }));
-            }
-            prev = hash;
-            expected_seq += 1;
         }
-        let count = expected_seq - 1;
+        let (count, prev) = (chain.seq, chain.head);
         if let Some(v) = self.meta.get(HEAD_KEY)? {
             let head: Head = decode("audit", &v)?;
-            if head.seq != count || head.hash != prev {
+            if head.seq != count || head.hash != prev.as_slice() {
                 return Ok(Err(Tampered {
                     seq: count + 1,
                     reason: format!("log ends at {count} but the head says {}", head.seq),

@@ -1,0 +1,911 @@
+//! The host's session table as a sans-IO state machine: pending requests (waiting for the
+//! owner), live sessions and service requests (file transfers, clipboard), with every
+//! transition the owner, the server and the clock can cause.
+//!
+//! Inputs are method calls that take `now` ([`Clock`]); outputs are [`Effect`]s the shell
+//! drains with [`SessionTable::poll_effect`] (grant or refuse a waiting viewer, change a live
+//! session's permissions, end it, answer a service request, write the audit log) and the next
+//! timer from [`SessionTable::next_deadline`]. The host's `AccessControl` actor only moves
+//! these between channels, timers and the audit file.
+//!
+//! One rule holds every live session in step with the policy: after any change of settings,
+//! ACL, server flags, groups or the owner's view-only switch, each live session's permissions
+//! are recomputed as `policy now ∩ ceiling ∩ owner switch`. A session the policy refuses
+//! ends; one whose permissions shrank (control → view, files or clipboard removed) is
+//! narrowed at once, and its pending service requests that lost their permission are denied.
+
+mod view;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use libp2p_identity::{PeerId, PublicKey};
+
+use crate::policy::{
+    self, AccessKind, AclEntry, Decision, HostSettings, OwnerAnswer, Permission, Permissions,
+    Request, RequestedMode, ServerFlags,
+};
+use crate::ticket::{self, ReplayCache, Ticket};
+use crate::wire::handshake::AccessRequest;
+use crate::wire::session::{ByeReason, Service};
+use crate::wire::signal::Change;
+
+pub use view::{ConsoleState, PendingView, ServiceView, SessionView};
+
+/// Tickets checked per request at most.
+pub const MAX_TICKETS: usize = 4;
+/// Requests waiting for the owner at once (each kind); more are refused, so a flood cannot
+/// hide real ones.
+pub const MAX_PENDING: usize = 32;
+/// Characters of a viewer's message kept for the owner.
+pub const MAX_MESSAGE_CHARS: usize = 500;
+/// Ticket nonces remembered against replay.
+const REPLAY_CAPACITY: usize = 4096;
+
+/// The time, both ways the table needs it: a monotonic instant for its timers and Unix seconds
+/// for tickets and ACL expiry.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    /// Monotonic now.
+    pub at: Instant,
+    /// Unix seconds now.
+    pub unix: u64,
+}
+
+/// The host's server, once registered.
+#[derive(Debug, Clone)]
+pub struct ServerTrust {
+    /// The pinned server key (tickets must verify against it).
+    pub key: PublicKey,
+    /// What the server says about this host.
+    pub flags: ServerFlags,
+}
+
+/// A request from a viewer whose identity the session handshake proved.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    /// The viewer's PeerId.
+    pub viewer: PeerId,
+    /// Its address as the host sees it.
+    pub ip: &'a str,
+    /// The connection runs through the relay.
+    pub relayed: bool,
+    /// What it asks.
+    pub request: &'a AccessRequest,
+}
+
+/// Access granted to a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// The session's number.
+    pub session_id: u64,
+    /// What it may do now.
+    pub permissions: Permissions,
+    /// The owner's time limit.
+    pub time_limit: Option<Duration>,
+    /// Guests and visitors: the owner confirms each file transfer and clipboard sync.
+    pub confirm_services: bool,
+}
+
+/// Access refused.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Refusal {
+    /// Stable code.
+    pub code: String,
+    /// Sentence for the viewer.
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The outcome of [`SessionTable::decide`] when not refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Allowed now.
+    Granted(Grant),
+    /// Waiting for the owner; the answer comes as [`Effect::Answered`].
+    Pending {
+        /// The request's number (console, `portico accept ID`).
+        request_id: u64,
+        /// How long the owner has.
+        timeout: Duration,
+    },
+}
+
+/// What the shell must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// A pending request was answered: accepted (a live session now exists) or refused
+    /// (by the owner, by the timeout, or because the policy changed while it waited).
+    Answered {
+        /// The request.
+        request_id: u64,
+        /// The grant or the refusal.
+        result: Result<Grant, Refusal>,
+    },
+    /// A live session's permissions changed; it must act on them at once.
+    Permissions {
+        /// The session.
+        session_id: u64,
+        /// What it may do now.
+        permissions: Permissions,
+    },
+    /// A live session must end (the table has already removed it).
+    End {
+        /// The session.
+        session_id: u64,
+        /// Why, for the viewer.
+        reason: ByeReason,
+        /// A sentence for the viewer.
+        message: String,
+    },
+    /// A service request was answered (false also when it timed out or lost its permission).
+    Service {
+        /// The request.
+        id: u64,
+        /// Allowed.
+        allowed: bool,
+    },
+    /// An audit log line.
+    Audit {
+        /// What happened (`allowed`, `refused`, `narrowed`, …).
+        action: &'static str,
+        /// Details.
+        detail: String,
+    },
+}
+
+/// A request waiting for the owner.
+#[derive(Debug, Clone)]
+struct Pending {
+    viewer: PeerId,
+    kind: AccessKind,
+    mode: RequestedMode,
+    name: String,
+    account: Option<String>,
+    server_name: Option<String>,
+    message: String,
+    ip: String,
+    relayed: bool,
+    offered: Permissions,
+    ticket: Option<Ticket>,
+    deadline: Instant,
+}
+
+/// A live session.
+#[derive(Debug, Clone)]
+struct Live {
+    viewer: PeerId,
+    kind: AccessKind,
+    /// The mode the policy is asked with on every re-check.
+    mode: RequestedMode,
+    name: String,
+    ip: String,
+    relayed: bool,
+    /// The most this session may ever have (what "interactive" restores).
+    ceiling: Permissions,
+    /// The owner's view-only switch.
+    view_only: bool,
+    /// Permissions now (policy ∩ ceiling ∩ switch).
+    permissions: Permissions,
+    started: Instant,
+    time_limit: Option<Duration>,
+    ticket: Option<Ticket>,
+}
+
+impl Live {
+    fn who(&self) -> String {
+        format!("{} {}", self.kind, self.name)
+    }
+}
+
+/// A service request waiting for the owner.
+#[derive(Debug, Clone)]
+struct PendingService {
+    session_id: u64,
+    who: String,
+    service: Service,
+    detail: String,
+    deadline: Instant,
+}
+
+/// The host's table of pending requests, live sessions and service requests.
+#[derive(Debug)]
+pub struct SessionTable {
+    /// This host's PeerId (ticket audience).
+    me: PeerId,
+    /// Host switches.
+    settings: HostSettings,
+    /// The ACL from the config file.
+    base_acl: Vec<AclEntry>,
+    /// The ACL managed with `portico acl` (and provisioning).
+    managed_acl: Vec<AclEntry>,
+    /// Both, as the policy sees them.
+    acl: Vec<AclEntry>,
+    /// The server, when registered.
+    server: Option<ServerTrust>,
+    /// Seen ticket nonces.
+    replay: ReplayCache,
+    /// Next request / session number (one counter: numbers never collide).
+    next_id: u64,
+    /// How long the owner has to answer.
+    owner_timeout: Duration,
+    /// Requests waiting for the owner.
+    pending: BTreeMap<u64, Pending>,
+    /// Live sessions.
+    sessions: BTreeMap<u64, Live>,
+    /// Service requests waiting for the owner.
+    services: BTreeMap<u64, PendingService>,
+    /// Effects not yet taken by the shell.
+    effects: VecDeque<Effect>,
+    /// Bumped on every change the console shows.
+    version: u64,
+}
+
+impl SessionTable {
+    /// A table for host `me`.
+    pub fn new(
+        me: PeerId,
+        settings: HostSettings,
+        acl: Vec<AclEntry>,
+        owner_timeout: Duration,
+    ) -> Self {
+        Self {
+            me,
+            settings,
+            base_acl: acl.clone(),
+            managed_acl: Vec::new(),
+            acl,
+            server: None,
+            replay: ReplayCache::new(REPLAY_CAPACITY),
+            next_id: 1,
+            owner_timeout,
+            pending: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            services: BTreeMap::new(),
+            effects: VecDeque::new(),
+            version: 0,
+        }
+    }
+
+    /// The next effect to carry out.
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
+    }
+
+    /// Changes so far (the console refreshes when it moves).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// A live session's permissions now (`None`: no such session).
+    pub fn permissions(&self, session_id: u64) -> Option<Permissions> {
+        self.sessions.get(&session_id).map(|s| s.permissions)
+    }
+
+    /// The host's sharing switches.
+    pub fn settings(&self) -> HostSettings {
+        self.settings
+    }
+
+    fn changed(&mut self) {
+        self.version += 1;
+    }
+
+    fn audit(&mut self, action: &'static str, detail: String) {
+        self.effects.push_back(Effect::Audit { action, detail });
+    }
+
+    fn id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Decides a request: refuse, grant now, or wait for the owner.
+    pub fn decide(&mut self, now: Clock, inc: Incoming<'_>) -> Result<Outcome, Refusal> {
+        let req = inc.request;
+        let ticket = match self.verify_tickets(&inc.viewer, req, now.unix) {
+            Ok(t) => t,
+            Err(r) => {
+                let detail = format!("{} {} from {}: {}", req.kind, inc.viewer, inc.ip, r.message);
+                self.audit("refused", detail);
+                return Err(r);
+            }
+        };
+        let name = ticket
+            .as_ref()
+            .map(|t| t.subject.user.clone())
+            .unwrap_or_else(|| req.display_name.clone());
+        let decision = self.policy(req.kind, inc.viewer, req.mode, ticket.as_ref(), now.unix);
+        match decision {
+            Decision::Allow { permissions } => {
+                let detail = format!(
+                    "{} {name} ({}) from {} with {permissions}",
+                    req.kind, inc.viewer, inc.ip
+                );
+                self.audit("allowed", detail);
+                let live = Live {
+                    viewer: inc.viewer,
+                    kind: req.kind,
+                    mode: req.mode,
+                    name,
+                    ip: inc.ip.to_string(),
+                    relayed: inc.relayed,
+                    ceiling: Permissions::ALL,
+                    view_only: false,
+                    permissions,
+                    started: now.at,
+                    time_limit: None,
+                    ticket,
+                };
+                Ok(Outcome::Granted(self.insert_live(live)))
+            }
+            Decision::AskOwner { permissions } => {
+                if self.pending.len() >= MAX_PENDING {
+                    return Err(Refusal::new(
+                        "busy",
+                        "too many requests are waiting for the owner; try again later",
+                    ));
+                }
+                let id = self.id();
+                let message: String = req.message.chars().take(MAX_MESSAGE_CHARS).collect();
+                self.audit(
+                    "asked_owner",
+                    format!(
+                        "request {id}: {} {name} ({}) from {}: {message:?}",
+                        req.kind, inc.viewer, inc.ip
+                    ),
+                );
+                let guest = req.kind == AccessKind::Guest;
+                self.pending.insert(
+                    id,
+                    Pending {
+                        viewer: inc.viewer,
+                        kind: req.kind,
+                        mode: req.mode,
+                        account: ticket
+                            .as_ref()
+                            .filter(|_| !guest)
+                            .map(|t| t.subject.user.clone()),
+                        name: if guest {
+                            req.display_name.clone()
+                        } else {
+                            name
+                        },
+                        server_name: ticket.as_ref().map(|t| t.server_name.clone()),
+                        message,
+                        ip: inc.ip.to_string(),
+                        relayed: inc.relayed,
+                        offered: permissions,
+                        ticket,
+                        deadline: now.at + self.owner_timeout,
+                    },
+                );
+                self.changed();
+                Ok(Outcome::Pending {
+                    request_id: id,
+                    timeout: self.owner_timeout,
+                })
+            }
+            Decision::Refuse(reason) => {
+                let detail = format!(
+                    "{} {name} ({}) from {}: {}",
+                    req.kind,
+                    inc.viewer,
+                    inc.ip,
+                    reason.code()
+                );
+                self.audit("refused", detail);
+                Err(Refusal::new(reason.code(), reason.to_string()))
+            }
+        }
+    }
+
+    fn policy(
+        &self,
+        kind: AccessKind,
+        viewer: PeerId,
+        mode: RequestedMode,
+        ticket: Option<&Ticket>,
+        unix: u64,
+    ) -> Decision {
+        let req = Request {
+            kind,
+            viewer,
+            mode,
+            ticket,
+        };
+        policy::decide(
+            &req,
+            &self.settings,
+            &self.acl,
+            self.server.as_ref().map(|s| &s.flags),
+            unix,
+        )
+    }
+
+    fn insert_live(&mut self, live: Live) -> Grant {
+        let id = self.id();
+        let grant = Grant {
+            session_id: id,
+            permissions: live.permissions,
+            time_limit: live.time_limit,
+            confirm_services: policy::services_need_confirmation(live.kind),
+        };
+        self.sessions.insert(id, live);
+        self.changed();
+        grant
+    }
+
+    /// The first ticket that verifies, if the request carries any. A request with tickets none
+    /// of which verify is refused (never treated as carrying no ticket).
+    fn verify_tickets(
+        &mut self,
+        viewer: &PeerId,
+        req: &AccessRequest,
+        unix: u64,
+    ) -> Result<Option<Ticket>, Refusal> {
+        if req.tickets.is_empty() {
+            return Ok(None);
+        }
+        let Some(server) = &self.server else {
+            return Err(Refusal::new(
+                "no_server",
+                "this host is not registered with a server, so it cannot check tickets",
+            ));
+        };
+        let mut last = None;
+        for t in req.tickets.iter().take(MAX_TICKETS) {
+            match ticket::verify(t, &server.key, &self.me, viewer, unix, &mut self.replay) {
+                Ok(t) => return Ok(Some(t)),
+                Err(e) => last = Some(e),
+            }
+        }
+        let e = last.map(|e| e.to_string()).unwrap_or_default();
+        Err(Refusal::new("bad_ticket", format!("ticket refused: {e}")))
+    }
+
+    /// The owner answers a pending request. An accept is checked again against the policy
+    /// as it is now (a switch turned off while the request waited refuses it).
+    pub fn answer(
+        &mut self,
+        now: Clock,
+        request_id: u64,
+        answer: OwnerAnswer,
+        time_limit: Option<Duration>,
+    ) -> Result<(), String> {
+        let p = self.pending.remove(&request_id).ok_or_else(|| {
+            format!("no pending request {request_id} (answered, withdrawn or timed out)")
+        })?;
+        self.changed();
+        let result = match policy::apply_owner_answer(p.offered, answer) {
+            None => {
+                self.audit(
+                    "owner_refused",
+                    format!("request {request_id}: {} {}", p.kind, p.name),
+                );
+                Err(Refusal::new(
+                    "owner_refused",
+                    "the owner refused the request",
+                ))
+            }
+            Some(permissions) => {
+                let time_limit = time_limit.filter(|t| !t.is_zero());
+                match self.policy(p.kind, p.viewer, p.mode, p.ticket.as_ref(), now.unix) {
+                    Decision::Refuse(reason) => {
+                        self.audit(
+                            "refused",
+                            format!("request {request_id}: accepted but {}", reason.code()),
+                        );
+                        Err(Refusal::new(reason.code(), reason.to_string()))
+                    }
+                    _ => {
+                        self.audit(
+                            "owner_accepted",
+                            format!(
+                                "request {request_id}: {} {} with {permissions}{}",
+                                p.kind,
+                                p.name,
+                                time_limit
+                                    .map(|l| format!(" for {} s", l.as_secs()))
+                                    .unwrap_or_default()
+                            ),
+                        );
+                        Ok(self.accept(now, p, permissions, time_limit))
+                    }
+                }
+            }
+        };
+        self.effects
+            .push_back(Effect::Answered { request_id, result });
+        Ok(())
+    }
+
+    fn accept(
+        &mut self,
+        now: Clock,
+        p: Pending,
+        permissions: Permissions,
+        time_limit: Option<Duration>,
+    ) -> Grant {
+        // "Interactive" later restores what an interactive acceptance grants, even for a
+        // session accepted view-only: the owner decides, not the first answer.
+        let (mode, ceiling) = if policy::services_need_confirmation(p.kind) {
+            (RequestedMode::Interactive, policy::OWNER_ACCEPTED)
+        } else {
+            (p.mode, p.offered)
+        };
+        self.insert_live(Live {
+            viewer: p.viewer,
+            kind: p.kind,
+            mode,
+            name: p.name,
+            ip: p.ip,
+            relayed: p.relayed,
+            ceiling,
+            view_only: !permissions.has(Permission::Control) && ceiling.has(Permission::Control),
+            permissions,
+            started: now.at,
+            time_limit,
+            ticket: p.ticket,
+        })
+    }
+
+    /// The viewer left while waiting: its request leaves the owner's list.
+    pub fn withdraw(&mut self, request_id: u64) {
+        if self.pending.remove(&request_id).is_some() {
+            self.audit("withdrawn", format!("request {request_id}"));
+            self.changed();
+        }
+    }
+
+    /// The owner ends a session.
+    pub fn kick(&mut self, session_id: u64) -> Result<(), String> {
+        let s = self
+            .sessions
+            .get(&session_id)
+            .ok_or_else(|| format!("no session {session_id}"))?;
+        let detail = format!("session {session_id} {} ({})", s.name, s.viewer);
+        self.audit("kicked", detail);
+        self.end(
+            session_id,
+            ByeReason::Kicked,
+            "disconnected by the owner".into(),
+        );
+        Ok(())
+    }
+
+    /// The owner switches a session to view-only, or back to what it may have.
+    pub fn set_view_only(
+        &mut self,
+        now: Clock,
+        session_id: u64,
+        view_only: bool,
+    ) -> Result<(), String> {
+        let s = self
+            .sessions
+            .get_mut(&session_id)
+            .ok_or_else(|| format!("no session {session_id}"))?;
+        s.view_only = view_only;
+        self.recheck(now);
+        let p = self.permissions(session_id).unwrap_or(Permissions::NONE);
+        self.audit("mode", format!("session {session_id}: {p}"));
+        Ok(())
+    }
+
+    /// The owner turns guest or visitor sharing on or off on this host.
+    pub fn set_sharing(&mut self, now: Clock, guests: Option<bool>, visitors: Option<bool>) {
+        if let Some(g) = guests {
+            self.settings.allow_guests = g;
+        }
+        if let Some(v) = visitors {
+            self.settings.allow_visitors = v;
+        }
+        let detail = format!(
+            "guests={} visitors={}",
+            self.settings.allow_guests, self.settings.allow_visitors
+        );
+        self.audit("sharing", detail);
+        self.recheck(now);
+    }
+
+    /// The host registered (or re-registered) with its server, or its flags changed.
+    pub fn set_server(&mut self, now: Clock, server: Option<ServerTrust>) {
+        self.server = server;
+        self.recheck(now);
+    }
+
+    /// Whether the host is registered with a server.
+    pub fn has_server(&self) -> bool {
+        self.server.is_some()
+    }
+
+    /// The managed part of the ACL changed (`portico acl`, provisioning).
+    pub fn set_managed_acl(&mut self, now: Clock, entries: Vec<AclEntry>) {
+        self.managed_acl = entries;
+        self.acl = self
+            .base_acl
+            .iter()
+            .chain(self.managed_acl.iter())
+            .cloned()
+            .collect();
+        self.audit("acl", format!("{} managed entries", self.managed_acl.len()));
+        self.recheck(now);
+    }
+
+    /// The server reports a change about a user: new groups, or disabled.
+    pub fn server_change(&mut self, now: Clock, change: &Change) {
+        if let Change::User {
+            user,
+            groups,
+            disabled,
+        } = change
+        {
+            let mut gone = Vec::new();
+            for (id, s) in self.sessions.iter_mut() {
+                let Some(t) = s.ticket.as_mut() else { continue };
+                if t.subject.user != *user {
+                    continue;
+                }
+                if *disabled {
+                    gone.push(*id);
+                } else {
+                    // The ticket's groups were true at issue time; the server's word is newer.
+                    t.subject.groups = groups.clone();
+                }
+            }
+            for id in gone {
+                self.audit(
+                    "revoked",
+                    format!("session {id} {user}: account disabled at the server"),
+                );
+                self.end(
+                    id,
+                    ByeReason::Revoked,
+                    "access revoked: your account was disabled".into(),
+                );
+            }
+        }
+        self.recheck(now);
+    }
+
+    /// A session ended on its own (viewer left, stream broke).
+    pub fn session_ended(&mut self, now: Clock, session_id: u64) {
+        if let Some(s) = self.sessions.remove(&session_id) {
+            let secs = now.at.saturating_duration_since(s.started).as_secs();
+            self.audit(
+                "ended",
+                format!("session {session_id} {} after {secs} s", s.name),
+            );
+            self.drop_services_of(session_id);
+            self.changed();
+        }
+    }
+
+    fn end(&mut self, session_id: u64, reason: ByeReason, message: String) {
+        if self.sessions.remove(&session_id).is_some() {
+            self.drop_services_of(session_id);
+            self.effects.push_back(Effect::End {
+                session_id,
+                reason,
+                message,
+            });
+            self.changed();
+        }
+    }
+
+    fn drop_services_of(&mut self, session_id: u64) {
+        let ids: Vec<u64> = self
+            .services
+            .iter()
+            .filter(|(_, p)| p.session_id == session_id)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.services.remove(&id);
+            self.effects
+                .push_back(Effect::Service { id, allowed: false });
+        }
+    }
+
+    /// Re-evaluates every live session against the policy as it is now: refused sessions
+    /// end, the rest get `policy ∩ ceiling ∩ owner switch` (narrowed or restored).
+    fn recheck(&mut self, now: Clock) {
+        let mut ended = Vec::new();
+        let mut changed = Vec::new();
+        for (id, s) in &self.sessions {
+            match self.policy(s.kind, s.viewer, s.mode, s.ticket.as_ref(), now.unix) {
+                Decision::Refuse(reason) => ended.push((*id, reason.to_string())),
+                Decision::Allow { permissions } | Decision::AskOwner { permissions } => {
+                    let switch = if s.view_only {
+                        Permissions::VIEW_ONLY
+                    } else {
+                        Permissions::ALL
+                    };
+                    let p = permissions.intersect(s.ceiling).intersect(switch);
+                    if p != s.permissions {
+                        changed.push((*id, p));
+                    }
+                }
+            }
+        }
+        for (id, why) in ended {
+            let name = self.sessions.get(&id).map(Live::who).unwrap_or_default();
+            self.audit("revoked", format!("session {id} {name}: {why}"));
+            self.end(id, ByeReason::Revoked, format!("access revoked: {why}"));
+        }
+        for (id, p) in changed {
+            if let Some(s) = self.sessions.get_mut(&id) {
+                let narrowed = !p.union(s.permissions).eq(&p);
+                s.permissions = p;
+                let detail = format!("session {id} {}: now {p}", s.who());
+                self.audit(if narrowed { "narrowed" } else { "widened" }, detail);
+                self.effects.push_back(Effect::Permissions {
+                    session_id: id,
+                    permissions: p,
+                });
+            }
+        }
+        // A service request whose permission went away is denied.
+        let lost: Vec<u64> = self
+            .services
+            .iter()
+            .filter(|(_, r)| {
+                let need = match r.service {
+                    Service::File => Permission::Files,
+                    Service::Clipboard => Permission::Clipboard,
+                };
+                !self.permissions(r.session_id).is_some_and(|p| p.has(need))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in lost {
+            self.services.remove(&id);
+            self.effects
+                .push_back(Effect::Service { id, allowed: false });
+        }
+        self.changed();
+    }
+
+    /// A session asks for a service the owner must confirm; the answer comes as
+    /// [`Effect::Service`]; no answer in time is a denial.
+    pub fn ask_service(
+        &mut self,
+        now: Clock,
+        session_id: u64,
+        service: Service,
+        detail: String,
+    ) -> Result<u64, String> {
+        let who = self
+            .sessions
+            .get(&session_id)
+            .map(Live::who)
+            .ok_or("the session is gone")?;
+        if self.services.len() >= MAX_PENDING {
+            return Err("too many requests are waiting for the owner".into());
+        }
+        let id = self.id();
+        self.audit(
+            "service_asked",
+            format!("request {id}: {who} {service:?} {detail}"),
+        );
+        self.services.insert(
+            id,
+            PendingService {
+                session_id,
+                who,
+                service,
+                detail,
+                deadline: now.at + self.owner_timeout,
+            },
+        );
+        self.changed();
+        Ok(id)
+    }
+
+    /// The owner allows or denies a service request.
+    pub fn answer_service(&mut self, id: u64, allow: bool) -> Result<(), String> {
+        let p = self
+            .services
+            .remove(&id)
+            .ok_or_else(|| format!("no pending service request {id}"))?;
+        let action = if allow {
+            "service_allowed"
+        } else {
+            "service_denied"
+        };
+        self.audit(action, format!("request {id}: {} {}", p.who, p.detail));
+        self.effects
+            .push_back(Effect::Service { id, allowed: allow });
+        self.changed();
+        Ok(())
+    }
+
+    /// Records a service outcome decided elsewhere (allowed by permission, a result).
+    pub fn log(&mut self, action: &'static str, detail: String) {
+        self.audit(action, detail);
+    }
+
+    /// When [`SessionTable::handle_timeout`] should next run: the earliest owner deadline,
+    /// session time limit or ACL expiry.
+    pub fn next_deadline(&self, now: Clock) -> Option<Instant> {
+        let pending = self.pending.values().map(|p| p.deadline);
+        let services = self.services.values().map(|p| p.deadline);
+        let limits = self
+            .sessions
+            .values()
+            .filter_map(|s| s.time_limit.map(|t| s.started + t));
+        let expiries = self
+            .acl
+            .iter()
+            .filter_map(|e| e.expires_at)
+            .filter(|t| *t > now.unix)
+            .map(|t| now.at + Duration::from_secs(t - now.unix));
+        pending.chain(services).chain(limits).chain(expiries).min()
+    }
+
+    /// Runs what is due at `now`: unanswered requests are refused, unanswered service
+    /// requests denied, sessions past their time limit end, expired ACL entries re-checked.
+    pub fn handle_timeout(&mut self, now: Clock) {
+        let due: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline <= now.at)
+            .map(|(id, _)| *id)
+            .collect();
+        for request_id in due {
+            if let Some(p) = self.pending.remove(&request_id) {
+                self.audit(
+                    "timed_out",
+                    format!("request {request_id} from {} ({})", p.name, p.viewer),
+                );
+                self.effects.push_back(Effect::Answered {
+                    request_id,
+                    result: Err(Refusal::new(
+                        "owner_timeout",
+                        "the owner did not answer in time",
+                    )),
+                });
+                self.changed();
+            }
+        }
+        let due: Vec<u64> = self
+            .services
+            .iter()
+            .filter(|(_, p)| p.deadline <= now.at)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.services.remove(&id);
+            self.audit("service_timed_out", format!("request {id}"));
+            self.effects
+                .push_back(Effect::Service { id, allowed: false });
+            self.changed();
+        }
+        let due: Vec<u64> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.time_limit.is_some_and(|t| s.started + t <= now.at))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.audit("time_limit", format!("session {id}"));
+            let msg = "the owner's time limit for this session ran out";
+            self.end(id, ByeReason::TimeLimit, msg.into());
+        }
+        if self.acl.iter().any(|e| e.expires_at.is_some()) {
+            self.recheck(now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,21 @@
+//! portico-signal-client: what hosts, viewers and the server share on the network side,
+//! without the server's store.
+//!
+//! - [`codec`]: the `/portico/signal/1` request-response codec (length-prefixed CBOR frames,
+//!   checked against the maximum before the body is read);
+//! - [`client::SignalClient`]: a client for that protocol (viewers, the CLI, simulations);
+//! - [`swarm`]: the one transport stack (TCP + QUIC, Noise, Yamux, DNS, relay client) and the
+//!   behaviour pieces (identify, signal) every Portico swarm is built from;
+//! - [`password`]: reading a password at a prompt or from stdin;
+//! - [`ports`]: the default ports.
+//!
+//! Depending on this crate instead of `portico-signal` keeps sled, argon2 and the metrics
+//! stack out of the host agent and the CLI.
+
+pub mod client;
+pub mod codec;
+pub mod password;
+pub mod ports;
+pub mod swarm;
+
+pub use client::{server_multiaddr, ClientError, SignalClient};
