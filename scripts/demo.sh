@@ -75,7 +75,7 @@ grep -v "INFO\|WARN" "$DEMO/host.log" || true
 ID=$(sed -n 's/^Internet-ID: \([0-9 ]*\) (.*/\1/p' "$DEMO/host.log")
 [ -n "$ID" ] || { echo "the host did not register:"; cat "$DEMO/host.log"; exit 1; }
 
-step "Connect by Internet-ID $ID (headless: no window in this build yet)"
+step "Connect by Internet-ID $ID (headless first: snapshot and per-frame stats)"
 "$BIN/portico" --data "$VIEWER" connect "$ID" --as peer --headless --duration 3 \
   --snapshot "$DEMO/snapshot.png" --stats "$DEMO/stats.json"
 echo "per-frame stats: $DEMO/stats.json"

@@ -4,6 +4,8 @@
 //! (`123 456 789`, looked up at the server), or a node path (`/Sales/pc-7`) once signed in.
 //! Host keys are pinned on first use (`DATA/known_hosts.toml`); a changed key is refused.
 
+mod notices;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,13 +13,13 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
-use portico_actors::viewer::{self, Dial, Headless};
 use portico_core::identity::{self, Identity};
 use portico_core::policy::{AccessKind, RequestedMode};
 use portico_core::ticket::TicketKind;
 use portico_core::wire::handshake::AccessRequest;
 use portico_core::wire::signal::*;
 use portico_core::InternetId;
+use portico_viewer::{self as viewer, Dial, Headless};
 use serde::{Deserialize, Serialize};
 
 use crate::signin;
@@ -419,6 +421,7 @@ async fn connect(
             bitrate: args.bitrate.map(|k| k.saturating_mul(1000)),
             send_file: args.send.clone(),
             clipboard: args.clipboard.clone(),
+            notify: Some(notices::printer()),
         };
         let was_pinned = pinned.is_some();
         let report = viewer::run(&identity, resolved.dial.clone(), request, opts, ui).await?;

@@ -71,7 +71,7 @@ fn the_window_shows_the_host_and_forwards_the_mouse() {
     assert!(title.contains("interactive, direct"), "{title}");
     // Let the still screen's lossless refresh arrive, then compare what the window shows.
     std::thread::sleep(Duration::from_secs(2));
-    let psnr = portico_actors::media::psnr_rgba(&vx.grab(), &hx.grab());
+    let psnr = portico_core::tiles::psnr_rgba(&vx.grab(), &hx.grab());
     assert!(
         psnr >= 40.0,
         "the window's picture differs from the host's screen: {psnr:.1} dB"

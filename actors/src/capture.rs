@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 
-use crate::media::{changed_tiles, Grid};
+use portico_core::tiles::{changed_tiles, Grid};
 
 /// A captured frame handed to the encoder.
 #[derive(Debug, Clone)]

@@ -8,8 +8,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::broadcast;
 
-/// Largest clipboard text carried (1 MiB).
-pub const MAX_TEXT: usize = 1024 * 1024;
+pub use portico_core::session::MAX_TEXT;
 /// How often the host clipboard is checked for changes.
 const POLL: Duration = Duration::from_millis(300);
 

@@ -23,7 +23,7 @@ use portico_core::wire::WireMessage;
 use tokio::sync::broadcast;
 
 use crate::capture::Captured;
-use crate::media::{damage_rects, encode_tile, Grid};
+use portico_core::tiles::{damage_rects, encode_tile, Grid};
 
 /// Packets buffered per viewer before it counts as lagging.
 pub const BROADCAST_DEPTH: usize = 16;

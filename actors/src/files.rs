@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-/// Largest file accepted (16 GiB).
-pub const MAX_FILE: u64 = 16 * 1024 * 1024 * 1024;
+pub use portico_core::session::{sanitize_name, MAX_FILE};
 
 /// Why a file cannot be received.
 #[derive(Debug, thiserror::Error)]
@@ -32,23 +31,6 @@ pub enum FileError {
         /// Announced size.
         size: u64,
     },
-}
-
-/// A safe file name from whatever the peer sent: the last path component, no control
-/// characters, no leading dots (no hidden files, no `..`), at most 200 characters.
-pub fn sanitize_name(name: &str) -> String {
-    let last = name.rsplit(['/', '\\']).next().unwrap_or("");
-    let cleaned: String = last
-        .chars()
-        .filter(|c| !c.is_control() && *c != ':')
-        .collect();
-    let cleaned = cleaned.trim().trim_start_matches('.').trim();
-    let cleaned: String = cleaned.chars().take(200).collect();
-    if cleaned.is_empty() {
-        "file".into()
-    } else {
-        cleaned
-    }
 }
 
 /// `dir/name`, or `dir/name (1).ext`, `dir/name (2).ext`… — never an existing file.

@@ -1,4 +1,4 @@
-//! portico-actors: the host's actix actors and the viewer's pipeline.
+//! portico-actors: the host agent's actix actors.
 //!
 //! Host: [`access::AccessControl`] decides requests with `portico-core`'s policy;
 //! [`capture::Capture`] grabs the screen (xcap) on its own thread, paced and only when
@@ -7,7 +7,7 @@
 //! sessions holding `control`; [`network::Network`] owns the libp2p Swarm. [`host::start`]
 //! wires them; [`session`] serves each `/portico/session/1` stream.
 //!
-//! Viewer: [`viewer::run_headless`] dials, handshakes, decodes and composes the picture.
+//! This crate is the host agent only; the viewer is `portico-viewer`.
 
 pub mod access;
 pub mod audit_log;
@@ -18,8 +18,5 @@ pub mod encoder;
 pub mod files;
 pub mod host;
 pub mod input;
-pub mod media;
 pub mod network;
 pub mod session;
-pub mod stream_io;
-pub mod viewer;

@@ -11,10 +11,8 @@ use actix::prelude::*;
 use futures::StreamExt;
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response;
-use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::SwarmEvent;
-use libp2p::{autonat, dcutr, mdns, ping, relay, Multiaddr, PeerId, StreamProtocol, Swarm};
-use portico_core::identity::Identity;
+use libp2p::{mdns, relay, Multiaddr, PeerId, Swarm};
 use portico_core::policy::ServerFlags;
 use portico_core::wire::signal::{
     Ack, Change, Heartbeat, Register, Registered, SignalRequest, SignalResponse,
@@ -27,48 +25,10 @@ use crate::access::{AccessControl, ServerChange, ServerTrust, SetServer};
 pub type PeerAddrs =
     std::sync::Arc<std::sync::Mutex<std::collections::HashMap<PeerId, (String, bool)>>>;
 
-/// The session protocol.
-pub const SESSION: StreamProtocol = StreamProtocol::new(portico_core::wire::session::PROTOCOL);
+pub use portico_signal_client::peer::{build_swarm, PeerBehaviour, PeerBehaviourEvent, SESSION};
+
 /// Default direct port (TCP and QUIC).
 pub const DEFAULT_PORT: u16 = portico_signal_client::ports::HOST_PORT;
-
-mod behaviour;
-pub use behaviour::{PeerBehaviour, PeerBehaviourEvent};
-
-/// Builds a swarm for `identity` (host or viewer): the shared transport stack with every
-/// behaviour a Portico peer runs.
-pub fn build_swarm(identity: &Identity, with_mdns: bool) -> Result<Swarm<PeerBehaviour>, String> {
-    portico_signal_client::swarm::build(identity, Duration::from_secs(60), |key, relay| {
-        let peer = key.public().to_peer_id();
-        let mdns = if with_mdns {
-            mdns::tokio::Behaviour::new(mdns::Config::default(), peer)
-                .map_err(|err| tracing::warn!(error = %err, "mDNS unavailable; LAN discovery off"))
-                .ok()
-        } else {
-            None
-        };
-        PeerBehaviour {
-            stream: libp2p_stream::Behaviour::new(),
-            identify: portico_signal_client::swarm::identify(
-                &key.public(),
-                format!("portico/{}", env!("CARGO_PKG_VERSION")),
-            ),
-            ping: ping::Behaviour::default(),
-            relay,
-            dcutr: dcutr::Behaviour::new(peer),
-            autonat: autonat::Behaviour::new(
-                peer,
-                autonat::Config {
-                    only_global_ips: false,
-                    ..Default::default()
-                },
-            ),
-            mdns: Toggle::from(mdns),
-            signal: portico_signal_client::swarm::signal(),
-        }
-    })
-    .map_err(|e| e.to_string())
-}
 
 /// What the host reports about itself as it comes up.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -1,6 +1,10 @@
-//! The host side of one `/portico/session/1` stream: Noise handshake, access decision, then
-//! video out and input in. Every error ends this stream only; the host serves everyone else.
+//! The host side of one `/portico/session/1` stream: the Noise handshake, the access
+//! decision, then a loop that only moves bytes and messages between the stream, the
+//! `portico_core::session::HostSession` machine (which gates every viewer message on the
+//! session's permissions), the encoder, the input and clipboard actors, and the file system.
+//! Every error ends this stream only; the host serves everyone else.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -9,22 +13,20 @@ use futures::{AsyncReadExt, AsyncWriteExt};
 use libp2p::{PeerId, Stream};
 use portico_core::identity::Identity;
 use portico_core::noise::Responder;
-use portico_core::wire::session::{Accepted, Bye, ByeReason, Refused, SessionMessage};
+use portico_core::session::{Ask, HostEvent, HostSession};
+use portico_core::wire::session::{Accepted, ByeReason, FileOffer};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::access::{
-    self, AccessControl, AskService, Decide, Granted, LogService, SessionEnded, Verdict, Withdraw,
+    AccessControl, AskService, Decide, Granted, LogService, SessionEnded, Verdict, Withdraw,
 };
 use crate::encoder::{self, Encoder, Subscribe};
-use crate::files::{sanitize_name, Incoming, MAX_FILE};
+use crate::files::Incoming;
 use crate::input::{Inject, Input};
 use crate::network::PeerAddrs;
-use crate::stream_io::{read_handshake, send, Reader, SharedTransport, StreamError};
-use portico_core::policy::{Permission, Permissions};
-use portico_core::wire::session::{
-    Clipboard, FileChunk, FileOffer, FileResult, Service, ServiceDecision,
-};
+use portico_signal_client::session_io::{read_handshake, StreamError};
 
 /// What a session needs from the host.
 #[derive(Clone)]
@@ -51,8 +53,8 @@ pub struct SessionDeps {
     pub clipboard: Addr<crate::clipboard::Clipboard>,
 }
 
-/// Transfers a session may have open at once.
-const MAX_TRANSFERS: usize = 4;
+type ReadHalf = futures::io::ReadHalf<Stream>;
+type WriteHalf = futures::io::WriteHalf<Stream>;
 
 /// Serves one incoming session stream to its end.
 pub async fn serve(stream: Stream, peer: PeerId, deps: SessionDeps) {
@@ -67,6 +69,28 @@ pub async fn serve(stream: Stream, peer: PeerId, deps: SessionDeps) {
     .await
 }
 
+/// Writes what the machine has to send.
+async fn flush(w: &mut WriteHalf, m: &mut HostSession) -> Result<(), StreamError> {
+    let mut wrote = false;
+    while let Some(bytes) = m.poll_transmit() {
+        w.write_all(&bytes).await?;
+        wrote = true;
+    }
+    if wrote {
+        w.flush().await?;
+    }
+    if m.is_closed() {
+        w.close().await?;
+    }
+    Ok(())
+}
+
+/// Reads the next bytes (`&[]` at the end of the stream).
+async fn read<'b>(r: &mut ReadHalf, buf: &'b mut [u8]) -> Result<&'b [u8], StreamError> {
+    let n = r.read(buf).await?;
+    Ok(&buf[..n])
+}
+
 async fn run(stream: Stream, peer: PeerId, deps: SessionDeps) -> Result<(), StreamError> {
     let (mut r, mut w) = stream.split();
     let msg1 = read_handshake(&mut r).await?;
@@ -75,15 +99,12 @@ async fn run(stream: Stream, peer: PeerId, deps: SessionDeps) -> Result<(), Stre
     w.flush().await?;
     let msg3 = read_handshake(&mut r).await?;
     let (transport, viewer) = responder.finish(&msg3)?;
-    let transport = SharedTransport::new(transport);
+    let mut m = HostSession::new(transport);
     if viewer.peer_id != peer {
         // The session key was proven by another identity than the connection's: refuse.
-        let refused = SessionMessage::Refused(Refused {
-            code: "identity_mismatch".into(),
-            message: "session identity does not match the connection".into(),
-        });
-        send(&mut w, &transport, &refused).await?;
-        return Ok(());
+        let why = "session identity does not match the connection";
+        m.refused("identity_mismatch".into(), why.into())?;
+        return flush(&mut w, &mut m).await;
     }
     let (ip, relayed) = deps
         .peers
@@ -91,36 +112,41 @@ async fn run(stream: Stream, peer: PeerId, deps: SessionDeps) -> Result<(), Stre
         .ok()
         .and_then(|m| m.get(&peer).cloned())
         .unwrap_or_else(|| ("unknown".into(), false));
+    let decide = Decide {
+        viewer: peer,
+        ip,
+        relayed,
+        request: viewer.request,
+    };
     let verdict = deps
         .access
-        .send(Decide {
-            viewer: peer,
-            ip,
-            relayed,
-            request: viewer.request,
-        })
+        .send(decide)
         .await
         .map_err(|_| StreamError::Poisoned)?;
-    let mut reader = Reader::new(r, transport.clone());
+    let mut buf = vec![0u8; 64 * 1024];
     let granted = match verdict {
         Ok(Verdict::Granted(g)) => Ok(g),
         Ok(Verdict::Pending {
             request_id,
             timeout,
-            answer,
+            mut answer,
         }) => {
-            let waiting = SessionMessage::Waiting(portico_core::wire::session::Waiting {
-                request_id,
-                timeout_ms: timeout.as_millis() as u64,
-            });
-            send(&mut w, &transport, &waiting).await?;
-            tokio::select! {
-                a = answer => a.unwrap_or_else(|_| Err(access::Refusal { code: "owner_timeout".into(), message: "the owner did not answer".into() })),
-                // The viewer gave up while waiting: withdraw the request from the owner's list.
-                gone = reader.next() => {
-                    deps.access.do_send(Withdraw(request_id));
-                    gone?;
-                    return Ok(());
+            m.waiting(request_id, timeout.as_millis() as u64)?;
+            flush(&mut w, &mut m).await?;
+            loop {
+                tokio::select! {
+                    a = &mut answer => break a.unwrap_or_else(|_| Err(crate::access::Refusal {
+                        code: "owner_timeout".into(),
+                        message: "the owner did not answer".into(),
+                    })),
+                    bytes = read(&mut r, &mut buf) => {
+                        m.handle_bytes(bytes?)?;
+                        if m.is_closed() {
+                            // The viewer gave up while waiting: the owner's list drops it.
+                            deps.access.do_send(Withdraw(request_id));
+                            return Ok(());
+                        }
+                    }
                 }
             }
         }
@@ -129,17 +155,8 @@ async fn run(stream: Stream, peer: PeerId, deps: SessionDeps) -> Result<(), Stre
     let granted = match granted {
         Ok(g) => g,
         Err(refusal) => {
-            send(
-                &mut w,
-                &transport,
-                &SessionMessage::Refused(Refused {
-                    code: refusal.code,
-                    message: refusal.message,
-                }),
-            )
-            .await?;
-            w.close().await?;
-            return Ok(());
+            m.refused(refusal.code, refusal.message)?;
+            return flush(&mut w, &mut m).await;
         }
     };
     let session_id = granted.session_id;
@@ -149,18 +166,22 @@ async fn run(stream: Stream, peer: PeerId, deps: SessionDeps) -> Result<(), Stre
         time_limit_ms: granted.time_limit.map(|t| t.as_millis() as u64),
         monitors: deps.monitors.clone(),
     };
-    send(&mut w, &transport, &SessionMessage::Accepted(accepted)).await?;
-    let result = stream_session(reader, w, transport, granted, &deps).await;
+    m.accepted(accepted, granted.confirm_services)?;
+    flush(&mut w, &mut m).await?;
+    let result = live(r, w, m, granted, &deps, buf).await;
     deps.access.do_send(SessionEnded(session_id));
     result
 }
 
-async fn stream_session(
-    mut reader: Reader<futures::io::ReadHalf<Stream>>,
-    mut w: futures::io::WriteHalf<Stream>,
-    transport: SharedTransport,
+/// The live session: every branch hands its input to the machine, then the machine's events
+/// are carried out and its bytes written.
+async fn live(
+    mut r: ReadHalf,
+    mut w: WriteHalf,
+    mut m: HostSession,
     granted: Granted,
     deps: &SessionDeps,
+    mut buf: Vec<u8>,
 ) -> Result<(), StreamError> {
     let sub = deps
         .encoder
@@ -168,285 +189,173 @@ async fn stream_session(
         .await
         .map_err(|_| StreamError::Poisoned)?;
     let mut packets = sub.packets;
-    let mut link = granted.link.clone();
-    let mut permissions = link.borrow_and_update().permissions;
-    let mut files = Transfers {
-        session_id: granted.session_id,
-        confirm: granted.confirm_services,
-        offers: Default::default(),
-        incoming: Default::default(),
-    };
-    let (svc_tx, mut svc_rx) = tokio::sync::mpsc::channel::<(u64, bool)>(8);
-    let (clip_tx, mut clip_rx) = tokio::sync::mpsc::channel::<(bool, String)>(4);
-    // Host → viewer clipboard: sessions holding `clipboard` that need no per-use approval.
-    let mut host_clip = if permissions.has(Permission::Clipboard) && !granted.confirm_services {
-        deps.clipboard.send(crate::clipboard::WatchText).await.ok()
-    } else {
-        None
-    };
-    let mut waiting_for_key = true;
+    let mut link = granted.link;
+    let mut shell = Shell::new(granted.session_id, deps);
+    // Host → viewer clipboard (the machine sends it only where allowed without approval).
+    let mut host_clip = deps.clipboard.send(crate::clipboard::WatchText).await.ok();
     loop {
         tokio::select! {
-            text = next_text(&mut host_clip) => {
-                if permissions.has(Permission::Clipboard) {
-                    send(&mut w, &transport, &SessionMessage::Clipboard(Clipboard { text })).await?;
-                }
-            }
-            Some((allowed, text)) = clip_rx.recv() => {
-                let reply = clip_decided(allowed, text, deps, granted.session_id);
-                send(&mut w, &transport, &reply).await?;
-            }
-            Some((id, allowed)) = svc_rx.recv() => {
-                let reply = files.decided(id, allowed, deps);
-                send(&mut w, &transport, &reply).await?;
-            }
             changed = link.changed() => {
-                // The table is the only writer; a closed link means the host dropped it.
+                // The table is the only writer: its word applies to the next message.
                 let now = link.borrow_and_update().clone();
-                if let Some((reason, message)) = now.end {
-                    send(&mut w, &transport, &SessionMessage::Bye(Bye { reason, message })).await?;
-                    w.close().await?;
-                    return Ok(());
-                }
-                if changed.is_err() {
-                    return Ok(());
-                }
-                if now.permissions != permissions {
-                    permissions = now.permissions;
-                    send(&mut w, &transport, &SessionMessage::PermissionsChanged(portico_core::wire::session::PermissionsChanged { permissions })).await?;
+                match (now.end, changed) {
+                    (Some((reason, message)), _) => m.end(reason, message)?,
+                    (None, Err(_)) => m.end(ByeReason::Shutdown, "the host is shutting down".into())?,
+                    (None, Ok(())) => m.set_permissions(now.permissions)?,
                 }
             }
+            text = next_text(&mut host_clip) => m.host_clipboard(text)?,
+            Some((ask, allowed)) = shell.answers.recv() => m.owner_answered(ask, allowed)?,
             packet = packets.recv() => match packet {
-                Ok(p) => {
-                    if waiting_for_key && !p.keyframe {
-                        continue;
-                    }
-                    waiting_for_key = false;
-                    let bytes = transport.seal(&p.bytes)?;
-                    w.write_all(&bytes).await?;
-                    w.flush().await?;
-                }
+                Ok(p) => m.media(&p.bytes, p.keyframe)?,
                 Err(RecvError::Lagged(n)) => {
-                    // This viewer fell behind: skip to the next keyframe, ask for one.
                     tracing::debug!(skipped = n, "viewer lagging; resyncing");
-                    waiting_for_key = true;
-                    deps.encoder.do_send(encoder::Resync);
+                    m.lagged();
                 }
-                Err(RecvError::Closed) => {
-                    let bye = SessionMessage::Bye(Bye { reason: ByeReason::Shutdown, message: "the host is shutting down".into() });
-                    send(&mut w, &transport, &bye).await?;
-                    return Ok(());
-                }
+                Err(RecvError::Closed) => m.end(ByeReason::Shutdown, "the host is shutting down".into())?,
             },
-            msg = reader.next() => match msg? {
-                None => return Ok(()),
-                Some(SessionMessage::Input(ev)) => {
-                    // Read at this moment: a narrowing applies to the very next event.
-                    if access::may_control(link.borrow().permissions) {
-                        deps.input.do_send(Inject(ev));
-                    } else {
-                        let n = deps.dropped_input.fetch_add(1, Ordering::Relaxed) + 1;
-                        tracing::debug!(dropped = n, "input from a view-only session dropped");
-                    }
-                }
-                Some(SessionMessage::RequestKeyframe(_)) => deps.encoder.do_send(encoder::Resync),
-                Some(SessionMessage::SetBitrate(b)) => deps.encoder.do_send(encoder::SetBitrate(b.bps)),
-                Some(SessionMessage::Stats(_)) => {}
-                Some(SessionMessage::Clipboard(c)) => {
-                    if let Some(reply) = clipboard_in(c.text, permissions, files.confirm, granted.session_id, deps, clip_tx.clone()).await {
-                        send(&mut w, &transport, &reply).await?;
-                    }
-                }
-                Some(SessionMessage::FileOffer(o)) => {
-                    if let Some(reply) = files.offer(o, permissions, deps, svc_tx.clone()).await {
-                        send(&mut w, &transport, &reply).await?;
-                    }
-                }
-                Some(SessionMessage::FileChunk(c)) => {
-                    if let Some(reply) = files.chunk(c) {
-                        send(&mut w, &transport, &reply).await?;
-                    }
-                }
-                Some(SessionMessage::FileEnd(e)) => {
-                    let reply = files.end(e.transfer_id, deps);
-                    send(&mut w, &transport, &reply).await?;
-                }
-                Some(SessionMessage::Bye(b)) => {
-                    tracing::info!(reason = ?b.reason, "viewer said bye");
-                    return Ok(());
-                }
-                Some(other) => {
-                    tracing::debug!(kind = portico_core::wire::WireMessage::variant_name(&other), "message not handled by this host yet");
-                }
-            },
+            bytes = read(&mut r, &mut buf) => m.handle_bytes(bytes?)?,
+        }
+        shell.run(&mut m).await?;
+        flush(&mut w, &mut m).await?;
+        if m.is_closed() {
+            return Ok(());
         }
     }
 }
 
-/// A session's file transfers.
-struct Transfers {
+/// Carries out a live session's events: the actors, the owner's answers, the files.
+struct Shell<'a> {
+    /// The session's number.
     session_id: u64,
-    /// Guests and visitors: the owner allows each transfer.
-    confirm: bool,
-    /// Offers waiting for a decision.
-    offers: std::collections::HashMap<u64, FileOffer>,
-    /// Allowed transfers being received.
-    incoming: std::collections::HashMap<u64, Incoming>,
+    /// The host.
+    deps: &'a SessionDeps,
+    /// Files being received.
+    incoming: HashMap<u64, Incoming>,
+    /// The owner's answers to this session's service requests.
+    answers: mpsc::Receiver<(Ask, bool)>,
+    /// Where the waiting tasks send them.
+    answer_tx: mpsc::Sender<(Ask, bool)>,
 }
 
-fn decision(id: u64, allowed: bool, pending: bool, message: impl Into<String>) -> SessionMessage {
-    SessionMessage::ServiceDecision(ServiceDecision {
-        service: Service::File,
-        id,
-        allowed,
-        pending,
-        message: message.into(),
-    })
-}
+impl<'a> Shell<'a> {
+    fn new(session_id: u64, deps: &'a SessionDeps) -> Self {
+        let (answer_tx, answers) = mpsc::channel(portico_core::session::MAX_TRANSFERS + 2);
+        Self {
+            session_id,
+            deps,
+            incoming: HashMap::new(),
+            answers,
+            answer_tx,
+        }
+    }
 
-fn result(id: u64, ok: bool, message: impl Into<String>) -> SessionMessage {
-    SessionMessage::FileResult(FileResult {
-        transfer_id: id,
-        ok,
-        message: message.into(),
-    })
-}
+    fn log(&self, action: &'static str, detail: String) {
+        let detail = format!("session {}: {detail}", self.session_id);
+        self.deps.access.do_send(LogService(action, detail));
+    }
 
-impl Transfers {
-    async fn offer(
+    async fn run(&mut self, m: &mut HostSession) -> Result<(), StreamError> {
+        while let Some(ev) = m.poll_event() {
+            match ev {
+                HostEvent::Withdrawn => {}
+                HostEvent::Inject(ev) => self.deps.input.do_send(Inject(ev)),
+                HostEvent::InputDropped => {
+                    let n = self.deps.dropped_input.fetch_add(1, Ordering::Relaxed) + 1;
+                    tracing::debug!(dropped = n, "input from a view-only session dropped");
+                }
+                HostEvent::Keyframe => self.deps.encoder.do_send(encoder::Resync),
+                HostEvent::Bitrate(bps) => self.deps.encoder.do_send(encoder::SetBitrate(bps)),
+                HostEvent::AskOwner {
+                    ask,
+                    service,
+                    detail,
+                } => self.ask(m, ask, service, detail).await?,
+                HostEvent::SetClipboard(text) => {
+                    self.log(
+                        "clipboard_set",
+                        format!("{} characters", text.chars().count()),
+                    );
+                    self.deps.clipboard.do_send(crate::clipboard::SetText(text));
+                }
+                HostEvent::OpenFile(o) => {
+                    let id = o.transfer_id;
+                    let opened = self.open(o);
+                    m.file_opened(id, opened)?;
+                }
+                HostEvent::WriteChunk {
+                    transfer_id,
+                    offset,
+                    data,
+                } => {
+                    let written = match self.incoming.get_mut(&transfer_id) {
+                        Some(inc) => inc.write(offset, &data).map_err(|e| e.to_string()),
+                        None => Err("no such open transfer".into()),
+                    };
+                    if let Err(e) = written {
+                        // Dropping the transfer removes the partial file.
+                        self.incoming.remove(&transfer_id);
+                        m.file_failed(transfer_id, e)?;
+                    }
+                }
+                HostEvent::FinishFile(id) => {
+                    let finished = match self.incoming.remove(&id) {
+                        Some(inc) => inc.finish().map_err(|e| e.to_string()),
+                        None => Err("no such open transfer".into()),
+                    };
+                    match &finished {
+                        Ok(path) => self.log("file_received", path.display().to_string()),
+                        Err(e) => self.log("file_failed", e.clone()),
+                    }
+                    let result = finished.map(|p| format!("saved as {}", p.display()));
+                    m.file_finished(id, result)?;
+                }
+                HostEvent::AbortFile(id) => {
+                    self.incoming.remove(&id);
+                }
+                HostEvent::Audit(action, detail) => self.log(action, detail),
+            }
+        }
+        Ok(())
+    }
+
+    fn open(&mut self, o: FileOffer) -> Result<(), String> {
+        let dir = &self.deps.download_dir;
+        let inc = Incoming::start(dir, o.transfer_id, &o.name, o.size, o.sha256)
+            .map_err(|e| e.to_string())?;
+        self.incoming.insert(o.transfer_id, inc);
+        Ok(())
+    }
+
+    /// Asks the owner; the answer comes back on `answers` (no answer in time: denied).
+    async fn ask(
         &mut self,
-        o: FileOffer,
-        permissions: Permissions,
-        deps: &SessionDeps,
-        decided: tokio::sync::mpsc::Sender<(u64, bool)>,
-    ) -> Option<SessionMessage> {
-        let id = o.transfer_id;
-        if !permissions.has(Permission::Files) {
-            return Some(decision(
-                id,
-                false,
-                false,
-                "this session may not send files",
-            ));
-        }
-        if self.offers.len() + self.incoming.len() >= MAX_TRANSFERS
-            || self.offers.contains_key(&id)
-            || self.incoming.contains_key(&id)
-        {
-            return Some(decision(
-                id,
-                false,
-                false,
-                "too many transfers at once, or a duplicate transfer number",
-            ));
-        }
-        if o.size > MAX_FILE || o.sha256.len() != 32 {
-            return Some(decision(
-                id,
-                false,
-                false,
-                format!("refused: files up to {MAX_FILE} bytes with a SHA-256"),
-            ));
-        }
-        let detail = format!("{} ({} bytes)", sanitize_name(&o.name), o.size);
-        self.offers.insert(id, o);
-        if !self.confirm {
-            deps.access.do_send(LogService(
-                "file_allowed",
-                format!("session {}: {detail} (by permission)", self.session_id),
-            ));
-            return Some(self.decided(id, true, deps));
-        }
-        match deps
-            .access
-            .send(AskService {
-                session_id: self.session_id,
-                service: Service::File,
-                detail,
-            })
-            .await
-        {
+        m: &mut HostSession,
+        ask: Ask,
+        service: portico_core::wire::session::Service,
+        detail: String,
+    ) -> Result<(), StreamError> {
+        let asked = AskService {
+            session_id: self.session_id,
+            service,
+            detail,
+        };
+        match self.deps.access.send(asked).await {
             Ok(Ok((_, answer))) => {
+                let tx = self.answer_tx.clone();
                 tokio::spawn(async move {
                     let allowed = answer.await.unwrap_or(false);
-                    if decided.send((id, allowed)).await.is_err() {
-                        tracing::debug!(
-                            transfer = id,
-                            "the session ended before the owner answered"
-                        );
+                    if tx.send((ask, allowed)).await.is_err() {
+                        tracing::debug!("the session ended before the owner answered");
                     }
                 });
-                Some(decision(
-                    id,
-                    false,
-                    true,
-                    "waiting for the owner to allow the file",
-                ))
+                Ok(())
             }
             Ok(Err(e)) => {
-                self.offers.remove(&id);
-                Some(decision(id, false, false, e))
+                tracing::debug!(error = %e, "service request not taken");
+                Ok(m.owner_answered(ask, false)?)
             }
-            Err(_) => None,
-        }
-    }
-
-    fn decided(&mut self, id: u64, allowed: bool, deps: &SessionDeps) -> SessionMessage {
-        let Some(o) = self.offers.remove(&id) else {
-            return decision(id, false, false, "unknown transfer");
-        };
-        if !allowed {
-            return decision(id, false, false, "the owner denied the file");
-        }
-        match Incoming::start(&deps.download_dir, id, &o.name, o.size, o.sha256) {
-            Ok(inc) => {
-                self.incoming.insert(id, inc);
-                decision(id, true, false, "allowed")
-            }
-            Err(e) => decision(id, false, false, e.to_string()),
-        }
-    }
-
-    fn chunk(&mut self, c: FileChunk) -> Option<SessionMessage> {
-        let inc = match self.incoming.get_mut(&c.transfer_id) {
-            Some(i) => i,
-            None => {
-                return Some(result(
-                    c.transfer_id,
-                    false,
-                    "chunk for a transfer that is not allowed or open",
-                ))
-            }
-        };
-        match inc.write(c.offset, &c.data) {
-            Ok(()) => None,
-            Err(e) => {
-                // Dropping the transfer removes the partial file.
-                self.incoming.remove(&c.transfer_id);
-                Some(result(c.transfer_id, false, e.to_string()))
-            }
-        }
-    }
-
-    fn end(&mut self, id: u64, deps: &SessionDeps) -> SessionMessage {
-        let Some(inc) = self.incoming.remove(&id) else {
-            return result(id, false, "no such open transfer");
-        };
-        match inc.finish() {
-            Ok(path) => {
-                deps.access.do_send(LogService(
-                    "file_received",
-                    format!("session {}: {}", self.session_id, path.display()),
-                ));
-                result(id, true, format!("saved as {}", path.display()))
-            }
-            Err(e) => {
-                deps.access.do_send(LogService(
-                    "file_failed",
-                    format!("session {}: {e}", self.session_id),
-                ));
-                result(id, false, e.to_string())
-            }
+            Err(_) => Err(StreamError::Poisoned),
         }
     }
 }
@@ -457,88 +366,10 @@ async fn next_text(rx: &mut Option<tokio::sync::broadcast::Receiver<String>>) ->
         match rx {
             Some(r) => match r.recv().await {
                 Ok(t) => return t,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => *rx = None,
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => *rx = None,
             },
             None => std::future::pending::<()>().await,
         }
     }
-}
-
-fn clip_decision(allowed: bool, pending: bool, message: impl Into<String>) -> SessionMessage {
-    SessionMessage::ServiceDecision(ServiceDecision {
-        service: Service::Clipboard,
-        id: 0,
-        allowed,
-        pending,
-        message: message.into(),
-    })
-}
-
-/// Text the viewer wants on the host's clipboard.
-async fn clipboard_in(
-    text: String,
-    permissions: Permissions,
-    confirm: bool,
-    session_id: u64,
-    deps: &SessionDeps,
-    decided: tokio::sync::mpsc::Sender<(bool, String)>,
-) -> Option<SessionMessage> {
-    if !permissions.has(Permission::Clipboard) {
-        return Some(clip_decision(
-            false,
-            false,
-            "this session may not use the clipboard",
-        ));
-    }
-    if text.len() > crate::clipboard::MAX_TEXT {
-        return Some(clip_decision(false, false, "clipboard text too large"));
-    }
-    if !confirm {
-        return Some(clip_decided(true, text, deps, session_id));
-    }
-    let preview: String = text.chars().take(40).collect();
-    let detail = format!("paste {} characters: {preview:?}", text.chars().count());
-    match deps
-        .access
-        .send(AskService {
-            session_id,
-            service: Service::Clipboard,
-            detail,
-        })
-        .await
-    {
-        Ok(Ok((_, answer))) => {
-            tokio::spawn(async move {
-                let allowed = answer.await.unwrap_or(false);
-                if decided.send((allowed, text)).await.is_err() {
-                    tracing::debug!("the session ended before the owner answered");
-                }
-            });
-            Some(clip_decision(
-                false,
-                true,
-                "waiting for the owner to allow the clipboard",
-            ))
-        }
-        Ok(Err(e)) => Some(clip_decision(false, false, e)),
-        Err(_) => None,
-    }
-}
-
-fn clip_decided(
-    allowed: bool,
-    text: String,
-    deps: &SessionDeps,
-    session_id: u64,
-) -> SessionMessage {
-    if !allowed {
-        return clip_decision(false, false, "the owner denied the clipboard");
-    }
-    deps.access.do_send(LogService(
-        "clipboard_set",
-        format!("session {session_id}: {} characters", text.chars().count()),
-    ));
-    deps.clipboard.do_send(crate::clipboard::SetText(text));
-    clip_decision(true, false, "clipboard set on the host")
 }

@@ -14,8 +14,10 @@ pub mod internet_id;
 pub mod noise;
 pub mod policy;
 pub mod ratelimit;
+pub mod session;
 pub mod table;
 pub mod ticket;
+pub mod tiles;
 pub mod wire;
 
 pub use identity::Identity;

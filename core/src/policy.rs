@@ -1,4 +1,4 @@
-//! The access decision of DESIGN.md's access-model table, as a pure function.
+//! The access decision (guests, visitors, server users, trusted keys), as a pure function.
 //!
 //! [`decide`] takes an already-authenticated request (the viewer's PeerId is the one the
 //! Noise handshake proved; a ticket, if any, already passed [`crate::ticket::verify`]), the

@@ -6,6 +6,8 @@
 //! - [`client::SignalClient`]: a client for that protocol (viewers, the CLI, simulations);
 //! - [`swarm`]: the one transport stack (TCP + QUIC, Noise, Yamux, DNS, relay client) and the
 //!   behaviour pieces (identify, signal) every Portico swarm is built from;
+//! - [`peer`]: the host's and viewer's swarm (session streams, relay client, DCUtR, mDNS);
+//! - [`session_io`]: framed handshake reads and stream errors for `/portico/session/1`;
 //! - [`password`]: reading a password at a prompt or from stdin;
 //! - [`ports`]: the default ports.
 //!
@@ -15,7 +17,10 @@
 pub mod client;
 pub mod codec;
 pub mod password;
+pub mod peer;
+mod peer_behaviour;
 pub mod ports;
+pub mod session_io;
 pub mod swarm;
 
 pub use client::{server_multiaddr, ClientError, SignalClient};

@@ -155,7 +155,7 @@ pub fn ok(o: &Output) -> String {
 pub fn psnr_png(png: &Path, reference: &[u8]) -> f64 {
     let img = image::open(png).unwrap().to_rgba8();
     assert_eq!(img.dimensions(), (x11::W, x11::H));
-    portico_actors::media::psnr_rgba(img.as_raw(), reference)
+    portico_core::tiles::psnr_rgba(img.as_raw(), reference)
 }
 
 pub fn script(dir: &Path, lines: &[&str]) -> PathBuf {

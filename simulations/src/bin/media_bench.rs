@@ -13,13 +13,13 @@ use openh264::formats::{RgbaSliceU8, YUVBuffer};
 use portico_actors::capture::{FrameSource, Pacing, XcapSource};
 use portico_actors::encoder::h264_encoder;
 use portico_actors::host::{self, HostConfig};
-use portico_actors::media::{encode_tile, Grid};
-use portico_actors::viewer::{self, Dial, Headless};
 use portico_core::identity::Identity;
 use portico_core::policy::{AccessKind, AclEntry, Approval, HostSettings, RequestedMode};
+use portico_core::tiles::{encode_tile, Grid};
 use portico_core::wire::handshake::AccessRequest;
 use portico_simulations::desktop::{render, Synthetic};
 use portico_simulations::percentile;
+use portico_viewer::{self as viewer, Dial, Headless};
 
 /// Media benchmark.
 #[derive(Debug, Parser)]

@@ -22,6 +22,9 @@ pub enum StreamError {
     /// The peer broke the protocol or the crypto did not verify.
     #[error(transparent)]
     Noise(#[from] NoiseError),
+    /// The session protocol machine refused the peer's bytes.
+    #[error(transparent)]
+    Session(#[from] portico_core::session::SessionError),
     /// The peer was too slow.
     #[error("timed out waiting for the peer")]
     Timeout,

@@ -6,7 +6,7 @@
 use openh264::decoder::Decoder;
 use portico_core::wire::session::{Rect, TileUpdate, VideoFrame};
 
-use crate::media::{apply_tile, Grid, TileError, TILE};
+use portico_core::tiles::{apply_tile, Grid, TileError, TILE};
 
 /// Largest picture accepted from a host (8K).
 const MAX_SIDE: u32 = 8192;
@@ -27,9 +27,10 @@ pub struct Picture {
 
 impl Picture {
     /// An empty picture.
-    pub fn new() -> Result<Self, crate::stream_io::StreamError> {
-        let decoder = Decoder::new()
-            .map_err(|e| crate::stream_io::StreamError::Io(std::io::Error::other(e.to_string())))?;
+    pub fn new() -> Result<Self, portico_signal_client::session_io::StreamError> {
+        let decoder = Decoder::new().map_err(|e| {
+            portico_signal_client::session_io::StreamError::Io(std::io::Error::other(e.to_string()))
+        })?;
         Ok(Self {
             decoder,
             grid: None,

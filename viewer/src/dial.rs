@@ -10,25 +10,25 @@ use libp2p::{Multiaddr, PeerId};
 use portico_core::identity::Identity;
 use tokio::sync::oneshot;
 
-use super::{Dial, ViewerError};
-use crate::network::build_swarm;
+use crate::{Dial, ViewerError};
+use portico_signal_client::peer::build_swarm;
 
 /// A connection to the host.
-pub(super) struct Connected {
+pub(crate) struct Connected {
     /// The host's PeerId.
-    pub(super) peer: PeerId,
+    pub(crate) peer: PeerId,
     /// The first connection went through a relay.
-    pub(super) relayed: bool,
+    pub(crate) relayed: bool,
     /// Opens streams.
-    pub(super) control: libp2p_stream::Control,
+    pub(crate) control: libp2p_stream::Control,
     /// Drives the swarm (kept alive for the session).
     _task: tokio::task::JoinHandle<()>,
     /// When a direct connection appeared after a relayed start (ms).
-    pub(super) upgrade: std::sync::Arc<std::sync::Mutex<Option<f64>>>,
+    pub(crate) upgrade: std::sync::Arc<std::sync::Mutex<Option<f64>>>,
 }
 
 /// Dials and waits for a connection to the host.
-pub(super) async fn connect(identity: &Identity, dial: &Dial) -> Result<Connected, ViewerError> {
+pub(crate) async fn connect(identity: &Identity, dial: &Dial) -> Result<Connected, ViewerError> {
     let mut swarm = build_swarm(identity, false).map_err(ViewerError::Connect)?;
     let control = swarm.behaviour().stream.new_control();
     // Listening gives hole punching (DCUtR) a port to punch from; failures only cost that.
@@ -96,7 +96,9 @@ pub(super) async fn connect(identity: &Identity, dial: &Dial) -> Result<Connecte
                     }
                     errors.push(error.to_string());
                 }
-                SwarmEvent::Behaviour(crate::network::PeerBehaviourEvent::Dcutr(ev)) => {
+                SwarmEvent::Behaviour(portico_signal_client::peer::PeerBehaviourEvent::Dcutr(
+                    ev,
+                )) => {
                     tracing::info!(?ev, "hole punching")
                 }
                 _ => {}

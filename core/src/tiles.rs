@@ -7,7 +7,7 @@
 //! sent losslessly, so text at rest is pixel-exact on the viewer (H.264 4:2:0 alone cannot be:
 //! it blurs colour edges and sits around 35 dB).
 
-use portico_core::wire::session::Rect;
+use crate::wire::session::Rect;
 
 /// Tile edge in pixels.
 pub const TILE: u32 = 64;

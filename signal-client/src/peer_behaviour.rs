@@ -1,10 +1,10 @@
 //! The behaviour struct (its own module: the derive generates an undocumented event enum).
 #![allow(missing_docs)]
 
+use crate::codec::SignalCodec;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{autonat, dcutr, identify, mdns, ping, relay, request_response};
-use portico_signal_client::codec::SignalCodec;
 
 /// Behaviours of a Portico peer.
 #[derive(NetworkBehaviour)]

@@ -1,0 +1,505 @@
+//! The viewer's session loop: one task owns the [`ViewerSession`] machine and the stream;
+//! everything else (input script, window, file senders) sends it [`Command`]s. Each turn
+//! moves bytes in, commands in, events out (decode, show, report, notices) and bytes out.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{AsyncReadExt, AsyncWriteExt};
+use libp2p::{PeerId, Stream};
+use portico_core::policy::Permissions;
+use portico_core::session::{ViewerEvent, ViewerSession};
+use portico_core::wire::session::{
+    ByeReason, FileChunk, FileOffer, InputEvent, Service, ServiceDecision,
+};
+use portico_signal_client::session_io::StreamError;
+use tokio::sync::mpsc;
+
+use crate::picture::Picture;
+use crate::{files, script, window, FrameStat, Headless, Report, ViewerError};
+
+/// Something a person should see; the CLI prints it (and draws progress bars).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    /// The owner must accept first.
+    Waiting {
+        /// The request's number.
+        request_id: u64,
+        /// Seconds the owner has.
+        timeout_secs: u64,
+    },
+    /// The session is live.
+    Connected {
+        /// `direct` or `relayed`.
+        path: &'static str,
+        /// What it may do.
+        permissions: Permissions,
+    },
+    /// The host changed what the session may do.
+    PermissionsChanged(Permissions),
+    /// View-only: the input script is not sent.
+    ScriptSkipped,
+    /// A file is being offered.
+    Offering(PathBuf),
+    /// The host allowed a file: sending starts.
+    FileStarted {
+        /// Transfer number.
+        id: u64,
+        /// Bytes in all.
+        size: u64,
+    },
+    /// Bytes of a file sent so far.
+    FileProgress {
+        /// Transfer number.
+        id: u64,
+        /// Bytes sent.
+        sent: u64,
+    },
+    /// A file arrived whole.
+    FileSent(String),
+    /// A file was not sent (refused, failed).
+    FileNotSent(String),
+    /// The host's answer about the clipboard or a file, or that it waits for the owner.
+    Decision(String),
+    /// Text from the host's clipboard.
+    Clipboard(String),
+}
+
+/// Where notices go.
+pub type Notify = Arc<dyn Fn(Notice) + Send + Sync>;
+
+/// What the other tasks ask the session loop to send.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Input (`true`: even when view-only, to test the host's enforcement).
+    Input(InputEvent, bool),
+    /// Offer a file.
+    Offer(FileOffer),
+    /// A chunk of an allowed file.
+    Chunk(FileChunk),
+    /// The file is complete.
+    FileEnd(u64),
+}
+
+type ReadHalf = futures::io::ReadHalf<Stream>;
+type WriteHalf = futures::io::WriteHalf<Stream>;
+
+/// The session loop's state.
+pub(crate) struct Driver<'o> {
+    m: ViewerSession,
+    r: ReadHalf,
+    w: WriteHalf,
+    opts: &'o Headless,
+    started: Instant,
+    path: &'static str,
+    peer: PeerId,
+    ui: Option<window::UiLink>,
+    cmd_tx: mpsc::Sender<Command>,
+    cmd_rx: mpsc::Receiver<Command>,
+    picture: Picture,
+    report: Report,
+    /// Received video and tile bytes.
+    bytes: usize,
+    /// When the session went live.
+    t0: Instant,
+    /// Offered files waiting for the host's answer: the signal that starts their sender.
+    offers: files::Pending,
+    /// Set when the session should stop (with the reason when it failed).
+    ended: Option<Option<ViewerError>>,
+}
+
+fn notify(opts: &Headless, n: Notice) {
+    if let Some(f) = &opts.notify {
+        f(n);
+    }
+}
+
+impl<'o> Driver<'o> {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        m: ViewerSession,
+        r: ReadHalf,
+        w: WriteHalf,
+        opts: &'o Headless,
+        started: Instant,
+        path: &'static str,
+        peer: PeerId,
+        ui: Option<window::UiLink>,
+    ) -> Result<Self, ViewerError> {
+        let (cmd_tx, cmd_rx) = mpsc::channel(64);
+        Ok(Self {
+            m,
+            r,
+            w,
+            opts,
+            started,
+            path,
+            peer,
+            ui,
+            cmd_tx,
+            cmd_rx,
+            picture: Picture::new()?,
+            report: Report::empty(),
+            bytes: 0,
+            t0: Instant::now(),
+            offers: files::Pending::default(),
+            ended: None,
+        })
+    }
+
+    async fn write(&mut self) -> Result<(), StreamError> {
+        let mut wrote = false;
+        while let Some(b) = self.m.poll_transmit() {
+            self.w.write_all(&b).await?;
+            wrote = true;
+        }
+        if wrote {
+            self.w.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn read(&mut self, buf: &mut [u8]) -> Result<(), ViewerError> {
+        let n = self.r.read(buf).await.map_err(StreamError::from)?;
+        Ok(self.m.handle_bytes(&buf[..n])?)
+    }
+
+    /// Runs the session: setup, live, goodbye. The picture and figures so far come back even
+    /// when the host ends the session, with the reason.
+    pub(crate) async fn run(
+        mut self,
+    ) -> Result<(Picture, Report, Option<ViewerError>), ViewerError> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let permissions = self.setup(&mut buf).await?;
+        self.report.permissions = permissions.to_string();
+        notify(
+            self.opts,
+            Notice::Connected {
+                path: self.path,
+                permissions,
+            },
+        );
+        self.start_live(permissions).await?;
+        self.t0 = Instant::now();
+        let received = self.receive(&mut buf).await;
+        // Say goodbye whatever happened; the host may already be gone.
+        if let Err(e) = self.close().await {
+            tracing::debug!(error = %e, "closing the session stream");
+        }
+        received?;
+        let secs = self.t0.elapsed().as_secs_f64().max(1e-3);
+        self.report.seconds = secs;
+        self.report.fps = self.report.frames as f64 / secs;
+        self.report.kbps = self.bytes as f64 * 8.0 / 1000.0 / secs;
+        Ok((self.picture, self.report, self.ended.flatten()))
+    }
+
+    async fn close(&mut self) -> Result<(), ViewerError> {
+        self.m.bye("viewer closed")?;
+        let bye = async {
+            self.write().await?;
+            self.w.close().await.map_err(StreamError::from)
+        };
+        match tokio::time::timeout(Duration::from_secs(2), bye).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Waits for the host's answer (the owner may take a while).
+    async fn setup(&mut self, buf: &mut [u8]) -> Result<Permissions, ViewerError> {
+        loop {
+            self.read(buf).await?;
+            while let Some(ev) = self.m.poll_event() {
+                match ev {
+                    ViewerEvent::Waiting {
+                        request_id,
+                        timeout_ms,
+                    } => notify(
+                        self.opts,
+                        Notice::Waiting {
+                            request_id,
+                            timeout_secs: timeout_ms / 1000,
+                        },
+                    ),
+                    ViewerEvent::Accepted(a) => return Ok(a.permissions),
+                    ViewerEvent::Refused { code, message } => {
+                        return Err(ViewerError::Refused { code, message })
+                    }
+                    ViewerEvent::Ended { reason, message } => {
+                        return Err(match reason {
+                            ByeReason::Closed => ViewerError::Connect(message),
+                            _ => ViewerError::Ended { reason, message },
+                        })
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Bitrate, clipboard, input script, the window's input and the files to send.
+    async fn start_live(&mut self, permissions: Permissions) -> Result<(), ViewerError> {
+        if let Some(bps) = self.opts.bitrate {
+            self.m.set_bitrate(bps)?;
+        }
+        if let Some(text) = &self.opts.clipboard {
+            self.m.clipboard(text.clone())?;
+        }
+        self.write().await?;
+        if let Some(p) = &self.opts.input_script {
+            let events = script::load(p).map_err(ViewerError::Script)?;
+            if permissions.is_view_only() && !self.opts.force_input {
+                notify(self.opts, Notice::ScriptSkipped);
+            } else {
+                let (tx, force) = (self.cmd_tx.clone(), self.opts.force_input);
+                tokio::spawn(async move {
+                    for (delay, ev) in events {
+                        tokio::time::sleep(delay).await;
+                        if tx.send(Command::Input(ev, force)).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        }
+        if let Some(path) = &self.opts.send_file {
+            files::offer(
+                path,
+                1,
+                &self.cmd_tx,
+                &self.offers,
+                self.opts.notify.clone(),
+            )
+            .await?;
+        }
+        self.link_window(permissions);
+        Ok(())
+    }
+
+    /// The window's title, input and dropped files.
+    fn link_window(&mut self, permissions: Permissions) {
+        let Some(link) = self.ui.as_mut() else { return };
+        let mode = if permissions.is_view_only() {
+            "view-only"
+        } else {
+            "interactive"
+        };
+        let title = format!("{} ({mode}, {})", crate::short(&self.peer), self.path);
+        if link
+            .notify
+            .send_event(window::UiEvent::Status(title))
+            .is_err()
+        {
+            tracing::debug!("the window is gone");
+        }
+        let mut input = std::mem::replace(&mut link.input, mpsc::channel(1).1);
+        let tx = self.cmd_tx.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = input.recv().await {
+                // The machine keeps a view-only session's input local.
+                if tx.send(Command::Input(ev, false)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let dropped = link.files.lock().ok().and_then(|mut f| f.take());
+        if let Some(mut dropped) = dropped {
+            let (tx, notify) = (self.cmd_tx.clone(), self.opts.notify.clone());
+            let offers = self.offers.clone();
+            tokio::spawn(async move {
+                // Dropped files are numbered from 2 (1 is `--send`).
+                let mut id = 1;
+                while let Some(path) = dropped.recv().await {
+                    id += 1;
+                    if let Some(f) = &notify {
+                        f(Notice::Offering(path.clone()));
+                    }
+                    if let Err(e) = files::offer(&path, id, &tx, &offers, notify.clone()).await {
+                        if let Some(f) = &notify {
+                            f(Notice::FileNotSent(e.to_string()));
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    fn done(&self) -> bool {
+        if self.opts.frames.is_some_and(|n| self.report.frames >= n) {
+            return true;
+        }
+        // A headless file-only run ends once the file landed (a window stays open).
+        self.ui.is_none()
+            && self.opts.send_file.is_some()
+            && self.report.file_result.is_some()
+            && self.opts.frames.is_none()
+            && self.opts.duration.is_none()
+    }
+
+    async fn receive(&mut self, buf: &mut [u8]) -> Result<(), ViewerError> {
+        let deadline = self.opts.duration.map(|d| tokio::time::Instant::now() + d);
+        let until = async move {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(until);
+        while self.ended.is_none() && !self.done() {
+            tokio::select! {
+                () = &mut until => break,
+                n = self.r.read(buf) => {
+                    let n = n.map_err(StreamError::from)?;
+                    self.m.handle_bytes(&buf[..n])?;
+                }
+                Some(cmd) = self.cmd_rx.recv() => self.command(cmd)?,
+            }
+            while let Some(ev) = self.m.poll_event() {
+                self.event(ev)?;
+            }
+            self.write().await?;
+        }
+        Ok(())
+    }
+
+    fn command(&mut self, cmd: Command) -> Result<(), ViewerError> {
+        match cmd {
+            Command::Input(ev, force) => self.m.input(ev, force)?,
+            Command::Offer(o) => self.m.offer_file(o)?,
+            Command::Chunk(c) => self.m.file_chunk(c)?,
+            Command::FileEnd(id) => self.m.file_end(id)?,
+        };
+        Ok(())
+    }
+
+    fn show(&self) {
+        let Some(link) = &self.ui else { return };
+        if let (Some((w, h)), Ok(mut shared)) = (self.picture.size(), link.shared.lock()) {
+            shared.width = w;
+            shared.height = h;
+            shared.rgba.clear();
+            shared.rgba.extend_from_slice(self.picture.rgba());
+        }
+        if link.notify.send_event(window::UiEvent::Frame).is_err() {
+            tracing::debug!("the window is gone");
+        }
+    }
+
+    fn event(&mut self, ev: ViewerEvent) -> Result<(), ViewerError> {
+        match ev {
+            ViewerEvent::Video(v) => {
+                self.bytes += v.data.len();
+                let t = Instant::now();
+                let decoded = self
+                    .picture
+                    .video(&v)
+                    .map_err(|e| ViewerError::Connect(format!("decoding: {e}")))?;
+                if decoded {
+                    let decode_ms = t.elapsed().as_secs_f64() * 1e3;
+                    self.report.frames += 1;
+                    self.show();
+                    if self.report.connect_to_first_frame_ms.is_none() {
+                        self.report.connect_to_first_frame_ms =
+                            Some(self.started.elapsed().as_secs_f64() * 1e3);
+                    }
+                    self.report.frame_stats.push(FrameStat {
+                        seq: v.seq,
+                        bytes: v.data.len(),
+                        keyframe: v.keyframe,
+                        latency_ms: crate::now_us().saturating_sub(v.capture_us) as f64 / 1e3,
+                        decode_ms,
+                        at_ms: self.t0.elapsed().as_secs_f64() * 1e3,
+                    });
+                }
+            }
+            ViewerEvent::Tiles(t) => {
+                self.bytes += t.tiles.iter().map(|t| t.data.len()).sum::<usize>();
+                self.picture
+                    .tiles(&t)
+                    .map_err(|e| ViewerError::Connect(format!("bad tiles from the host: {e}")))?;
+                self.report.tile_updates += 1;
+                self.show();
+            }
+            ViewerEvent::Ended { reason, message } => {
+                self.ended = Some(Some(ViewerError::Ended { reason, message }));
+            }
+            ViewerEvent::Clipboard(text) => {
+                notify(self.opts, Notice::Clipboard(text.clone()));
+                self.report.clipboard_received = Some(text);
+            }
+            ViewerEvent::Decision(d) => self.decision(d),
+            ViewerEvent::FileResult(r) => {
+                if r.ok {
+                    notify(self.opts, Notice::FileSent(r.message.clone()));
+                    self.report.file_result = Some(r.message);
+                } else if r.transfer_id == 1 && self.opts.send_file.is_some() {
+                    self.ended = Some(Some(ViewerError::File(r.message)));
+                } else {
+                    notify(self.opts, Notice::FileNotSent(r.message));
+                }
+            }
+            ViewerEvent::Permissions(p) => {
+                notify(self.opts, Notice::PermissionsChanged(p));
+                self.report.permissions = p.to_string();
+            }
+            ViewerEvent::Waiting { .. }
+            | ViewerEvent::Accepted(_)
+            | ViewerEvent::Refused { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn decision(&mut self, d: ServiceDecision) {
+        if d.service == Service::Clipboard {
+            let pending = if d.pending { "…" } else { "" };
+            notify(
+                self.opts,
+                Notice::Decision(format!("{}{pending}", d.message)),
+            );
+            if !d.pending {
+                self.report.clipboard_result = Some(d.message);
+            }
+            return;
+        }
+        // Transfer 1 is `--send`: its refusal ends the run; dropped files only report.
+        let fatal = d.id == 1 && self.opts.send_file.is_some();
+        if d.pending {
+            notify(self.opts, Notice::Decision(format!("{}…", d.message)));
+        } else if d.allowed {
+            let start = self.offers.lock().ok().and_then(|mut p| p.remove(&d.id));
+            if start.is_some_and(|s| s.send(()).is_err()) {
+                tracing::debug!("the file sender already stopped");
+            }
+        } else if fatal {
+            self.ended = Some(Some(ViewerError::File(d.message)));
+        } else {
+            if let Ok(mut p) = self.offers.lock() {
+                p.remove(&d.id);
+            }
+            notify(self.opts, Notice::FileNotSent(d.message));
+        }
+    }
+}
+
+impl Report {
+    fn empty() -> Self {
+        Self {
+            host: String::new(),
+            path: String::new(),
+            direct_upgrade_ms: None,
+            permissions: String::new(),
+            connect_to_first_frame_ms: None,
+            frames: 0,
+            tile_updates: 0,
+            fps: 0.0,
+            kbps: 0.0,
+            seconds: 0.0,
+            file_result: None,
+            clipboard_result: None,
+            clipboard_received: None,
+            frame_stats: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! portico-viewer: dials a host, runs the session handshake, then drives the
+//! `portico_core::session::ViewerSession` machine: decodes H.264 and lossless tiles into a
+//! picture, forwards input (only with `control`), sends files and clipboard text. Headless
+//! mode records per-frame stats, writes a PNG snapshot and plays an input script, for
+//! automation and tests. It prints nothing: what a person should see comes out as
+//! [`Notice`]s, which the CLI prints (and turns into progress bars).
+
+mod dial;
+mod drive;
+mod files;
+pub mod picture;
+pub mod script;
+pub mod window;
+
+use dial::connect;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::{AsyncReadExt, AsyncWriteExt};
+use libp2p::{Multiaddr, PeerId};
+use portico_core::identity::Identity;
+use portico_core::noise::Initiator;
+use portico_core::session::ViewerSession;
+use portico_core::wire::handshake::AccessRequest;
+use portico_core::wire::session::ByeReason;
+use portico_signal_client::peer::SESSION;
+use portico_signal_client::session_io::{read_handshake, StreamError};
+use serde::Serialize;
+
+pub use drive::{Notice, Notify};
+
+/// Where to connect.
+#[derive(Debug, Clone)]
+pub struct Dial {
+    /// Addresses to try (direct and/or relayed).
+    pub addrs: Vec<Multiaddr>,
+    /// The host's PeerId when known (pinned or looked up); learned on connect otherwise.
+    pub peer: Option<PeerId>,
+}
+
+/// Headless options.
+#[derive(Clone, Default)]
+pub struct Headless {
+    /// Stop after this many video frames.
+    pub frames: Option<u64>,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Write the final picture here (PNG).
+    pub snapshot: Option<PathBuf>,
+    /// Write stats here (JSON).
+    pub stats: Option<PathBuf>,
+    /// Play this input script (JSON lines).
+    pub input_script: Option<PathBuf>,
+    /// Send the script's input even when the host granted view-only (tests the host's
+    /// enforcement).
+    pub force_input: bool,
+    /// Ask the host for this video bitrate (bits per second).
+    pub bitrate: Option<u32>,
+    /// Send this file (the session ends when it has landed, unless frames/duration say more).
+    pub send_file: Option<PathBuf>,
+    /// Put this text on the host's clipboard.
+    pub clipboard: Option<String>,
+    /// Where notices for a person go (`None`: dropped).
+    pub notify: Option<Notify>,
+}
+
+/// Errors of a viewer run.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewerError {
+    /// Networking could not be set up or the host not reached.
+    #[error("cannot reach the host: {0}")]
+    Connect(String),
+    /// The host's key is not the one expected.
+    #[error("the host's key changed: expected {expected}, got {got}; refusing to connect")]
+    KeyChanged {
+        /// Pinned.
+        expected: String,
+        /// Seen.
+        got: String,
+    },
+    /// The session broke.
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    /// The host's bytes broke the session protocol.
+    #[error(transparent)]
+    Session(#[from] portico_core::session::SessionError),
+    /// The host refused.
+    #[error("the host refused: {message} ({code})")]
+    Refused {
+        /// Code.
+        code: String,
+        /// Message.
+        message: String,
+    },
+    /// The host ended the session.
+    #[error("{message}")]
+    Ended {
+        /// Why.
+        reason: ByeReason,
+        /// The host's sentence.
+        message: String,
+    },
+    /// A file could not be sent.
+    #[error("file not sent: {0}")]
+    File(String),
+    /// The input script is invalid.
+    #[error("input script: {0}")]
+    Script(String),
+    /// Writing outputs failed.
+    #[error("cannot write {path}: {reason}")]
+    Output {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One frame's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct FrameStat {
+    /// Sequence number.
+    pub seq: u64,
+    /// Encoded size.
+    pub bytes: usize,
+    /// Keyframe.
+    pub keyframe: bool,
+    /// Capture → decoded, ms (meaningful when host and viewer share a clock).
+    pub latency_ms: f64,
+    /// Decode time, ms.
+    pub decode_ms: f64,
+    /// Arrival, ms since the session was accepted.
+    pub at_ms: f64,
+}
+
+/// The run's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The host's PeerId.
+    pub host: String,
+    /// `direct` or `relayed` (the connection the session runs on).
+    pub path: String,
+    /// A direct connection to the host appeared after a relayed start (DCUtR hole punch),
+    /// in ms after connecting.
+    pub direct_upgrade_ms: Option<f64>,
+    /// What the session may do.
+    pub permissions: String,
+    /// Connect → first decoded frame, ms.
+    pub connect_to_first_frame_ms: Option<f64>,
+    /// Video frames decoded.
+    pub frames: u64,
+    /// Lossless tile updates applied.
+    pub tile_updates: u64,
+    /// Frames per second over the run.
+    pub fps: f64,
+    /// Received bitrate (video + tiles), kbit/s.
+    pub kbps: f64,
+    /// Seconds the session lasted.
+    pub seconds: f64,
+    /// The file transfer's outcome, when one was sent.
+    pub file_result: Option<String>,
+    /// The host's answer to `--clipboard`.
+    pub clipboard_result: Option<String>,
+    /// The last clipboard text the host sent.
+    pub clipboard_received: Option<String>,
+    /// Per frame.
+    pub frame_stats: Vec<FrameStat>,
+}
+
+/// Connects, runs the session headless, writes the outputs and returns the report.
+pub async fn run_headless(
+    identity: &Identity,
+    dial: Dial,
+    request: AccessRequest,
+    opts: Headless,
+) -> Result<Report, ViewerError> {
+    run(identity, dial, request, opts, None).await
+}
+
+/// Connects and runs the session; with a window link, pictures go to the window and its
+/// input comes back (the headless outputs are still written when asked for).
+pub async fn run(
+    identity: &Identity,
+    dial: Dial,
+    request: AccessRequest,
+    opts: Headless,
+    ui: Option<window::UiLink>,
+) -> Result<Report, ViewerError> {
+    let started = Instant::now();
+    let conn = connect(identity, &dial).await?;
+    let (peer, relayed, mut control) = (conn.peer, conn.relayed, conn.control.clone());
+    let stream = control
+        .open_stream(peer, SESSION)
+        .await
+        .map_err(|e| ViewerError::Connect(e.to_string()))?;
+    let (mut r, mut w) = stream.split();
+    let (initiator, msg1) = Initiator::start(identity, peer, request).map_err(StreamError::from)?;
+    w.write_all(&msg1).await.map_err(StreamError::from)?;
+    let msg2 = read_handshake(&mut r).await?;
+    let (msg3, transport, _host) = initiator.finish(&msg2).map_err(StreamError::from)?;
+    w.write_all(&msg3).await.map_err(StreamError::from)?;
+    w.flush().await.map_err(StreamError::from)?;
+    let machine = ViewerSession::new(transport);
+    let path = if relayed { "relayed" } else { "direct" };
+    let driver = drive::Driver::new(machine, r, w, &opts, started, path, peer, ui)?;
+    let (picture, mut report, ended) = driver.run().await?;
+    report.host = peer.to_string();
+    report.path = path.into();
+    report.direct_upgrade_ms = conn.upgrade.lock().ok().and_then(|u| *u);
+    write_outputs(&opts, &picture, &report)?;
+    match ended {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
+
+fn write_outputs(
+    opts: &Headless,
+    picture: &picture::Picture,
+    report: &Report,
+) -> Result<(), ViewerError> {
+    let out = |p: &std::path::Path, reason: String| ViewerError::Output {
+        path: p.display().to_string(),
+        reason,
+    };
+    if let Some(p) = &opts.snapshot {
+        picture.save_png(p).map_err(|e| out(p, e))?;
+    }
+    if let Some(p) = &opts.stats {
+        let json = serde_json::to_vec_pretty(report).map_err(|e| out(p, e.to_string()))?;
+        std::fs::write(p, json).map_err(|e| out(p, e.to_string()))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// A PeerId shortened for a window title.
+pub(crate) fn short(p: &PeerId) -> String {
+    let s = p.to_string();
+    format!(
+        "{}…{}",
+        &s[..8.min(s.len())],
+        &s[s.len().saturating_sub(6)..]
+    )
+}
