@@ -112,7 +112,7 @@ struct KnownHost {
 }
 
 fn known_path(data: &Path) -> PathBuf {
-    data.join("known_hosts.toml")
+    data.join(portico_core::data_dir::KNOWN_HOSTS)
 }
 
 fn pinned_host(data: &Path, key: &str) -> anyhow::Result<Option<PeerId>> {

@@ -139,11 +139,7 @@ pub(crate) fn run(data: &Path, identity: Identity, args: HostArgs) -> anyhow::Re
             .download_dir
             .clone()
             .or(file.download_dir.clone())
-            .or_else(|| {
-                dirs::download_dir()
-                    .or_else(|| dirs::home_dir().map(|h| h.join("Downloads")))
-                    .map(|d| d.join("Portico"))
-            })
+            .or_else(portico_core::data_dir::default_downloads)
             .context("no download folder: give --download-dir DIR")?,
         console: match args.console.as_str() {
             "off" => None,

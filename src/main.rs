@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use portico_core::identity::{self, Identity};
+use portico_core::identity::Identity;
 
 mod acl_cmd;
 mod cli_id;
@@ -160,7 +160,7 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let data = identity::data_dir(cli.data, "portico")?;
+    let data = portico_core::data_dir::resolve(cli.data, "portico")?;
     match cli.command {
         Command::Id => {
             let (id, created) = load_identity(&data)?;

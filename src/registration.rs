@@ -21,7 +21,7 @@ pub(crate) struct Registration {
     pub(crate) node_path: String,
 }
 
-const FILE: &str = "registration.toml";
+const FILE: &str = portico_core::data_dir::REGISTRATION;
 
 pub(crate) fn read(data: &Path) -> anyhow::Result<Option<Registration>> {
     match std::fs::read_to_string(data.join(FILE)) {

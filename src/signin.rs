@@ -54,11 +54,11 @@ pub(crate) struct Session {
 }
 
 fn pins_path(data: &Path) -> PathBuf {
-    data.join("servers.toml")
+    data.join(portico_core::data_dir::SERVERS)
 }
 
 fn session_path(data: &Path) -> PathBuf {
-    data.join("session.toml")
+    data.join(portico_core::data_dir::SESSION)
 }
 
 /// Reads a TOML file of ours; the default when it does not exist.

@@ -38,7 +38,7 @@ pub struct ConsoleFile {
 }
 
 /// File name in the data directory.
-pub const CONSOLE_FILE: &str = "console.json";
+pub const CONSOLE_FILE: &str = portico_core::data_dir::CONSOLE;
 
 struct AppState {
     token: String,

@@ -101,7 +101,7 @@ pub struct ManagedAcl {
 }
 
 /// File name of the managed ACL.
-pub const ACL_FILE: &str = "acl.toml";
+pub const ACL_FILE: &str = portico_core::data_dir::ACL;
 
 impl ManagedAcl {
     /// Reads `DATA/acl.toml` (empty when absent).
@@ -230,7 +230,7 @@ pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle,
     let input = Input::new().start();
     let audit = match &config.data_dir {
         Some(d) => Some(
-            crate::audit_log::AuditLog::open(&d.join("audit.jsonl"))
+            crate::audit_log::AuditLog::open(&d.join(portico_core::data_dir::AUDIT))
                 .map_err(HostError::AuditLog)?,
         ),
         None => None,

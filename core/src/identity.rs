@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use libp2p_identity::{Keypair, PeerId, PublicKey};
 use sha2::{Digest, Sha256};
 
-/// File name of the identity key inside the data directory.
-pub const KEY_FILE: &str = "identity.key";
+/// The key file in a data directory.
+pub const KEY_FILE: &str = crate::data_dir::IDENTITY_KEY;
 
 /// Errors from loading or creating an identity.
 #[derive(Debug, thiserror::Error)]
@@ -167,23 +167,6 @@ pub fn key_of(peer: &PeerId) -> Option<PublicKey> {
 /// The fingerprint of the key a PeerId embeds (see [`key_of`]).
 pub fn peer_fingerprint(peer: &PeerId) -> Option<String> {
     key_of(peer).map(|k| fingerprint(&k))
-}
-
-/// The data directory: `explicit` (from `--data` or its environment variable) when given,
-/// else `<platform data dir>/<app>` (`~/.local/share/portico` on Linux).
-pub fn data_dir(explicit: Option<PathBuf>, app: &str) -> Result<PathBuf, IdentityError> {
-    match explicit {
-        Some(dir) => Ok(dir),
-        None => dirs::data_dir()
-            .map(|d| d.join(app))
-            .ok_or_else(|| IdentityError::CreateDir {
-                path: PathBuf::from(app),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "this platform has no user data directory (is HOME set?)",
-                ),
-            }),
-    }
 }
 
 /// Creates `dir` (and parents) if needed; on Unix a newly created leaf is mode 0700.

@@ -9,6 +9,7 @@
 pub mod audit_chain;
 pub mod bundle;
 pub mod cbor;
+pub mod data_dir;
 pub mod identity;
 pub mod internet_id;
 pub mod noise;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use portico_core::identity::{self, Identity};
+use portico_core::identity::Identity;
 use portico_core::policy::Approval;
 use portico_signal::admin::socket::{self, Sent};
 use portico_signal::admin::{self, AdminCommand, AdminContext};
@@ -206,7 +206,7 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
     let config = load_config(cli.config.as_deref())?;
-    let data = identity::data_dir(cli.data.or(config.data.clone()), "portico-signal")?;
+    let data = portico_core::data_dir::resolve(cli.data.or(config.data.clone()), "portico-signal")?;
     let cmd = match cli.command {
         Command::Serve(args) => return serve(config, &data, args),
         Command::Id => {

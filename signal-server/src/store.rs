@@ -133,7 +133,7 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (or creates) the store in `dir/db`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let path = dir.join("db");
+        let path = dir.join(portico_core::data_dir::SERVER_DB);
         let db = sled::Config::new()
             .path(&path)
             .flush_every_ms(Some(200))

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{AdminCommand, AdminReply};
 
 /// Socket file name inside the data directory.
-pub const SOCKET_FILE: &str = "admin.sock";
+pub const SOCKET_FILE: &str = portico_core::data_dir::ADMIN_SOCKET;
 /// Largest command accepted (a bundle command with many grants fits).
 const MAX_COMMAND: u64 = 1024 * 1024;
 
