@@ -380,37 +380,8 @@ async fn connect(
             (Some(p), None) => resolved.dial.peer = Some(p),
             _ => {}
         }
-        let mut tickets = Vec::new();
-        if matches!(kind, AccessKind::User | AccessKind::Visitor) {
-            let s = session.as_ref().context(
-                "sign in first with `portico login` to connect as a server user or visitor",
-            )?;
-            let host = resolved.dial.peer.context(
-                "the host's key is unknown; connect once by Internet-ID or pin it first",
-            )?;
-            let tk = if kind == AccessKind::User {
-                TicketKind::User
-            } else {
-                TicketKind::Visitor
-            };
-            tickets.push(ticket(&identity, s, host, tk).await?);
-        }
-        let request = AccessRequest {
-            kind,
-            display_name: args
-                .name
-                .clone()
-                .or_else(|| session.as_ref().map(|s| s.user.clone()))
-                .unwrap_or_default(),
-            message: args.message.clone(),
-            tickets,
-            mode: if args.view_only {
-                RequestedMode::ViewOnly
-            } else {
-                RequestedMode::Interactive
-            },
-            agent: format!("portico/{}", env!("CARGO_PKG_VERSION")),
-        };
+        let request =
+            access_request(&identity, &args, session.as_ref(), kind, resolved.dial.peer).await?;
         let opts = Headless {
             frames: args.frames,
             duration: args.duration.map(Duration::from_secs_f64),
@@ -428,24 +399,67 @@ async fn connect(
         if !was_pinned {
             pin_host(data, &resolved.pin_key, &report.host.parse()?)?;
         }
-        println!(
-            "path {}  frames {}  fps {:.1}  kbit/s {:.0}  first frame {} ms  permissions {}",
-            report.path,
-            report.frames,
-            report.fps,
-            report.kbps,
-            report
-                .connect_to_first_frame_ms
-                .map(|m| format!("{m:.0}"))
-                .unwrap_or_else(|| "-".into()),
-            report.permissions
-        );
-        if let Some(ms) = report.direct_upgrade_ms {
-            println!("hole punching (DCUtR) reached the host directly after {ms:.0} ms");
-        }
-        if let Some(p) = &args.snapshot {
-            println!("snapshot {}", p.display());
-        }
+        print_report(&report, &args);
         Ok(())
+    }
+}
+
+/// The access request: kind, name, message, mode, and a fresh ticket for users and visitors.
+async fn access_request(
+    identity: &Identity,
+    args: &ConnectArgs,
+    session: Option<&signin::Session>,
+    kind: AccessKind,
+    host: Option<libp2p::PeerId>,
+) -> anyhow::Result<AccessRequest> {
+    let mut tickets = Vec::new();
+    if matches!(kind, AccessKind::User | AccessKind::Visitor) {
+        let s = session
+            .context("sign in first with `portico login` to connect as a server user or visitor")?;
+        let host =
+            host.context("the host's key is unknown; connect once by Internet-ID or pin it first")?;
+        let tk = if kind == AccessKind::User {
+            TicketKind::User
+        } else {
+            TicketKind::Visitor
+        };
+        tickets.push(ticket(identity, s, host, tk).await?);
+    }
+    Ok(AccessRequest {
+        kind,
+        display_name: args
+            .name
+            .clone()
+            .or_else(|| session.map(|s| s.user.clone()))
+            .unwrap_or_default(),
+        message: args.message.clone(),
+        tickets,
+        mode: if args.view_only {
+            RequestedMode::ViewOnly
+        } else {
+            RequestedMode::Interactive
+        },
+        agent: format!("portico/{}", env!("CARGO_PKG_VERSION")),
+    })
+}
+
+fn print_report(report: &viewer::Report, args: &ConnectArgs) {
+    println!(
+        "path {}  frames {}  fps {:.1}  kbit/s {:.0}  first frame {} ms  permissions {}",
+        report.path,
+        report.frames,
+        report.fps,
+        report.kbps,
+        report
+            .connect_to_first_frame_ms
+            .map(|m| format!("{m:.0}"))
+            .unwrap_or_else(|| "-".into()),
+        report.permissions
+    );
+    if let Some(ms) = report.direct_upgrade_ms {
+        println!("hole punching (DCUtR) reached the host directly after {ms:.0} ms");
+    }
+    if let Some(p) = &args.snapshot {
+        println!("snapshot {}", p.display());
     }
 }

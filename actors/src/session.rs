@@ -91,15 +91,24 @@ async fn read<'b>(r: &mut ReadHalf, buf: &'b mut [u8]) -> Result<&'b [u8], Strea
     Ok(&buf[..n])
 }
 
-async fn run(stream: Stream, peer: PeerId, deps: SessionDeps) -> Result<(), StreamError> {
-    let (mut r, mut w) = stream.split();
-    let msg1 = read_handshake(&mut r).await?;
+/// The Noise XX handshake (host side): proves the host, learns the viewer and its request.
+async fn handshake(
+    r: &mut ReadHalf,
+    w: &mut WriteHalf,
+    deps: &SessionDeps,
+) -> Result<(HostSession, portico_core::noise::ViewerInfo), StreamError> {
+    let msg1 = read_handshake(r).await?;
     let (responder, msg2) = Responder::respond(&deps.identity, &deps.agent, &msg1)?;
     w.write_all(&msg2).await?;
     w.flush().await?;
-    let msg3 = read_handshake(&mut r).await?;
+    let msg3 = read_handshake(r).await?;
     let (transport, viewer) = responder.finish(&msg3)?;
-    let mut m = HostSession::new(transport);
+    Ok((HostSession::new(transport), viewer))
+}
+
+async fn run(stream: Stream, peer: PeerId, deps: SessionDeps) -> Result<(), StreamError> {
+    let (mut r, mut w) = stream.split();
+    let (mut m, viewer) = handshake(&mut r, &mut w, &deps).await?;
     if viewer.peer_id != peer {
         // The session key was proven by another identity than the connection's: refuse.
         let why = "session identity does not match the connection";

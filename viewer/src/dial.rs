@@ -43,17 +43,7 @@ pub(crate) async fn connect(identity: &Identity, dial: &Dial) -> Result<Connecte
         return Err(ViewerError::Connect("no address to dial".into()));
     }
     for addr in &dial.addrs {
-        let addr = match (dial.peer, addr.iter().last()) {
-            (Some(p), Some(Protocol::P2p(_))) | (Some(p), Some(Protocol::P2pCircuit)) => {
-                if matches!(addr.iter().last(), Some(Protocol::P2pCircuit)) {
-                    addr.clone().with(Protocol::P2p(p))
-                } else {
-                    addr.clone()
-                }
-            }
-            (Some(p), _) => addr.clone().with(Protocol::P2p(p)),
-            (None, _) => addr.clone(),
-        };
+        let addr = with_peer(addr, dial.peer);
         if let Err(e) = swarm.dial(addr.clone()) {
             tracing::debug!(%addr, error = %e, "dial failed");
         }
@@ -63,48 +53,7 @@ pub(crate) async fn connect(identity: &Identity, dial: &Dial) -> Result<Connecte
     let upgrade = std::sync::Arc::new(std::sync::Mutex::new(None::<f64>));
     let upgrade_w = upgrade.clone();
     let t0 = Instant::now();
-    let task = tokio::spawn(async move {
-        let mut tx = Some(tx);
-        let mut first_relayed = false;
-        let mut errors = Vec::new();
-        loop {
-            match swarm.select_next_some().await {
-                SwarmEvent::ConnectionEstablished {
-                    peer_id, endpoint, ..
-                } => {
-                    tracing::info!(%peer_id, addr = %endpoint.get_remote_address(), relayed = endpoint.is_relayed(), "connected");
-                    if expected.is_none_or(|p| p == peer_id) {
-                        if let Some(t) = tx.take() {
-                            // The caller may have timed out; then nothing waits for this.
-                            let _unused = t.send(Ok((peer_id, endpoint.is_relayed())));
-                            first_relayed = endpoint.is_relayed();
-                        } else if first_relayed && !endpoint.is_relayed() {
-                            if let Ok(mut u) = upgrade_w.lock() {
-                                u.get_or_insert(t0.elapsed().as_secs_f64() * 1e3);
-                            }
-                        }
-                    }
-                }
-                SwarmEvent::OutgoingConnectionError { error, .. } => {
-                    if let libp2p::swarm::DialError::WrongPeerId { obtained, .. } = &error {
-                        if let (Some(t), Some(e)) = (tx.take(), expected) {
-                            let _unused = t.send(Err(ViewerError::KeyChanged {
-                                expected: e.to_string(),
-                                got: obtained.to_string(),
-                            }));
-                        }
-                    }
-                    errors.push(error.to_string());
-                }
-                SwarmEvent::Behaviour(portico_signal_client::peer::PeerBehaviourEvent::Dcutr(
-                    ev,
-                )) => {
-                    tracing::info!(?ev, "hole punching")
-                }
-                _ => {}
-            }
-        }
-    });
+    let task = tokio::spawn(drive(swarm, expected, tx, upgrade_w, t0));
     let (peer, relayed) = tokio::time::timeout(Duration::from_secs(15), rx)
         .await
         .map_err(|_| ViewerError::Connect("no connection after 15 s".into()))?
@@ -116,4 +65,63 @@ pub(crate) async fn connect(identity: &Identity, dial: &Dial) -> Result<Connecte
         _task: task,
         upgrade,
     })
+}
+
+/// `addr` with the expected host's `/p2p/` appended (after a relay's `/p2p-circuit` too).
+fn with_peer(addr: &Multiaddr, peer: Option<PeerId>) -> Multiaddr {
+    match (peer, addr.iter().last()) {
+        (Some(_), Some(Protocol::P2p(_))) | (None, _) => addr.clone(),
+        (Some(p), _) => addr.clone().with(Protocol::P2p(p)),
+    }
+}
+
+type Reply = oneshot::Sender<Result<(PeerId, bool), ViewerError>>;
+
+/// Drives the swarm for the session's life: reports the first connection to the host (or a
+/// key mismatch), and notes when a direct connection follows a relayed start.
+async fn drive(
+    mut swarm: libp2p::Swarm<portico_signal_client::peer::PeerBehaviour>,
+    expected: Option<PeerId>,
+    tx: Reply,
+    upgrade_w: std::sync::Arc<std::sync::Mutex<Option<f64>>>,
+    t0: Instant,
+) {
+    let mut tx = Some(tx);
+    let mut first_relayed = false;
+    let mut errors = Vec::new();
+    loop {
+        match swarm.select_next_some().await {
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
+                tracing::info!(%peer_id, addr = %endpoint.get_remote_address(), relayed = endpoint.is_relayed(), "connected");
+                if expected.is_none_or(|p| p == peer_id) {
+                    if let Some(t) = tx.take() {
+                        // The caller may have timed out; then nothing waits for this.
+                        let _unused = t.send(Ok((peer_id, endpoint.is_relayed())));
+                        first_relayed = endpoint.is_relayed();
+                    } else if first_relayed && !endpoint.is_relayed() {
+                        if let Ok(mut u) = upgrade_w.lock() {
+                            u.get_or_insert(t0.elapsed().as_secs_f64() * 1e3);
+                        }
+                    }
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { error, .. } => {
+                if let libp2p::swarm::DialError::WrongPeerId { obtained, .. } = &error {
+                    if let (Some(t), Some(e)) = (tx.take(), expected) {
+                        let _unused = t.send(Err(ViewerError::KeyChanged {
+                            expected: e.to_string(),
+                            got: obtained.to_string(),
+                        }));
+                    }
+                }
+                errors.push(error.to_string());
+            }
+            SwarmEvent::Behaviour(portico_signal_client::peer::PeerBehaviourEvent::Dcutr(ev)) => {
+                tracing::info!(?ev, "hole punching")
+            }
+            _ => {}
+        }
+    }
 }
