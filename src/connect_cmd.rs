@@ -69,9 +69,12 @@ pub(crate) struct ConnectArgs {
     /// Stop after SECS seconds (headless).
     #[arg(long, value_name = "SECS")]
     duration: Option<f64>,
-    /// Write the last picture as PNG (headless).
+    /// Write the last picture as PNG (headless), with the remote pointer drawn in.
     #[arg(long, value_name = "FILE")]
     snapshot: Option<PathBuf>,
+    /// Leave the remote pointer out of the snapshot.
+    #[arg(long)]
+    no_cursor: bool,
     /// Write per-frame stats and a summary as JSON (headless).
     #[arg(long, value_name = "FILE")]
     stats: Option<PathBuf>,
@@ -393,6 +396,7 @@ async fn connect(
             send_file: args.send.clone(),
             clipboard: args.clipboard.clone(),
             notify: Some(notices::printer()),
+            no_cursor: args.no_cursor,
         };
         let was_pinned = pinned.is_some();
         let report = viewer::run(&identity, resolved.dial.clone(), request, opts, ui).await?;

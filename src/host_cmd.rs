@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Args;
 use portico_actors::capture::Pacing;
-use portico_actors::host::{self, HostConfig, HostFile};
+use portico_actors::host::{self, CaptureMode, HostConfig, HostFile};
 use portico_actors::network::ServerLink;
 use portico_core::identity::Identity;
 use portico_core::policy::HostSettings;
@@ -26,6 +26,10 @@ pub(crate) struct HostArgs {
     /// Monitor to share (0 = primary).
     #[arg(long)]
     monitor: Option<usize>,
+    /// How to capture the display: `auto` (X11 damage events when the X server has DAMAGE
+    /// and XFIXES, else full grabs), `x11` (damage only) or `xcap` (full grabs).
+    #[arg(long, value_enum, default_value = "auto")]
+    capture: CaptureArg,
     /// Target frames per second.
     #[arg(long)]
     fps: Option<u32>,
@@ -128,6 +132,11 @@ pub(crate) fn run(data: &Path, identity: Identity, args: HostArgs) -> anyhow::Re
         pacing,
         mdns: !(args.no_mdns || file.no_mdns),
         source: None,
+        capture: match args.capture {
+            CaptureArg::Auto => CaptureMode::Auto,
+            CaptureArg::X11 => CaptureMode::X11,
+            CaptureArg::Xcap => CaptureMode::Xcap,
+        },
         owner_timeout: std::time::Duration::from_secs(
             args.owner_timeout
                 .or(file.owner_timeout)
@@ -260,4 +269,12 @@ fn provision(data: &Path, path: &Path, identity: &Identity) -> anyhow::Result<(S
         &identity.fingerprint()[..4]
     );
     Ok((server, name))
+}
+
+/// `--capture`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum CaptureArg {
+    Auto,
+    X11,
+    Xcap,
 }

@@ -51,6 +51,7 @@ fn known_picture_arrives_sharp_and_input_moves_the_pointer() {
             "2.5",
             "--snapshot",
             snap.to_str().unwrap(),
+            "--no-cursor",
             "--stats",
             st.to_str().unwrap(),
             "--input-script",
@@ -177,6 +178,7 @@ fn connect_by_internet_id_direct_and_through_the_relay() {
             st.to_str().unwrap(),
             "--snapshot",
             snap.to_str().unwrap(),
+            "--no-cursor",
         ],
     ));
     assert!(out.contains("path relayed"), "{out}");

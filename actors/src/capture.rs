@@ -8,17 +8,25 @@
 //! - Still: once nothing changed for `still_after`, one `still` notice tells the encoder to
 //!   send lossless tiles; polling then slows to `idle_fps` until the next change.
 //!
-//! The frame source is a trait so the pipeline can be driven by a synthetic desktop in
-//! benchmarks; the product uses [`XcapSource`].
+//! Two kinds of source drive it:
+//!
+//! - [`x11::X11Source`] (the default on X11): the X server's DAMAGE events say what changed;
+//!   only those regions are read, and a still screen costs no screen reads (only a pointer
+//!   position query ten times a second). It also reports the cursor's shape and position.
+//! - a polled [`FrameSource`]: full grabs compared tile by tile — [`XcapSource`] (the
+//!   portable path and the fallback without DAMAGE/XFIXES) and the synthetic desktop of the
+//!   benchmarks.
+
+pub mod x11;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
-
+use crossbeam_channel::{Sender, TrySendError};
 use portico_core::tiles::{changed_tiles, Grid};
+use portico_core::wire::session::{CursorPosition, CursorShape};
 
 /// A captured frame handed to the encoder.
 #[derive(Debug, Clone)]
@@ -35,6 +43,35 @@ pub struct Captured {
     pub still: bool,
 }
 
+/// A cursor change for the encoder to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CursorUpdate {
+    /// A new shape.
+    Shape(CursorShape),
+    /// A new position.
+    Position(CursorPosition),
+}
+
+/// Where the capture thread sends its output.
+pub struct Outputs {
+    /// Frames (a one-slot channel: newest wins, damage carried over).
+    pub frames: Sender<Captured>,
+    /// Cursor changes.
+    pub cursor: Sender<CursorUpdate>,
+}
+
+/// What the capture thread reads.
+pub enum Source {
+    /// Full grabs, compared tile by tile.
+    Poll(Box<dyn FrameSource>),
+    /// X11 damage events, damaged regions only, and the cursor.
+    Damage(Box<x11::X11Source>),
+}
+
+/// How often a damage-driven capture reads the pointer's position when nothing else woke
+/// it (a warp makes no motion event): one X round trip, no screen read.
+const POINTER_POLL: Duration = Duration::from_millis(100);
+
 /// Where frames come from.
 pub trait FrameSource: Send + 'static {
     /// Grabs a frame: (width, height, RGBA).
@@ -49,8 +86,9 @@ pub struct XcapSource {
 
 impl XcapSource {
     /// Opens monitor `index` (0 = primary, or the first when none is marked primary, as on
-    /// Xvfb). Returns the monitors' sizes too.
-    pub fn open(index: usize) -> Result<(Self, Vec<(u32, u32)>), String> {
+    /// Xvfb). Returns the monitors' sizes too, and this monitor's area in root coordinates.
+    #[allow(clippy::type_complexity)]
+    pub fn open(index: usize) -> Result<(Self, Vec<(u32, u32)>, (i16, i16, u16, u16)), String> {
         // xcap would take its Wayland path when these are set; Portico captures X11 here.
         if std::env::var_os("DISPLAY").is_none() {
             return Err("no X display: set DISPLAY (for example run under Xvfb)".into());
@@ -76,12 +114,14 @@ impl XcapSource {
                 monitors.len()
             ));
         }
-        Ok((
-            Self {
-                monitor: monitors.swap_remove(index),
-            },
-            sizes,
-        ))
+        let m = monitors.swap_remove(index);
+        let area = (
+            m.x().unwrap_or(0) as i16,
+            m.y().unwrap_or(0) as i16,
+            m.width().unwrap_or(0) as u16,
+            m.height().unwrap_or(0) as u16,
+        );
+        Ok((Self { monitor: m }, sizes, area))
     }
 }
 
@@ -140,18 +180,16 @@ pub struct Capture {
 }
 
 impl Capture {
-    /// Starts capturing from `source` into `to_encoder` while `viewers` > 0.
-    pub fn new(
-        source: Box<dyn FrameSource>,
-        pacing: Pacing,
-        viewers: Arc<AtomicUsize>,
-        to_encoder: SyncSender<Captured>,
-    ) -> Self {
+    /// Starts capturing from `source` into `out` while `viewers` > 0.
+    pub fn new(source: Source, pacing: Pacing, viewers: Arc<AtomicUsize>, out: Outputs) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("portico-capture".into())
-            .spawn(move || capture_loop(source, pacing, viewers, to_encoder, flag))
+            .spawn(move || match source {
+                Source::Poll(s) => capture_loop(s, pacing, viewers, out.frames, flag),
+                Source::Damage(s) => damage_loop(*s, pacing, viewers, out, flag),
+            })
             .map_err(|e| tracing::error!(error = %e, "cannot start the capture thread"))
             .ok();
         Self { stop, thread }
@@ -182,10 +220,10 @@ fn capture_loop(
     mut source: Box<dyn FrameSource>,
     pacing: Pacing,
     viewers: Arc<AtomicUsize>,
-    to_encoder: SyncSender<Captured>,
+    to_encoder: Sender<Captured>,
     stop: Arc<AtomicBool>,
 ) {
-    let span = tracing::info_span!("capture");
+    let span = tracing::info_span!("capture", source = "poll");
     let _g = span.enter();
     let mut prev: Option<(Grid, Arc<Vec<u8>>)> = None;
     let mut pending: Vec<usize> = Vec::new();
@@ -263,6 +301,104 @@ fn capture_loop(
                 still: true,
             };
             match to_encoder.try_send(frame) {
+                Ok(()) => still_sent = true,
+                Err(TrySendError::Full(_)) => {}
+                Err(TrySendError::Disconnected(_)) => return,
+            }
+        }
+    }
+}
+
+/// The damage-driven loop: sleeps until the X server reports a change (or the still timer
+/// or the safety poll is due), paces reads to the frame rate, hands over the changed tiles.
+fn damage_loop(
+    mut src: x11::X11Source,
+    pacing: Pacing,
+    viewers: Arc<AtomicUsize>,
+    out: Outputs,
+    stop: Arc<AtomicBool>,
+) {
+    let span = tracing::info_span!("capture", source = "x11-damage");
+    let _g = span.enter();
+    let period = Duration::from_secs_f64(1.0 / f64::from(pacing.fps.max(1)));
+    let mut pending: Vec<usize> = Vec::new();
+    let mut cursor: Vec<CursorUpdate> = Vec::new();
+    let mut watching = false;
+    let mut last_change = Instant::now();
+    let mut still_sent = true;
+    let mut last_read = Instant::now() - period;
+    let mut last_pointer = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        if viewers.load(Ordering::Relaxed) == 0 {
+            // Nobody watches: read nothing (the damage waits in the X server).
+            watching = false;
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        let first = !watching;
+        watching = true;
+        let timeout = if !pending.is_empty() || !cursor.is_empty() {
+            period
+        } else if !still_sent {
+            pacing.still_after.saturating_sub(last_change.elapsed())
+        } else {
+            POINTER_POLL
+        }
+        .min(POINTER_POLL);
+        if !first {
+            src.wait(timeout);
+        }
+        // The pointer is read on its own clock: other wake-ups must not starve it.
+        if last_pointer.elapsed() >= POINTER_POLL {
+            src.poll_pointer();
+            last_pointer = Instant::now();
+        }
+        // Pace: changes within one frame period are read together.
+        let since = last_read.elapsed();
+        if since < period {
+            std::thread::sleep(period - since);
+        }
+        last_read = Instant::now();
+        let up = match src.update(first) {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(error = %e, "damage capture failed; retrying");
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+        };
+        cursor.extend(up.shape.map(CursorUpdate::Shape));
+        cursor.extend(up.position.map(CursorUpdate::Position));
+        while let Some(c) = cursor.first() {
+            match out.cursor.try_send(c.clone()) {
+                Ok(()) => drop(cursor.remove(0)),
+                Err(TrySendError::Full(_)) => break,
+                Err(TrySendError::Disconnected(_)) => return,
+            }
+        }
+        if !up.changed.is_empty() {
+            last_change = Instant::now();
+            still_sent = false;
+            merge(&mut pending, &up.changed);
+        }
+        let frame = |changed, still| Captured {
+            capture_us: now_us(),
+            grid: src.grid(),
+            rgba: src.frame(),
+            changed,
+            still,
+        };
+        if !pending.is_empty() {
+            match out
+                .frames
+                .try_send(frame(std::mem::take(&mut pending), false))
+            {
+                Ok(()) => {}
+                Err(TrySendError::Full(f)) => pending = f.changed,
+                Err(TrySendError::Disconnected(_)) => return,
+            }
+        } else if !still_sent && last_change.elapsed() >= pacing.still_after {
+            match out.frames.try_send(frame(Vec::new(), true)) {
                 Ok(()) => still_sent = true,
                 Err(TrySendError::Full(_)) => {}
                 Err(TrySendError::Disconnected(_)) => return,

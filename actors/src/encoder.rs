@@ -8,9 +8,9 @@
 //! the others' or the capture's pace) and asks for a resync.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::Duration;
+
+use crossbeam_channel::{select, Receiver};
 
 use actix::prelude::*;
 use openh264::encoder::{
@@ -22,7 +22,7 @@ use portico_core::wire::session::{Codec, FrameRole, SessionMessage, Tile, TileUp
 use portico_core::wire::WireMessage;
 use tokio::sync::broadcast;
 
-use crate::capture::Captured;
+use crate::capture::{Captured, CursorUpdate};
 use portico_core::tiles::{damage_rects, encode_tile, Grid};
 
 /// Packets buffered per viewer before it counts as lagging.
@@ -37,6 +37,8 @@ pub struct Packet {
     pub keyframe: bool,
     /// Lossless tiles (not a video frame).
     pub tiles: bool,
+    /// A cursor shape or position: every live session sends it, keyframe or not.
+    pub cursor: bool,
     /// The encoded [`SessionMessage`].
     pub bytes: Vec<u8>,
 }
@@ -55,21 +57,32 @@ pub struct Encoder {
     /// Publishes packets.
     packets: broadcast::Sender<Arc<Packet>>,
     /// Commands for the thread.
-    control: std::sync::mpsc::Sender<Control>,
+    control: crossbeam_channel::Sender<Control>,
     /// Viewers watching (the capture pauses at 0).
     viewers: Arc<AtomicUsize>,
 }
 
 impl Encoder {
-    /// Starts encoding frames from `frames` for monitor `monitor`.
-    pub fn new(frames: Receiver<Captured>, monitor: u8, viewers: Arc<AtomicUsize>) -> Self {
+    /// Starts encoding frames from `frames` (and publishing `cursor` changes) for monitor
+    /// `monitor`.
+    pub fn new(
+        frames: Receiver<Captured>,
+        cursor: Receiver<CursorUpdate>,
+        monitor: u8,
+        viewers: Arc<AtomicUsize>,
+    ) -> Self {
         let (packets, _) = broadcast::channel(BROADCAST_DEPTH);
-        let (control, control_rx) = std::sync::mpsc::channel();
+        let (control, control_rx) = crossbeam_channel::bounded(64);
         let tx = packets.clone();
+        let inputs = Inputs {
+            frames,
+            cursor,
+            control: control_rx,
+        };
         // Detached: the thread ends when the capture side hangs up (its channel closes).
         if let Err(e) = std::thread::Builder::new()
             .name("portico-encoder".into())
-            .spawn(move || encode_loop(frames, control_rx, tx, monitor))
+            .spawn(move || encode_loop(inputs, tx, monitor))
         {
             tracing::error!(error = %e, "cannot start the encoder thread");
         }
@@ -122,8 +135,15 @@ impl Handler<Subscribe> for Encoder {
 
 impl Encoder {
     fn send(&self, c: Control) {
-        if self.control.send(c).is_err() {
-            tracing::warn!("encoder thread is gone");
+        match self.control.try_send(c) {
+            Ok(()) => {}
+            // 64 commands waiting: a resync among them does what this one would.
+            Err(crossbeam_channel::TrySendError::Full(_)) => {
+                tracing::debug!("encoder busy; command dropped")
+            }
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+                tracing::warn!("encoder thread is gone")
+            }
         }
     }
 }
@@ -184,14 +204,18 @@ struct State {
     /// The capture reported the screen still and nothing changed since.
     at_rest: bool,
     monitor: u8,
+    /// The last cursor shape and position, published again for viewers that join.
+    cursor: (Option<Arc<Packet>>, Option<Arc<Packet>>),
 }
 
-fn encode_loop(
+/// What the encoder thread waits on (all at once, blocking: no polling when idle).
+struct Inputs {
     frames: Receiver<Captured>,
+    cursor: Receiver<CursorUpdate>,
     control: Receiver<Control>,
-    out: broadcast::Sender<Arc<Packet>>,
-    monitor: u8,
-) {
+}
+
+fn encode_loop(inputs: Inputs, out: broadcast::Sender<Arc<Packet>>, monitor: u8) {
     let span = tracing::info_span!("encoder", monitor);
     let _g = span.enter();
     let mut st = State {
@@ -207,60 +231,114 @@ fn encode_loop(
         carried: Vec::new(),
         at_rest: false,
         monitor,
+        cursor: (None, None),
     };
     loop {
-        let mut resync = false;
-        while let Ok(c) = control.try_recv() {
-            match c {
-                Control::Resync => resync = true,
-                Control::Bitrate(bps) => {
-                    st.bps = bps;
-                    st.h264 = None;
-                    st.force_key = true;
+        let frame = select! {
+            recv(inputs.frames) -> f => match f {
+                Ok(f) => f,
+                Err(_) => return,
+            },
+            recv(inputs.cursor) -> c => {
+                if let Ok(c) = c {
+                    publish_cursor(&mut st, &out, c);
                 }
-            }
-        }
-        if resync {
-            st.force_key = true;
-            st.synced.iter_mut().for_each(|s| *s = false);
-            // Re-encode the last picture now, so a new viewer of a still screen sees it at once.
-            if let (Some(grid), Some(rgba)) = (st.grid, st.last.clone()) {
-                let all: Vec<usize> = (0..grid.len()).collect();
-                let at = st.last_capture_us;
-                encode_video(&mut st, &out, grid, &rgba, &all, at);
-                // At rest the capture will not report "still" again: refresh losslessly now.
-                if st.at_rest {
-                    send_tiles(&mut st, &out, grid, &rgba);
+                continue;
+            },
+            recv(inputs.control) -> c => {
+                match c {
+                    Ok(Control::Resync) => resync(&mut st, &out),
+                    Ok(Control::Bitrate(bps)) => {
+                        st.bps = bps;
+                        st.h264 = None;
+                        st.force_key = true;
+                    }
+                    Err(_) => return,
                 }
-            }
-        }
-        let frame = match frames.recv_timeout(Duration::from_millis(20)) {
-            Ok(f) => f,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => return,
+                continue;
+            },
         };
-        if st.grid != Some(frame.grid) {
-            st.grid = Some(frame.grid);
-            st.h264 = None;
-            st.yuv = None;
-            st.force_key = true;
-            st.synced = vec![false; frame.grid.len()];
-            st.carried.clear();
+        encode_frame(&mut st, &out, frame);
+    }
+}
+
+fn publish_cursor(st: &mut State, out: &broadcast::Sender<Arc<Packet>>, c: CursorUpdate) {
+    let (msg, shape) = match c {
+        CursorUpdate::Shape(s) => (SessionMessage::CursorShape(s), true),
+        CursorUpdate::Position(p) => (SessionMessage::CursorPosition(p), false),
+    };
+    let Some(p) = packet(&msg, false, false, true) else {
+        return;
+    };
+    if shape {
+        st.cursor.0 = Some(p.clone());
+    } else {
+        st.cursor.1 = Some(p.clone());
+    }
+    // No subscriber is not an error: the capture pauses soon after.
+    drop(out.send(p));
+}
+
+/// A viewer joined or lagged: the cursor again, a keyframe of the last picture, and at rest
+/// a lossless refresh.
+fn resync(st: &mut State, out: &broadcast::Sender<Arc<Packet>>) {
+    for p in [st.cursor.0.clone(), st.cursor.1.clone()]
+        .into_iter()
+        .flatten()
+    {
+        drop(out.send(p));
+    }
+    st.force_key = true;
+    st.synced.iter_mut().for_each(|s| *s = false);
+    // Re-encode the last picture now, so a new viewer of a still screen sees it at once.
+    if let (Some(grid), Some(rgba)) = (st.grid, st.last.clone()) {
+        let all: Vec<usize> = (0..grid.len()).collect();
+        let at = st.last_capture_us;
+        encode_video(st, out, grid, &rgba, &all, at);
+        // At rest the capture will not report "still" again: refresh losslessly now.
+        if st.at_rest {
+            send_tiles(st, out, grid, &rgba);
         }
-        st.last = Some(frame.rgba.clone());
-        st.last_capture_us = frame.capture_us;
-        st.at_rest = frame.still;
-        if frame.still {
-            send_tiles(&mut st, &out, frame.grid, &frame.rgba);
-        } else {
-            encode_video(
-                &mut st,
-                &out,
-                frame.grid,
-                &frame.rgba,
-                &frame.changed,
-                frame.capture_us,
-            );
+    }
+}
+
+fn encode_frame(st: &mut State, out: &broadcast::Sender<Arc<Packet>>, frame: Captured) {
+    if st.grid != Some(frame.grid) {
+        st.grid = Some(frame.grid);
+        st.h264 = None;
+        st.yuv = None;
+        st.force_key = true;
+        st.synced = vec![false; frame.grid.len()];
+        st.carried.clear();
+    }
+    st.last = Some(frame.rgba.clone());
+    st.last_capture_us = frame.capture_us;
+    st.at_rest = frame.still;
+    if frame.still {
+        send_tiles(st, out, frame.grid, &frame.rgba);
+    } else {
+        encode_video(
+            st,
+            out,
+            frame.grid,
+            &frame.rgba,
+            &frame.changed,
+            frame.capture_us,
+        );
+    }
+}
+
+fn packet(msg: &SessionMessage, keyframe: bool, tiles: bool, cursor: bool) -> Option<Arc<Packet>> {
+    match msg.encode() {
+        Ok(bytes) => Some(Arc::new(Packet {
+            keyframe,
+            tiles,
+            cursor,
+            bytes,
+        })),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode a media message");
+            None
         }
     }
 }
@@ -271,14 +349,9 @@ fn publish(
     keyframe: bool,
     tiles: bool,
 ) {
-    match msg.encode() {
+    if let Some(p) = packet(msg, keyframe, tiles, false) {
         // No subscriber is not an error: the capture pauses soon after.
-        Ok(bytes) => drop(out.send(Arc::new(Packet {
-            keyframe,
-            tiles,
-            bytes,
-        }))),
-        Err(e) => tracing::error!(error = %e, "cannot encode a media message"),
+        drop(out.send(p));
     }
 }
 

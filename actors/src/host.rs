@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::access::AccessControl;
-use crate::capture::{Capture, FrameSource, Pacing, XcapSource};
+use crate::capture::{x11::X11Source, Capture, FrameSource, Outputs, Pacing, Source, XcapSource};
 use crate::encoder::Encoder;
 use crate::input::Input;
 use crate::network::{build_swarm, HostStatus, Network, ServerLink, DEFAULT_PORT, SESSION};
@@ -170,6 +170,49 @@ pub fn listen_addrs(s: &str) -> Result<Vec<Multiaddr>, HostError> {
     ])
 }
 
+/// How the host captures the X display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CaptureMode {
+    /// X11 damage when the server has DAMAGE and XFIXES, else xcap.
+    #[default]
+    Auto,
+    /// X11 damage only (fails without the extensions).
+    X11,
+    /// xcap full grabs (no cursor messages).
+    Xcap,
+}
+
+/// Opens the capture source for monitor `index` and lists the monitors' sizes.
+fn open_capture(mode: CaptureMode, index: usize) -> Result<(Source, Vec<(u32, u32)>), HostError> {
+    // xcap lists the monitors (and their root positions) for both paths.
+    let (xcap, sizes, area) = XcapSource::open(index).map_err(HostError::Capture)?;
+    if mode == CaptureMode::Xcap {
+        return Ok((Source::Poll(Box::new(xcap)), sizes));
+    }
+    match X11Source::open(Some(area)) {
+        Ok(x) => {
+            tracing::info!("capturing with X11 damage events");
+            let sizes = sizes
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    if i == index {
+                        (x.grid().width, x.grid().height)
+                    } else {
+                        s
+                    }
+                })
+                .collect();
+            Ok((Source::Damage(Box::new(x)), sizes))
+        }
+        Err(e) if mode == CaptureMode::Auto => {
+            tracing::warn!(error = %e, "X11 damage capture unavailable; using full grabs (xcap)");
+            Ok((Source::Poll(Box::new(xcap)), sizes))
+        }
+        Err(e) => Err(HostError::Capture(e)),
+    }
+}
+
 /// Everything `start` needs.
 pub struct HostConfig {
     /// Listen addresses.
@@ -188,6 +231,8 @@ pub struct HostConfig {
     pub mdns: bool,
     /// A frame source to use instead of the X display (benchmarks).
     pub source: Option<Box<dyn FrameSource>>,
+    /// How the X display is captured.
+    pub capture: CaptureMode,
     /// How long the owner has to answer a request.
     pub owner_timeout: Duration,
     /// The data directory (audit log, console token); none: no audit log, no console.
@@ -216,17 +261,19 @@ pub struct HostHandle {
 
 /// Starts the host actors in the current actix system.
 pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle, HostError> {
-    let (source, monitors): (Box<dyn FrameSource>, Vec<(u32, u32)>) = match config.source {
-        Some(s) => (s, vec![]),
-        None => {
-            let (s, sizes) = XcapSource::open(config.monitor).map_err(HostError::Capture)?;
-            (Box::new(s), sizes)
-        }
+    let (source, monitors) = match config.source {
+        Some(s) => (Source::Poll(s), vec![]),
+        None => open_capture(config.capture, config.monitor)?,
     };
     let viewers = Arc::new(AtomicUsize::new(0));
-    let (to_encoder, frames) = std::sync::mpsc::sync_channel(1);
-    let encoder = Encoder::new(frames, config.monitor as u8, viewers.clone()).start();
-    let capture = Capture::new(source, config.pacing, viewers, to_encoder).start();
+    let (to_encoder, frames) = crossbeam_channel::bounded(1);
+    let (cursor_tx, cursor) = crossbeam_channel::bounded(32);
+    let encoder = Encoder::new(frames, cursor, config.monitor as u8, viewers.clone()).start();
+    let out = Outputs {
+        frames: to_encoder,
+        cursor: cursor_tx,
+    };
+    let capture = Capture::new(source, config.pacing, viewers, out).start();
     let input = Input::new().start();
     let audit = match &config.data_dir {
         Some(d) => Some(

@@ -216,6 +216,7 @@ async fn live(
             text = next_text(&mut host_clip) => m.host_clipboard(text)?,
             Some((ask, allowed)) = shell.answers.recv() => m.owner_answered(ask, allowed)?,
             packet = packets.recv() => match packet {
+                Ok(p) if p.cursor => m.cursor(&p.bytes)?,
                 Ok(p) => m.media(&p.bytes, p.keyframe)?,
                 Err(RecvError::Lagged(n)) => {
                     tracing::debug!(skipped = n, "viewer lagging; resyncing");

@@ -16,7 +16,7 @@ use portico_core::wire::session::{
 use portico_signal_client::session_io::StreamError;
 use tokio::sync::mpsc;
 
-use crate::picture::Picture;
+use crate::picture::{Cursor, Picture};
 use crate::{files, script, window, FrameStat, Headless, Report, ViewerError};
 
 /// Something a person should see; the CLI prints it (and draws progress bars).
@@ -98,6 +98,8 @@ pub(crate) struct Driver<'o> {
     cmd_tx: mpsc::Sender<Command>,
     cmd_rx: mpsc::Receiver<Command>,
     picture: Picture,
+    /// The remote pointer.
+    cursor: Cursor,
     report: Report,
     /// Received video and tile bytes.
     bytes: usize,
@@ -140,6 +142,7 @@ impl<'o> Driver<'o> {
             cmd_tx,
             cmd_rx,
             picture: Picture::new()?,
+            cursor: Cursor::default(),
             report: Report::empty(),
             bytes: 0,
             t0: Instant::now(),
@@ -167,9 +170,10 @@ impl<'o> Driver<'o> {
 
     /// Runs the session: setup, live, goodbye. The picture and figures so far come back even
     /// when the host ends the session, with the reason.
+    #[allow(clippy::type_complexity)]
     pub(crate) async fn run(
         mut self,
-    ) -> Result<(Picture, Report, Option<ViewerError>), ViewerError> {
+    ) -> Result<(Picture, Cursor, Report, Option<ViewerError>), ViewerError> {
         let mut buf = vec![0u8; 64 * 1024];
         let permissions = self.setup(&mut buf).await?;
         self.report.permissions = permissions.to_string();
@@ -192,7 +196,7 @@ impl<'o> Driver<'o> {
         self.report.seconds = secs;
         self.report.fps = self.report.frames as f64 / secs;
         self.report.kbps = self.bytes as f64 * 8.0 / 1000.0 / secs;
-        Ok((self.picture, self.report, self.ended.flatten()))
+        Ok((self.picture, self.cursor, self.report, self.ended.flatten()))
     }
 
     async fn close(&mut self) -> Result<(), ViewerError> {
@@ -226,6 +230,17 @@ impl<'o> Driver<'o> {
                     ViewerEvent::Accepted(a) => return Ok(a.permissions),
                     ViewerEvent::Refused { code, message } => {
                         return Err(ViewerError::Refused { code, message })
+                    }
+                    ViewerEvent::CursorShape(c) => {
+                        self.report.cursor_shapes += 1;
+                        self.cursor.shape = Some(c);
+                        self.cursor_stat(false);
+                        self.show();
+                    }
+                    ViewerEvent::CursorPosition(p) => {
+                        self.cursor.position = Some(p);
+                        self.cursor_stat(true);
+                        self.show();
                     }
                     ViewerEvent::Ended { reason, message } => {
                         return Err(match reason {
@@ -381,6 +396,8 @@ impl<'o> Driver<'o> {
             shared.height = h;
             shared.rgba.clear();
             shared.rgba.extend_from_slice(self.picture.rgba());
+            // The remote pointer over the picture.
+            self.cursor.draw(&mut shared.rgba, w, h);
         }
         if link.notify.send_event(window::UiEvent::Frame).is_err() {
             tracing::debug!("the window is gone");
@@ -422,6 +439,17 @@ impl<'o> Driver<'o> {
                 self.report.tile_updates += 1;
                 self.show();
             }
+            ViewerEvent::CursorShape(c) => {
+                self.report.cursor_shapes += 1;
+                self.cursor.shape = Some(c);
+                self.cursor_stat(false);
+                self.show();
+            }
+            ViewerEvent::CursorPosition(p) => {
+                self.cursor.position = Some(p);
+                self.cursor_stat(true);
+                self.show();
+            }
             ViewerEvent::Ended { reason, message } => {
                 self.ended = Some(Some(ViewerError::Ended { reason, message }));
             }
@@ -449,6 +477,31 @@ impl<'o> Driver<'o> {
             | ViewerEvent::Refused { .. } => {}
         }
         Ok(())
+    }
+
+    /// Updates the stats' cursor (`moved`: a new position, timed).
+    fn cursor_stat(&mut self, moved: bool) {
+        let Some(p) = self.cursor.position else {
+            return;
+        };
+        let at_unix_ms = match (&self.report.cursor, moved) {
+            (Some(c), false) => c.at_unix_ms,
+            _ => crate::now_us() / 1000,
+        };
+        let shape = self
+            .cursor
+            .shape
+            .as_ref()
+            .filter(|s| s.serial == p.serial)
+            .map(|s| [s.width, s.height, s.hot_x, s.hot_y]);
+        self.report.cursor = Some(crate::CursorStat {
+            x: p.x,
+            y: p.y,
+            visible: p.visible,
+            serial: p.serial,
+            shape,
+            at_unix_ms,
+        });
     }
 
     fn decision(&mut self, d: ServiceDecision) {
@@ -499,6 +552,8 @@ impl Report {
             file_result: None,
             clipboard_result: None,
             clipboard_received: None,
+            cursor: None,
+            cursor_shapes: 0,
             frame_stats: Vec::new(),
         }
     }

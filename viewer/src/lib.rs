@@ -63,6 +63,8 @@ pub struct Headless {
     pub clipboard: Option<String>,
     /// Where notices for a person go (`None`: dropped).
     pub notify: Option<Notify>,
+    /// Leave the remote cursor out of the snapshot.
+    pub no_cursor: bool,
 }
 
 /// Errors of a viewer run.
@@ -134,6 +136,23 @@ pub struct FrameStat {
     pub at_ms: f64,
 }
 
+/// The remote pointer in the stats.
+#[derive(Debug, Clone, Serialize)]
+pub struct CursorStat {
+    /// X in the picture.
+    pub x: i32,
+    /// Y in the picture.
+    pub y: i32,
+    /// Inside the shared area and shown.
+    pub visible: bool,
+    /// The shape's serial.
+    pub serial: u32,
+    /// The shape's size and hotspot, when known: `[width, height, hot_x, hot_y]`.
+    pub shape: Option<[u16; 4]>,
+    /// When this position arrived (Unix ms, for latency checks on one machine).
+    pub at_unix_ms: u64,
+}
+
 /// The run's figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -164,6 +183,10 @@ pub struct Report {
     pub clipboard_result: Option<String>,
     /// The last clipboard text the host sent.
     pub clipboard_received: Option<String>,
+    /// The remote pointer as last reported.
+    pub cursor: Option<CursorStat>,
+    /// Cursor shapes received (each shape is sent once).
+    pub cursor_shapes: u64,
     /// Per frame.
     pub frame_stats: Vec<FrameStat>,
 }
@@ -204,11 +227,11 @@ pub async fn run(
     let machine = ViewerSession::new(transport);
     let path = if relayed { "relayed" } else { "direct" };
     let driver = drive::Driver::new(machine, r, w, &opts, started, path, peer, ui)?;
-    let (picture, mut report, ended) = driver.run().await?;
+    let (picture, cursor, mut report, ended) = driver.run().await?;
     report.host = peer.to_string();
     report.path = path.into();
     report.direct_upgrade_ms = conn.upgrade.lock().ok().and_then(|u| *u);
-    write_outputs(&opts, &picture, &report)?;
+    write_outputs(&opts, &picture, &cursor, &report)?;
     match ended {
         Some(e) => Err(e),
         None => Ok(report),
@@ -218,6 +241,7 @@ pub async fn run(
 fn write_outputs(
     opts: &Headless,
     picture: &picture::Picture,
+    cursor: &picture::Cursor,
     report: &Report,
 ) -> Result<(), ViewerError> {
     let out = |p: &std::path::Path, reason: String| ViewerError::Output {
@@ -225,7 +249,8 @@ fn write_outputs(
         reason,
     };
     if let Some(p) = &opts.snapshot {
-        picture.save_png(p).map_err(|e| out(p, e))?;
+        let cursor = (!opts.no_cursor).then_some(cursor);
+        picture.save_png(p, cursor).map_err(|e| out(p, e))?;
     }
     if let Some(p) = &opts.stats {
         let json = serde_json::to_vec_pretty(report).map_err(|e| out(p, e.to_string()))?;

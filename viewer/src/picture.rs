@@ -115,11 +115,23 @@ impl Picture {
         Ok(())
     }
 
-    /// Writes the picture as PNG.
-    pub fn save_png(&self, path: &std::path::Path) -> Result<(), String> {
+    /// The picture with the cursor drawn over it (when known and visible).
+    pub fn with_cursor(&self, cursor: &Cursor) -> Vec<u8> {
+        let mut out = self.canvas.clone();
+        if let Some(g) = self.grid {
+            cursor.draw(&mut out, g.width, g.height);
+        }
+        out
+    }
+
+    /// Writes the picture as PNG, with `cursor` drawn over it when given.
+    pub fn save_png(&self, path: &std::path::Path, cursor: Option<&Cursor>) -> Result<(), String> {
         let (w, h) = self.size().ok_or("no picture was received")?;
-        let img = image::RgbaImage::from_raw(w, h, self.canvas.clone())
-            .ok_or("picture buffer size mismatch")?;
+        let rgba = match cursor {
+            Some(c) => self.with_cursor(c),
+            None => self.canvas.clone(),
+        };
+        let img = image::RgbaImage::from_raw(w, h, rgba).ok_or("picture buffer size mismatch")?;
         img.save(path).map_err(|e| e.to_string())
     }
 }
@@ -136,5 +148,100 @@ fn copy_rect(src: &[u8], dst: &mut [u8], width: u32, r: Rect) {
         let row = ((y * width + r.x) * 4) as usize;
         let len = (r.w * 4) as usize;
         dst[row..row + len].copy_from_slice(&src[row..row + len]);
+    }
+}
+
+/// The remote pointer: its shape (premultiplied RGBA, with hotspot) and where it is.
+#[derive(Debug, Clone, Default)]
+pub struct Cursor {
+    /// The current shape.
+    pub shape: Option<portico_core::wire::session::CursorShape>,
+    /// The current position.
+    pub position: Option<portico_core::wire::session::CursorPosition>,
+}
+
+impl Cursor {
+    /// Draws the cursor into an RGBA picture of `width`×`height` ("over" with premultiplied
+    /// alpha), clipped at the edges.
+    pub fn draw(&self, rgba: &mut [u8], width: u32, height: u32) {
+        let (Some(s), Some(p)) = (&self.shape, &self.position) else {
+            return;
+        };
+        if !p.visible || !s.is_valid() {
+            return;
+        }
+        let (ox, oy) = (p.x - i32::from(s.hot_x), p.y - i32::from(s.hot_y));
+        for cy in 0..i32::from(s.height) {
+            let y = oy + cy;
+            if y < 0 || y >= height as i32 {
+                continue;
+            }
+            for cx in 0..i32::from(s.width) {
+                let x = ox + cx;
+                if x < 0 || x >= width as i32 {
+                    continue;
+                }
+                let si = ((cy * i32::from(s.width) + cx) * 4) as usize;
+                let di = ((y as u32 * width + x as u32) * 4) as usize;
+                let a = u32::from(s.rgba[si + 3]);
+                for k in 0..3 {
+                    let d = u32::from(rgba[di + k]);
+                    rgba[di + k] = (u32::from(s.rgba[si + k]) + d * (255 - a) / 255).min(255) as u8;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use portico_core::wire::session::{CursorPosition, CursorShape};
+
+    #[test]
+    fn cursor_is_drawn_at_its_hotspot_with_alpha_and_clipped() {
+        // 2x1 cursor: an opaque red pixel, then a half-transparent white one; hotspot (1, 0).
+        let c = Cursor {
+            shape: Some(CursorShape {
+                serial: 1,
+                width: 2,
+                height: 1,
+                hot_x: 1,
+                hot_y: 0,
+                rgba: vec![255, 0, 0, 255, 128, 128, 128, 128],
+            }),
+            position: Some(CursorPosition {
+                x: 1,
+                y: 0,
+                visible: true,
+                serial: 1,
+            }),
+        };
+        let mut px = vec![0u8; 3 * 4];
+        c.draw(&mut px, 3, 1);
+        assert_eq!(&px[0..4], &[255, 0, 0, 0]);
+        assert_eq!(&px[4..7], &[128, 128, 128]);
+        // Off the left edge: only what is inside is drawn, nothing panics.
+        let mut c2 = c.clone();
+        c2.position = Some(CursorPosition {
+            x: 0,
+            y: 0,
+            visible: true,
+            serial: 1,
+        });
+        let mut px = vec![10u8; 3 * 4];
+        c2.draw(&mut px, 3, 1);
+        assert_eq!(&px[0..3], &[132, 132, 132]);
+        // Hidden: nothing.
+        c2.position = Some(CursorPosition {
+            x: 0,
+            y: 0,
+            visible: false,
+            serial: 1,
+        });
+        let mut px = vec![10u8; 12];
+        c2.draw(&mut px, 3, 1);
+        assert_eq!(px, vec![10u8; 12]);
     }
 }

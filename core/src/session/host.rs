@@ -234,6 +234,17 @@ impl HostSession {
         Ok(())
     }
 
+    /// An encoded cursor shape or position (encoded once for every viewer): sent whenever
+    /// the session is live, independent of the video's keyframe gate.
+    pub fn cursor(&mut self, encoded: &[u8]) -> Result<(), SessionError> {
+        if self.state != State::Live {
+            return Ok(());
+        }
+        let bytes = self.transport.seal(encoded)?;
+        self.transmit.push_back(bytes);
+        Ok(())
+    }
+
     /// This viewer fell behind: skip to the next keyframe and ask for one.
     pub fn lagged(&mut self) {
         self.need_keyframe = true;

@@ -433,3 +433,41 @@ fn the_host_closing_mid_session_ends_the_viewer() {
     assert_eq!(p.host_events(), vec![HostEvent::AbortFile(1)]);
     assert!(p.host.is_closed());
 }
+
+#[test]
+fn cursor_updates_pass_the_keyframe_gate_and_bad_shapes_are_dropped() {
+    use crate::wire::session::{CursorPosition, CursorShape};
+    let mut p = Pair::live(Permissions::VIEW_ONLY, true);
+    let shape = CursorShape {
+        serial: 3,
+        width: 1,
+        height: 1,
+        hot_x: 0,
+        hot_y: 0,
+        rgba: vec![1, 2, 3, 255],
+    };
+    let mut bad = shape.clone();
+    bad.width = 2; // the image holds one pixel, not two
+    let pos = CursorPosition {
+        x: 10,
+        y: 20,
+        visible: true,
+        serial: 3,
+    };
+    for m in [
+        SessionMessage::CursorShape(shape.clone()),
+        SessionMessage::CursorShape(bad),
+        SessionMessage::CursorPosition(pos),
+    ] {
+        // No keyframe was sent yet: video would be held back, the cursor is not.
+        p.host.cursor(&m.encode().unwrap()).unwrap();
+    }
+    p.pump();
+    assert_eq!(
+        p.viewer_events(),
+        vec![
+            ViewerEvent::CursorShape(shape),
+            ViewerEvent::CursorPosition(pos)
+        ]
+    );
+}

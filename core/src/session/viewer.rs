@@ -5,8 +5,9 @@ use std::collections::VecDeque;
 use crate::noise::Transport;
 use crate::policy::{Permission, Permissions};
 use crate::wire::session::{
-    Accepted, Bye, ByeReason, Clipboard, FileChunk, FileEnd, FileOffer, FileResult, InputEvent,
-    RequestKeyframe, ServiceDecision, SessionMessage, SetBitrate, TileUpdate, VideoFrame,
+    Accepted, Bye, ByeReason, Clipboard, CursorPosition, CursorShape, FileChunk, FileEnd,
+    FileOffer, FileResult, InputEvent, RequestKeyframe, ServiceDecision, SessionMessage,
+    SetBitrate, TileUpdate, VideoFrame,
 };
 
 use super::SessionError;
@@ -41,6 +42,10 @@ pub enum ViewerEvent {
     Video(VideoFrame),
     /// Lossless tiles.
     Tiles(TileUpdate),
+    /// The pointer's shape (checked: size and image agree, within the limits).
+    CursorShape(CursorShape),
+    /// Where the pointer is.
+    CursorPosition(CursorPosition),
     /// What the session may do changed.
     Permissions(Permissions),
     /// Text from the host's clipboard.
@@ -229,6 +234,10 @@ impl ViewerSession {
             }
             (State::Live, SessionMessage::Video(v)) => ViewerEvent::Video(v),
             (State::Live, SessionMessage::Tiles(t)) => ViewerEvent::Tiles(t),
+            (State::Live, SessionMessage::CursorShape(c)) if c.is_valid() => {
+                ViewerEvent::CursorShape(c)
+            }
+            (State::Live, SessionMessage::CursorPosition(p)) => ViewerEvent::CursorPosition(p),
             (State::Live, SessionMessage::PermissionsChanged(p)) => {
                 self.permissions = p.permissions;
                 ViewerEvent::Permissions(p.permissions)

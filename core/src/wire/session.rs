@@ -53,6 +53,10 @@ wire_enum! {
         16 => Clipboard(Clipboard),
         /// Host → viewer: lossless tiles for regions at rest.
         17 => Tiles(TileUpdate),
+        /// Host → viewer: the pointer's shape (sent once per shape; cached by serial).
+        18 => CursorShape(CursorShape),
+        /// Host → viewer: where the pointer is, at input rate.
+        19 => CursorPosition(CursorPosition),
     }
 }
 
@@ -351,4 +355,50 @@ pub struct TileUpdate {
     pub height: u32,
     /// The tiles.
     pub tiles: Vec<Tile>,
+}
+
+/// Largest cursor image edge accepted (X servers allow 64; some themes use 256).
+pub const MAX_CURSOR_EDGE: u16 = 256;
+
+/// The pointer's shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CursorShape {
+    /// The X server's serial for this shape (the viewer caches by it).
+    pub serial: u32,
+    /// Width in pixels (at most [`MAX_CURSOR_EDGE`]).
+    pub width: u16,
+    /// Height in pixels (at most [`MAX_CURSOR_EDGE`]).
+    pub height: u16,
+    /// Hotspot x (the pixel that points).
+    pub hot_x: u16,
+    /// Hotspot y.
+    pub hot_y: u16,
+    /// RGBA, premultiplied alpha, `width * height * 4` bytes.
+    #[serde(with = "serde_bytes")]
+    pub rgba: Vec<u8>,
+}
+
+impl CursorShape {
+    /// Whether the image is as large as its size says and within the limits (checked
+    /// before the viewer draws it).
+    pub fn is_valid(&self) -> bool {
+        self.width <= MAX_CURSOR_EDGE
+            && self.height <= MAX_CURSOR_EDGE
+            && self.hot_x <= self.width
+            && self.hot_y <= self.height
+            && self.rgba.len() == usize::from(self.width) * usize::from(self.height) * 4
+    }
+}
+
+/// Where the pointer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CursorPosition {
+    /// X in the shared picture's pixels (the hotspot's position).
+    pub x: i32,
+    /// Y in the shared picture's pixels.
+    pub y: i32,
+    /// Inside the shared area and not hidden.
+    pub visible: bool,
+    /// The shape in use (its serial).
+    pub serial: u32,
 }

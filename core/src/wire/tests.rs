@@ -223,6 +223,20 @@ fn session_messages() -> Vec<SessionMessage> {
                 data: vec![0x28, 0xb5],
             }],
         }),
+        SessionMessage::CursorShape(CursorShape {
+            serial: 7,
+            width: 2,
+            height: 1,
+            hot_x: 1,
+            hot_y: 0,
+            rgba: vec![0, 0, 0, 255, 255, 255, 255, 255],
+        }),
+        SessionMessage::CursorPosition(CursorPosition {
+            x: 640,
+            y: -3,
+            visible: true,
+            serial: 7,
+        }),
     ]
 }
 

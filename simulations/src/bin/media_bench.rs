@@ -118,7 +118,7 @@ fn capture(w: u32, h: u32) -> String {
     // Single-threaded at this point: the benchmark sets DISPLAY for xcap only here.
     std::env::set_var("DISPLAY", &display);
     let result = match XcapSource::open(0) {
-        Ok((mut src, _)) => {
+        Ok((mut src, _, _)) => {
             let mut t = Vec::new();
             for _ in 0..20 {
                 let s = Instant::now();
@@ -178,6 +178,7 @@ fn end_to_end(w: u32, h: u32, moving: bool, secs: f64, fps: u32) -> anyhow::Resu
                 },
                 mdns: false,
                 source: Some(Box::new(Synthetic::new(w, h, n)) as Box<dyn FrameSource>),
+                capture: Default::default(),
                 owner_timeout: Duration::from_secs(60),
                 data_dir: None,
                 console: None,

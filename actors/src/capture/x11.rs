@@ -1,0 +1,460 @@
+//! Damage-driven X11 capture with x11rb: the DAMAGE extension says which regions changed,
+//! only those are read (`GetImage` per damaged rectangle), and a still screen costs no reads
+//! and no wake-ups (an event thread blocks on the X connection; the capture thread sleeps
+//! until it signals, or a slow safety poll). XFIXES reports cursor shape changes (each
+//! shape read once, by serial); XInput2 raw motion events say when to read the pointer's
+//! position at once, and while someone watches it is also read 10 times a second (one round
+//! trip), because a warp (`XWarpPointer`, xdotool) makes no motion event.
+//!
+//! Needs DAMAGE, XFIXES and a 24/32-bit TrueColor root; without them [`X11Source::open`]
+//! fails and the host falls back to xcap's full grabs.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::time::Duration;
+
+use portico_core::tiles::{Grid, TILE};
+use portico_core::wire::session::{CursorPosition, CursorShape, MAX_CURSOR_EDGE};
+use x11rb::connection::{Connection, RequestConnection as _};
+use x11rb::protocol::damage::{self, ConnectionExt as _};
+use x11rb::protocol::xfixes::{self, ConnectionExt as _};
+use x11rb::protocol::xinput::{self, ConnectionExt as _};
+use x11rb::protocol::xproto::{ConnectionExt as _, ImageFormat, Rectangle};
+use x11rb::protocol::Event;
+use x11rb::rust_connection::RustConnection;
+
+/// Damaged rectangles read one by one up to this many; more are read as their bounding box.
+const MAX_RECTS: usize = 32;
+
+/// What the event thread noticed.
+#[derive(Debug, Default)]
+struct Flags {
+    /// The screen changed.
+    damage: AtomicBool,
+    /// The cursor's shape changed.
+    shape: AtomicBool,
+    /// The pointer moved.
+    motion: AtomicBool,
+}
+
+/// What a [`X11Source::update`] found.
+#[derive(Debug, Default)]
+pub struct Update {
+    /// Tiles whose pixels changed.
+    pub changed: Vec<usize>,
+    /// A new cursor shape.
+    pub shape: Option<CursorShape>,
+    /// A new pointer position.
+    pub position: Option<CursorPosition>,
+}
+
+/// A monitor-sized area of the X root window, captured as damage arrives.
+pub struct X11Source {
+    /// The connection (shared with the event thread).
+    conn: Arc<RustConnection>,
+    /// The root window.
+    root: u32,
+    /// The damage object on the root.
+    damage: u32,
+    /// Scratch region the damage is moved into.
+    region: u32,
+    /// The captured area in root coordinates (x, y, width, height; even sizes).
+    area: (i16, i16, u16, u16),
+    /// The picture (RGBA), shared copy-on-write with the encoder.
+    frame: Arc<Vec<u8>>,
+    /// Set by the event thread.
+    flags: Arc<Flags>,
+    /// Wakes the capture thread.
+    wake: Receiver<()>,
+    /// Last cursor serial sent.
+    serial: u32,
+    /// Last position sent.
+    position: Option<CursorPosition>,
+    /// Cursor image reads that failed in a row.
+    shape_failures: u32,
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+impl X11Source {
+    /// Opens the display in `$DISPLAY` and captures `area` (root coordinates; `None`: the
+    /// whole root window).
+    pub fn open(area: Option<(i16, i16, u16, u16)>) -> Result<Self, String> {
+        let (conn, screen) =
+            x11rb::connect(None).map_err(|e| format!("cannot open the X display: {e}"))?;
+        let s = conn
+            .setup()
+            .roots
+            .get(screen)
+            .ok_or("the X server has no such screen")?;
+        let (root, depth) = (s.root, s.root_depth);
+        let (sw, sh) = (s.width_in_pixels, s.height_in_pixels);
+        let bpp32 = conn
+            .setup()
+            .pixmap_formats
+            .iter()
+            .any(|f| f.depth == depth && f.bits_per_pixel == 32);
+        if depth != 24 || !bpp32 {
+            return Err(format!("the root window is {depth}-bit; damage capture needs 24-bit colour in 32-bit pixels"));
+        }
+        for ext in [damage::X11_EXTENSION_NAME, xfixes::X11_EXTENSION_NAME] {
+            if conn.extension_information(ext).map_err(err)?.is_none() {
+                return Err(format!("the X server lacks the {ext} extension"));
+            }
+        }
+        conn.xfixes_query_version(5, 0)
+            .map_err(err)?
+            .reply()
+            .map_err(err)?;
+        conn.damage_query_version(1, 1)
+            .map_err(err)?
+            .reply()
+            .map_err(err)?;
+        let (dmg, region) = (
+            conn.generate_id().map_err(err)?,
+            conn.generate_id().map_err(err)?,
+        );
+        conn.damage_create(dmg, root, damage::ReportLevel::NON_EMPTY)
+            .map_err(err)?;
+        conn.xfixes_create_region(region, &[]).map_err(err)?;
+        conn.xfixes_select_cursor_input(root, xfixes::CursorNotifyMask::DISPLAY_CURSOR)
+            .map_err(err)?;
+        let xi2 = conn
+            .extension_information(xinput::X11_EXTENSION_NAME)
+            .map_err(err)?
+            .is_some()
+            && conn
+                .xinput_xi_query_version(2, 2)
+                .map_err(err)?
+                .reply()
+                .is_ok();
+        if xi2 {
+            let mask = xinput::EventMask {
+                deviceid: 0, // all devices (XTest input comes from its own slave)
+                mask: vec![xinput::XIEventMask::RAW_MOTION],
+            };
+            conn.xinput_xi_select_events(root, &[mask]).map_err(err)?;
+        } else {
+            tracing::info!("no XInput2: the pointer position follows the safety poll only");
+        }
+        conn.flush().map_err(err)?;
+        let (x, y, w, h) = area.unwrap_or((0, 0, sw, sh));
+        let (w, h) = (w & !1, h & !1);
+        if w == 0
+            || h == 0
+            || i32::from(x) + i32::from(w) > i32::from(sw)
+            || i32::from(y) + i32::from(h) > i32::from(sh)
+        {
+            return Err(format!(
+                "the area {w}x{h}+{x}+{y} is not inside the {sw}x{sh} screen"
+            ));
+        }
+        let conn = Arc::new(conn);
+        let flags = Arc::new(Flags::default());
+        let (wake_tx, wake) = std::sync::mpsc::sync_channel(1);
+        spawn_events(conn.clone(), flags.clone(), wake_tx)?;
+        let mut me = Self {
+            conn,
+            root,
+            damage: dmg,
+            region,
+            area: (x, y, w, h),
+            frame: Arc::new(vec![0; usize::from(w) * usize::from(h) * 4]),
+            flags,
+            wake,
+            serial: 0,
+            position: None,
+            shape_failures: 0,
+        };
+        // The first picture: everything, read once; shape and position once.
+        me.read_rect(
+            Rectangle {
+                x,
+                y,
+                width: w,
+                height: h,
+            },
+            &mut Vec::new(),
+        )?;
+        me.flags.shape.store(true, Ordering::Relaxed);
+        me.flags.motion.store(true, Ordering::Relaxed);
+        Ok(me)
+    }
+
+    /// The picture's grid.
+    pub fn grid(&self) -> Grid {
+        Grid {
+            width: u32::from(self.area.2),
+            height: u32::from(self.area.3),
+        }
+    }
+
+    /// The picture as it is now.
+    pub fn frame(&self) -> Arc<Vec<u8>> {
+        self.frame.clone()
+    }
+
+    /// Waits until something changed or `timeout` passed; true when there is work.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        if self.pending() {
+            return true;
+        }
+        match self.wake.recv_timeout(timeout) {
+            Ok(()) => true,
+            Err(RecvTimeoutError::Timeout) => self.pending(),
+            Err(RecvTimeoutError::Disconnected) => true,
+        }
+    }
+
+    fn pending(&self) -> bool {
+        self.flags.damage.load(Ordering::Relaxed)
+            || self.flags.shape.load(Ordering::Relaxed)
+            || self.flags.motion.load(Ordering::Relaxed)
+    }
+
+    /// Marks the pointer for a re-read (the poll: a warp makes no motion event).
+    pub fn poll_pointer(&self) {
+        self.flags.motion.store(true, Ordering::Relaxed);
+    }
+
+    /// Reads what changed: damaged regions into the picture, the cursor's shape and position.
+    pub fn update(&mut self, full: bool) -> Result<Update, String> {
+        let mut up = Update::default();
+        if full {
+            // The whole picture counts as changed (a new viewer, a resync).
+            up.changed = (0..self.grid().len()).collect();
+        }
+        if self.flags.damage.swap(false, Ordering::Relaxed) || full {
+            self.read_damage(&mut up.changed)?;
+        }
+        if self.flags.shape.swap(false, Ordering::Relaxed) {
+            // Some cursors cannot be read (the X server answers BadAccess for some animated
+            // theme cursors): the viewer keeps the last shape; the picture goes on.
+            up.shape = match self.read_shape() {
+                Ok(s) => {
+                    self.shape_failures = 0;
+                    s
+                }
+                Err(e) => {
+                    // Right after a change the server sometimes refuses; try again on the
+                    // next update, a few times.
+                    self.shape_failures += 1;
+                    tracing::debug!(error = %e, tries = self.shape_failures, "cursor image unavailable");
+                    if self.shape_failures < 5 {
+                        self.flags.shape.store(true, Ordering::Relaxed);
+                    }
+                    None
+                }
+            };
+        }
+        if self.flags.motion.swap(false, Ordering::Relaxed) || up.shape.is_some() {
+            up.position = self.read_position()?;
+        }
+        up.changed.sort_unstable();
+        up.changed.dedup();
+        tracing::trace!(changed = up.changed.len(), shape = up.shape.is_some(), position = ?up.position, "x11 update");
+        Ok(up)
+    }
+
+    fn read_damage(&mut self, changed: &mut Vec<usize>) -> Result<(), String> {
+        let c = &self.conn;
+        c.damage_subtract(self.damage, x11rb::NONE, self.region)
+            .map_err(err)?;
+        let reply = c
+            .xfixes_fetch_region(self.region)
+            .map_err(err)?
+            .reply()
+            .map_err(err)?;
+        let rects = if reply.rectangles.len() > MAX_RECTS {
+            vec![reply.extents]
+        } else {
+            reply.rectangles
+        };
+        for r in rects {
+            if let Some(r) = self.clip(r) {
+                self.read_rect(r, changed)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `r` (root coordinates) clipped to the captured area.
+    fn clip(&self, r: Rectangle) -> Option<Rectangle> {
+        let (ax, ay, aw, ah) = (
+            i32::from(self.area.0),
+            i32::from(self.area.1),
+            i32::from(self.area.2),
+            i32::from(self.area.3),
+        );
+        let x0 = i32::from(r.x).max(ax);
+        let y0 = i32::from(r.y).max(ay);
+        let x1 = (i32::from(r.x) + i32::from(r.width)).min(ax + aw);
+        let y1 = (i32::from(r.y) + i32::from(r.height)).min(ay + ah);
+        (x1 > x0 && y1 > y0).then(|| Rectangle {
+            x: x0 as i16,
+            y: y0 as i16,
+            width: (x1 - x0) as u16,
+            height: (y1 - y0) as u16,
+        })
+    }
+
+    /// Reads `r` (inside the area) into the picture; tiles whose pixels differ go in `changed`.
+    fn read_rect(&mut self, r: Rectangle, changed: &mut Vec<usize>) -> Result<(), String> {
+        let img = self
+            .conn
+            .get_image(
+                ImageFormat::Z_PIXMAP,
+                self.root,
+                r.x,
+                r.y,
+                r.width,
+                r.height,
+                !0,
+            )
+            .map_err(err)?
+            .reply()
+            .map_err(err)?;
+        let (w, h) = (usize::from(r.width), usize::from(r.height));
+        if img.data.len() < w * h * 4 {
+            return Err(format!("short image: {} bytes for {w}x{h}", img.data.len()));
+        }
+        let grid = self.grid();
+        let fw = usize::from(self.area.2);
+        let (ox, oy) = (
+            (i32::from(r.x) - i32::from(self.area.0)) as usize,
+            (i32::from(r.y) - i32::from(self.area.1)) as usize,
+        );
+        let frame = Arc::make_mut(&mut self.frame);
+        let tile = TILE as usize;
+        let mut row = vec![0u8; w * 4];
+        for y in 0..h {
+            // BGRX (little-endian 32-bit TrueColor) → RGBA.
+            for (dst, src) in row
+                .chunks_exact_mut(4)
+                .zip(img.data[y * w * 4..(y + 1) * w * 4].chunks_exact(4))
+            {
+                dst.copy_from_slice(&[src[2], src[1], src[0], 255]);
+            }
+            let at = ((oy + y) * fw + ox) * 4;
+            let dst = &mut frame[at..at + w * 4];
+            if dst == row.as_slice() {
+                continue;
+            }
+            // Which tiles of this row segment differ.
+            let ty = (oy + y) / tile;
+            let mut x = 0;
+            while x < w {
+                let tx = (ox + x) / tile;
+                let end = (((tx + 1) * tile).min(ox + w)) - ox;
+                if dst[x * 4..end * 4] != row[x * 4..end * 4] {
+                    changed.push(ty * grid.cols() as usize + tx);
+                }
+                x = end;
+            }
+            dst.copy_from_slice(&row);
+        }
+        Ok(())
+    }
+
+    fn read_shape(&mut self) -> Result<Option<CursorShape>, String> {
+        let c = match self.conn.xfixes_get_cursor_image().map_err(err)?.reply() {
+            Ok(c) => c,
+            Err(e) => {
+                // Seen on Xvfb: after the root cursor changes, this connection gets BadAccess
+                // for the new cursor while a fresh connection may read it.
+                tracing::debug!(error = %e, "cursor image refused; asking on a fresh connection");
+                let (fresh, _) = x11rb::connect(None).map_err(err)?;
+                fresh
+                    .xfixes_query_version(5, 0)
+                    .map_err(err)?
+                    .reply()
+                    .map_err(err)?;
+                let image = fresh.xfixes_get_cursor_image().map_err(err)?.reply();
+                image.map_err(err)?
+            }
+        };
+        if c.cursor_serial == self.serial || c.width > MAX_CURSOR_EDGE || c.height > MAX_CURSOR_EDGE
+        {
+            return Ok(None);
+        }
+        self.serial = c.cursor_serial;
+        // ARGB (premultiplied) words → RGBA bytes, still premultiplied.
+        let rgba = c
+            .cursor_image
+            .iter()
+            .flat_map(|p| {
+                let [b, g, r, a] = p.to_le_bytes();
+                [r, g, b, a]
+            })
+            .collect();
+        Ok(Some(CursorShape {
+            serial: c.cursor_serial,
+            width: c.width,
+            height: c.height,
+            hot_x: c.xhot.min(c.width),
+            hot_y: c.yhot.min(c.height),
+            rgba,
+        }))
+    }
+
+    fn read_position(&mut self) -> Result<Option<CursorPosition>, String> {
+        let p = self
+            .conn
+            .query_pointer(self.root)
+            .map_err(err)?
+            .reply()
+            .map_err(err)?;
+        let (x, y) = (
+            i32::from(p.root_x) - i32::from(self.area.0),
+            i32::from(p.root_y) - i32::from(self.area.1),
+        );
+        let visible = p.same_screen
+            && x >= 0
+            && y >= 0
+            && x < i32::from(self.area.2)
+            && y < i32::from(self.area.3);
+        let pos = CursorPosition {
+            x,
+            y,
+            visible,
+            serial: self.serial,
+        };
+        if self.position == Some(pos) {
+            return Ok(None);
+        }
+        self.position = Some(pos);
+        Ok(Some(pos))
+    }
+}
+
+/// The event thread: blocks on the connection, sets flags, wakes the capture thread.
+fn spawn_events(
+    conn: Arc<RustConnection>,
+    flags: Arc<Flags>,
+    wake: SyncSender<()>,
+) -> Result<(), String> {
+    std::thread::Builder::new()
+        .name("portico-x11-events".into())
+        .spawn(move || loop {
+            let flag = match conn.wait_for_event() {
+                Ok(Event::DamageNotify(_)) => &flags.damage,
+                Ok(Event::XfixesCursorNotify(_)) => &flags.shape,
+                Ok(Event::XinputRawMotion(_)) => &flags.motion,
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the X connection closed");
+                    return;
+                }
+            };
+            flag.store(true, Ordering::Relaxed);
+            // Full: a wake-up is already pending, which is all it needs.
+            if let Err(std::sync::mpsc::TrySendError::Disconnected(_)) = wake.try_send(()) {
+                return;
+            }
+        })
+        .map(drop)
+        .map_err(|e| format!("cannot start the X event thread: {e}"))
+}
