@@ -1,7 +1,10 @@
 //! The `Input` actor: injects mouse and keyboard events with enigo (XTEST on X11) from a
 //! dedicated thread. Only sessions holding `control` reach it — the session drops (and
-//! counts) input from view-only sessions before it gets here.
+//! counts) input from view-only sessions before it gets here. Keys and buttons a session
+//! holds down are remembered, and released when it ends or loses `control` ([`Release`]),
+//! so a viewer that disconnects mid-shortcut leaves no key stuck on the host.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 
 use actix::prelude::*;
@@ -11,10 +14,26 @@ use portico_core::wire::session::{InputEvent, MouseButton};
 /// Events queued for injection before new ones are dropped.
 const QUEUE: usize = 256;
 
+/// What the injection thread does.
+#[derive(Debug)]
+enum Job {
+    /// Inject for a session.
+    Inject(u64, InputEvent),
+    /// Release what a session holds down.
+    Release(u64),
+}
+
+/// A key or button held down.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Held {
+    Key(String),
+    Button(MouseButton),
+}
+
 /// The input actor.
 pub struct Input {
     /// Events for the injection thread.
-    tx: Option<SyncSender<InputEvent>>,
+    tx: Option<SyncSender<Job>>,
     /// Events dropped because the queue was full.
     dropped: u64,
 }
@@ -22,7 +41,7 @@ pub struct Input {
 impl Input {
     /// Starts the injection thread on `$DISPLAY`.
     pub fn new() -> Self {
-        let (tx, rx) = sync_channel::<InputEvent>(QUEUE);
+        let (tx, rx) = sync_channel::<Job>(QUEUE);
         let started = std::thread::Builder::new().name("portico-input".into()).spawn(move || {
             let mut enigo = match Enigo::new(&Settings::default()) {
                 Ok(e) => e,
@@ -31,9 +50,26 @@ impl Input {
                     return;
                 }
             };
-            while let Ok(ev) = rx.recv() {
-                if let Err(e) = inject(&mut enigo, &ev) {
-                    tracing::warn!(error = %e, ?ev, "input injection failed");
+            let mut held: HashMap<u64, HashSet<Held>> = HashMap::new();
+            while let Ok(job) = rx.recv() {
+                match job {
+                    Job::Inject(session, ev) => {
+                        track(held.entry(session).or_default(), &ev);
+                        if let Err(e) = inject(&mut enigo, &ev) {
+                            tracing::warn!(error = %e, ?ev, "input injection failed");
+                        }
+                    }
+                    Job::Release(session) => {
+                        for h in held.remove(&session).unwrap_or_default() {
+                            let ev = match h {
+                                Held::Key(keysym) => InputEvent::Key { keysym, down: false },
+                                Held::Button(button) => InputEvent::Button { button, down: false },
+                            };
+                            if let Err(e) = inject(&mut enigo, &ev) {
+                                tracing::warn!(error = %e, ?ev, "releasing a held input failed");
+                            }
+                        }
+                    }
                 }
             }
         });
@@ -63,16 +99,47 @@ impl Actor for Input {
     type Context = Context<Self>;
 }
 
-/// Inject one event (from a session holding `control`).
+/// Keeps `held` in step with a press or release.
+fn track(held: &mut HashSet<Held>, ev: &InputEvent) {
+    let (h, down) = match ev {
+        InputEvent::Key { keysym, down } => (Held::Key(keysym.clone()), *down),
+        InputEvent::Button { button, down } => (Held::Button(*button), *down),
+        _ => return,
+    };
+    if down {
+        held.insert(h);
+    } else {
+        held.remove(&h);
+    }
+}
+
+/// Inject one event for a session (holding `control`).
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct Inject(pub InputEvent);
+pub struct Inject(pub u64, pub InputEvent);
+
+/// Release every key and button a session holds down (it ended or lost `control`).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Release(pub u64);
+
+impl Handler<Release> for Input {
+    type Result = ();
+    fn handle(&mut self, m: Release, _: &mut Context<Self>) {
+        let Some(tx) = &self.tx else { return };
+        // Released on the same queue as the events, so after them; a full queue must not
+        // lose a release: wait for room (the thread drains it quickly).
+        if tx.send(Job::Release(m.0)).is_err() {
+            self.tx = None;
+        }
+    }
+}
 
 impl Handler<Inject> for Input {
     type Result = ();
     fn handle(&mut self, m: Inject, _: &mut Context<Self>) {
         let Some(tx) = &self.tx else { return };
-        match tx.try_send(m.0) {
+        match tx.try_send(Job::Inject(m.0, m.1)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 self.dropped += 1;

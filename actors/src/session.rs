@@ -24,7 +24,7 @@ use crate::access::{
 };
 use crate::encoder::{self, Encoder, Subscribe};
 use crate::files::Incoming;
-use crate::input::{Inject, Input};
+use crate::input::{Inject, Input, Release};
 use crate::network::PeerAddrs;
 use portico_signal_client::session_io::{read_handshake, StreamError};
 
@@ -178,6 +178,8 @@ async fn run(stream: Stream, peer: PeerId, deps: SessionDeps) -> Result<(), Stre
     m.accepted(accepted, granted.confirm_services)?;
     flush(&mut w, &mut m).await?;
     let result = live(r, w, m, granted, &deps, buf).await;
+    // However it ended (an error too): nothing it pressed stays down.
+    deps.input.do_send(Release(session_id));
     deps.access.do_send(SessionEnded(session_id));
     result
 }
@@ -269,7 +271,8 @@ impl<'a> Shell<'a> {
         while let Some(ev) = m.poll_event() {
             match ev {
                 HostEvent::Withdrawn => {}
-                HostEvent::Inject(ev) => self.deps.input.do_send(Inject(ev)),
+                HostEvent::Inject(ev) => self.deps.input.do_send(Inject(self.session_id, ev)),
+                HostEvent::ReleaseInput => self.deps.input.do_send(Release(self.session_id)),
                 HostEvent::InputDropped => {
                     let n = self.deps.dropped_input.fetch_add(1, Ordering::Relaxed) + 1;
                     tracing::debug!(dropped = n, "input from a view-only session dropped");

@@ -144,6 +144,15 @@ impl Xvfb {
         (i32::from(r.root_x), i32::from(r.root_y))
     }
 
+    /// Keycodes the X server has down now.
+    pub fn keys_down(&self) -> Vec<u8> {
+        let (c, _) = self.conn();
+        let map = c.query_keymap().unwrap().reply().unwrap().keys;
+        (0..=255u8)
+            .filter(|k| map[usize::from(*k) / 8] & (1 << (k % 8)) != 0)
+            .collect()
+    }
+
     pub fn warp(&self, x: i16, y: i16) {
         let (c, root) = self.conn();
         c.warp_pointer(x11rb::NONE, root, 0, 0, 0, 0, x, y).unwrap();

@@ -29,6 +29,8 @@ pub enum HostEvent {
     Inject(InputEvent),
     /// Input arrived from a session without `control`; it was dropped.
     InputDropped,
+    /// Release every key and button this session holds down (it ended or lost `control`).
+    ReleaseInput,
     /// The viewer asks for a keyframe (or fell behind).
     Keyframe,
     /// The viewer asks for this video bitrate.
@@ -193,6 +195,9 @@ impl HostSession {
         if self.state != State::Live || p == self.permissions {
             return Ok(());
         }
+        if self.permissions.has(Permission::Control) && !p.has(Permission::Control) {
+            self.events.push_back(HostEvent::ReleaseInput);
+        }
         self.permissions = p;
         if !p.has(Permission::Files) {
             let ids: Vec<u64> = self.transfers.keys().copied().collect();
@@ -217,6 +222,9 @@ impl HostSession {
         for id in ids {
             self.transfers.remove(&id);
             self.events.push_back(HostEvent::AbortFile(id));
+        }
+        if self.state == State::Live {
+            self.events.push_back(HostEvent::ReleaseInput);
         }
         self.state = State::Closed;
         self.send(&SessionMessage::Bye(Bye { reason, message }))
@@ -271,6 +279,9 @@ impl HostSession {
                 let ids: Vec<u64> = self.transfers.drain().map(|(id, _)| id).collect();
                 self.events
                     .extend(ids.into_iter().map(HostEvent::AbortFile));
+            }
+            if self.state == State::Live {
+                self.events.push_back(HostEvent::ReleaseInput);
             }
             self.state = State::Closed;
             return Ok(());
