@@ -75,6 +75,10 @@ pub(crate) struct ConnectArgs {
     /// Leave the remote pointer out of the snapshot.
     #[arg(long)]
     no_cursor: bool,
+    /// Show the host's monitor N (0 = primary; the session lists them); the host's shared
+    /// area follows, for every viewer.
+    #[arg(long, value_name = "N")]
+    monitor: Option<u8>,
     /// Write per-frame stats and a summary as JSON (headless).
     #[arg(long, value_name = "FILE")]
     stats: Option<PathBuf>,
@@ -397,6 +401,7 @@ async fn connect(
             clipboard: args.clipboard.clone(),
             notify: Some(notices::printer()),
             no_cursor: args.no_cursor,
+            monitor: args.monitor,
         };
         let was_pinned = pinned.is_some();
         let report = viewer::run(&identity, resolved.dial.clone(), request, opts, ui).await?;

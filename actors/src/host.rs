@@ -182,32 +182,51 @@ pub enum CaptureMode {
     Xcap,
 }
 
-/// Opens the capture source for monitor `index` and lists the monitors' sizes.
-fn open_capture(mode: CaptureMode, index: usize) -> Result<(Source, Vec<(u32, u32)>), HostError> {
-    // xcap lists the monitors (and their root positions) for both paths.
-    let (xcap, sizes, area) = XcapSource::open(index).map_err(HostError::Capture)?;
+/// Opens the capture source for monitor `index`; lists the monitors' sizes and the shared
+/// area's origin on the root window.
+#[allow(clippy::type_complexity)]
+fn open_capture(
+    mode: CaptureMode,
+    index: usize,
+) -> Result<(Source, Vec<(u32, u32)>, (i32, i32)), HostError> {
+    let xcap = || XcapSource::open(index).map_err(HostError::Capture);
     if mode == CaptureMode::Xcap {
-        return Ok((Source::Poll(Box::new(xcap)), sizes));
+        let (src, sizes, area) = xcap()?;
+        return Ok((
+            Source::Poll(Box::new(src)),
+            sizes,
+            (area.0.into(), area.1.into()),
+        ));
     }
-    match X11Source::open(Some(area)) {
-        Ok(x) => {
+    let damage = X11Source::open(None).and_then(|mut x| {
+        let monitors = x.monitors()?;
+        let area = *monitors.get(index).ok_or_else(|| {
+            format!(
+                "monitor {index} does not exist; this display has {}",
+                monitors.len()
+            )
+        })?;
+        x.set_area(area)?;
+        let sizes = monitors
+            .iter()
+            .map(|m| (u32::from(m.2 & !1), u32::from(m.3 & !1)))
+            .collect();
+        Ok((x, sizes))
+    });
+    match damage {
+        Ok((x, sizes)) => {
             tracing::info!("capturing with X11 damage events");
-            let sizes = sizes
-                .into_iter()
-                .enumerate()
-                .map(|(i, s)| {
-                    if i == index {
-                        (x.grid().width, x.grid().height)
-                    } else {
-                        s
-                    }
-                })
-                .collect();
-            Ok((Source::Damage(Box::new(x)), sizes))
+            let origin = x.origin();
+            Ok((Source::Damage(Box::new(x)), sizes, origin))
         }
         Err(e) if mode == CaptureMode::Auto => {
             tracing::warn!(error = %e, "X11 damage capture unavailable; using full grabs (xcap)");
-            Ok((Source::Poll(Box::new(xcap)), sizes))
+            let (src, sizes, area) = xcap()?;
+            Ok((
+                Source::Poll(Box::new(src)),
+                sizes,
+                (area.0.into(), area.1.into()),
+            ))
         }
         Err(e) => Err(HostError::Capture(e)),
     }
@@ -261,10 +280,12 @@ pub struct HostHandle {
 
 /// Starts the host actors in the current actix system.
 pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle, HostError> {
-    let (source, monitors) = match config.source {
-        Some(s) => (Source::Poll(s), vec![]),
+    let (source, monitors, origin) = match config.source {
+        Some(s) => (Source::Poll(s), vec![], (0, 0)),
         None => open_capture(config.capture, config.monitor)?,
     };
+    let origin: crate::capture::Origin = Arc::new(std::sync::Mutex::new(origin));
+    let (monitor_switch, switch) = crossbeam_channel::bounded(4);
     let viewers = Arc::new(AtomicUsize::new(0));
     let (to_encoder, frames) = crossbeam_channel::bounded(1);
     let (cursor_tx, cursor) = crossbeam_channel::bounded(32);
@@ -273,8 +294,12 @@ pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle,
         frames: to_encoder,
         cursor: cursor_tx,
     };
-    let capture = Capture::new(source, config.pacing, viewers, out).start();
-    let input = Input::new().start();
+    let steer = crate::capture::Steering {
+        switch,
+        origin: origin.clone(),
+    };
+    let capture = Capture::new(source, config.pacing, viewers, out, steer).start();
+    let input = Input::new(origin).start();
     let audit = match &config.data_dir {
         Some(d) => Some(
             crate::audit_log::AuditLog::open(&d.join(portico_core::data_dir::AUDIT))
@@ -321,6 +346,7 @@ pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle,
         encoder,
         input,
         monitors,
+        monitor_switch,
         dropped_input: dropped_input.clone(),
         peers: peers.clone(),
         download_dir: config.download_dir.clone(),

@@ -39,8 +39,9 @@ pub struct Input {
 }
 
 impl Input {
-    /// Starts the injection thread on `$DISPLAY`.
-    pub fn new() -> Self {
+    /// Starts the injection thread on `$DISPLAY`; pointer positions are relative to the
+    /// shared area, whose root origin `origin` holds.
+    pub fn new(origin: crate::capture::Origin) -> Self {
         let (tx, rx) = sync_channel::<Job>(QUEUE);
         let started = std::thread::Builder::new().name("portico-input".into()).spawn(move || {
             let mut enigo = match Enigo::new(&Settings::default()) {
@@ -53,8 +54,12 @@ impl Input {
             let mut held: HashMap<u64, HashSet<Held>> = HashMap::new();
             while let Ok(job) = rx.recv() {
                 match job {
-                    Job::Inject(session, ev) => {
+                    Job::Inject(session, mut ev) => {
                         track(held.entry(session).or_default(), &ev);
+                        if let InputEvent::PointerMove { x, y } = &mut ev {
+                            let (ox, oy) = origin.lock().map(|o| *o).unwrap_or((0, 0));
+                            (*x, *y) = (*x + ox, *y + oy);
+                        }
                         if let Err(e) = inject(&mut enigo, &ev) {
                             tracing::warn!(error = %e, ?ev, "input injection failed");
                         }
@@ -86,12 +91,6 @@ impl Input {
                 }
             }
         }
-    }
-}
-
-impl Default for Input {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

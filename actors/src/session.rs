@@ -43,6 +43,8 @@ pub struct SessionDeps {
     pub input: Addr<Input>,
     /// Monitor sizes, announced on accept.
     pub monitors: Vec<(u32, u32)>,
+    /// Asks the capture for another monitor (`None`: the whole desktop).
+    pub monitor_switch: crossbeam_channel::Sender<Option<u8>>,
     /// Input events dropped from sessions without `control` (all sessions).
     pub dropped_input: Arc<AtomicU64>,
     /// Where peers connect from.
@@ -279,6 +281,12 @@ impl<'a> Shell<'a> {
                 }
                 HostEvent::Keyframe => self.deps.encoder.do_send(encoder::Resync),
                 HostEvent::Bitrate(bps) => self.deps.encoder.do_send(encoder::SetBitrate(bps)),
+                HostEvent::SelectMonitor(index) => {
+                    // The shared area is the host's: every viewer follows the switch.
+                    if self.deps.monitor_switch.try_send(index).is_err() {
+                        tracing::warn!(monitor = ?index, "monitor switch not taken (busy, or this capture cannot switch)");
+                    }
+                }
                 HostEvent::AskOwner {
                     ask,
                     service,

@@ -80,6 +80,10 @@ pub(crate) enum Command {
     Chunk(FileChunk),
     /// The file is complete.
     FileEnd(u64),
+    /// Switch the shared monitor (`None`: the whole desktop).
+    Monitor(Option<u8>),
+    /// The next monitor (after the last: the whole desktop, then the first again).
+    NextMonitor,
 }
 
 type ReadHalf = futures::io::ReadHalf<Stream>;
@@ -107,6 +111,8 @@ pub(crate) struct Driver<'o> {
     t0: Instant,
     /// Offered files waiting for the host's answer: the signal that starts their sender.
     offers: files::Pending,
+    /// The monitor shown (`None`: the whole desktop).
+    monitor: Option<u8>,
     /// Set when the session should stop (with the reason when it failed).
     ended: Option<Option<ViewerError>>,
 }
@@ -147,6 +153,7 @@ impl<'o> Driver<'o> {
             bytes: 0,
             t0: Instant::now(),
             offers: files::Pending::default(),
+            monitor: opts.monitor.or(Some(0)),
             ended: None,
         })
     }
@@ -227,7 +234,10 @@ impl<'o> Driver<'o> {
                             timeout_secs: timeout_ms / 1000,
                         },
                     ),
-                    ViewerEvent::Accepted(a) => return Ok(a.permissions),
+                    ViewerEvent::Accepted(a) => {
+                        self.report.monitors = a.monitors.clone();
+                        return Ok(a.permissions);
+                    }
                     ViewerEvent::Refused { code, message } => {
                         return Err(ViewerError::Refused { code, message })
                     }
@@ -259,6 +269,9 @@ impl<'o> Driver<'o> {
         if let Some(bps) = self.opts.bitrate {
             self.m.set_bitrate(bps)?;
         }
+        if let Some(index) = self.opts.monitor {
+            self.m.select_monitor(Some(index))?;
+        }
         if let Some(text) = &self.opts.clipboard {
             self.m.clipboard(text.clone())?;
         }
@@ -270,9 +283,13 @@ impl<'o> Driver<'o> {
             } else {
                 let (tx, force) = (self.cmd_tx.clone(), self.opts.force_input);
                 tokio::spawn(async move {
-                    for (delay, ev) in events {
+                    for (delay, step) in events {
                         tokio::time::sleep(delay).await;
-                        if tx.send(Command::Input(ev, force)).await.is_err() {
+                        let cmd = match step {
+                            script::Step::Input(ev) => Command::Input(ev, force),
+                            script::Step::Monitor(m) => Command::Monitor(m),
+                        };
+                        if tx.send(cmd).await.is_err() {
                             return;
                         }
                     }
@@ -312,9 +329,13 @@ impl<'o> Driver<'o> {
         let mut input = std::mem::replace(&mut link.input, mpsc::channel(1).1);
         let tx = self.cmd_tx.clone();
         tokio::spawn(async move {
-            while let Some(ev) = input.recv().await {
+            while let Some(m) = input.recv().await {
                 // The machine keeps a view-only session's input local.
-                if tx.send(Command::Input(ev, false)).await.is_err() {
+                let cmd = match m {
+                    window::FromWindow::Input(ev) => Command::Input(ev, false),
+                    window::FromWindow::NextMonitor => Command::NextMonitor,
+                };
+                if tx.send(cmd).await.is_err() {
                     return;
                 }
             }
@@ -385,6 +406,19 @@ impl<'o> Driver<'o> {
             Command::Offer(o) => self.m.offer_file(o)?,
             Command::Chunk(c) => self.m.file_chunk(c)?,
             Command::FileEnd(id) => self.m.file_end(id)?,
+            Command::Monitor(m) => {
+                self.monitor = m;
+                self.m.select_monitor(m)?
+            }
+            Command::NextMonitor => {
+                let n = self.report.monitors.len();
+                self.monitor = match self.monitor {
+                    Some(i) if usize::from(i) + 1 < n => Some(i + 1),
+                    Some(_) => None,
+                    None => Some(0),
+                };
+                self.m.select_monitor(self.monitor)?
+            }
         };
         Ok(())
     }
@@ -554,6 +588,7 @@ impl Report {
             clipboard_received: None,
             cursor: None,
             cursor_shapes: 0,
+            monitors: Vec::new(),
             frame_stats: Vec::new(),
         }
     }

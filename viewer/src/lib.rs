@@ -65,6 +65,8 @@ pub struct Headless {
     pub notify: Option<Notify>,
     /// Leave the remote cursor out of the snapshot.
     pub no_cursor: bool,
+    /// Ask for this monitor once connected (an index into the host's list).
+    pub monitor: Option<u8>,
 }
 
 /// Errors of a viewer run.
@@ -187,6 +189,8 @@ pub struct Report {
     pub cursor: Option<CursorStat>,
     /// Cursor shapes received (each shape is sent once).
     pub cursor_shapes: u64,
+    /// The host's monitors (width, height), in its order (`--monitor N` indexes this).
+    pub monitors: Vec<(u32, u32)>,
     /// Per frame.
     pub frame_stats: Vec<FrameStat>,
 }

@@ -9,6 +9,9 @@
 //! {"delay_ms":0,"event":{"text":{"text":"hello"}}}
 //! ```
 //!
+//! A line may instead switch the shared monitor: `{"delay_ms":500,"monitor":1}` (an index
+//! into the host's monitor list) or `{"delay_ms":500,"monitor":"desktop"}`.
+//!
 //! Blank lines and lines starting with `#` are ignored.
 
 use std::path::Path;
@@ -25,11 +28,30 @@ const MAX_DELAY_MS: u64 = 60_000;
 struct Line {
     #[serde(default)]
     delay_ms: u64,
-    event: InputEvent,
+    #[serde(default)]
+    event: Option<InputEvent>,
+    #[serde(default)]
+    monitor: Option<MonitorChoice>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum MonitorChoice {
+    Index(u8),
+    Named(String),
+}
+
+/// One step of a script.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Send this input.
+    Input(InputEvent),
+    /// Switch the shared monitor (`None`: the whole desktop).
+    Monitor(Option<u8>),
 }
 
 /// Parses a script; errors name the line.
-pub fn parse(text: &str) -> Result<Vec<(Duration, InputEvent)>, String> {
+pub fn parse(text: &str) -> Result<Vec<(Duration, Step)>, String> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -44,13 +66,24 @@ pub fn parse(text: &str) -> Result<Vec<(Duration, InputEvent)>, String> {
                 l.delay_ms
             ));
         }
-        out.push((Duration::from_millis(l.delay_ms), l.event));
+        let step = match (l.event, l.monitor) {
+            (Some(ev), None) => Step::Input(ev),
+            (None, Some(MonitorChoice::Index(i))) => Step::Monitor(Some(i)),
+            (None, Some(MonitorChoice::Named(n))) if n == "desktop" => Step::Monitor(None),
+            _ => {
+                return Err(format!(
+                    "line {}: give either \"event\" or \"monitor\" (an index or \"desktop\")",
+                    n + 1
+                ))
+            }
+        };
+        out.push((Duration::from_millis(l.delay_ms), step));
     }
     Ok(out)
 }
 
 /// Reads and parses a script file.
-pub fn load(path: &Path) -> Result<Vec<(Duration, InputEvent)>, String> {
+pub fn load(path: &Path) -> Result<Vec<(Duration, Step)>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     parse(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -76,16 +109,21 @@ mod tests {
             v[0],
             (
                 Duration::from_millis(300),
-                InputEvent::PointerMove { x: 640, y: 360 }
+                Step::Input(InputEvent::PointerMove { x: 640, y: 360 })
             )
         );
         assert_eq!(
             v[1].1,
-            InputEvent::Button {
+            Step::Input(InputEvent::Button {
                 button: MouseButton::Left,
                 down: true
-            }
+            })
         );
+        let m = parse("{\"monitor\":1}\n{\"delay_ms\":5,\"monitor\":\"desktop\"}").unwrap();
+        assert_eq!(m[0].1, Step::Monitor(Some(1)));
+        assert_eq!(m[1], (Duration::from_millis(5), Step::Monitor(None)));
+        assert!(parse(r#"{"monitor":"left"}"#).is_err());
+        assert!(parse(r#"{"delay_ms":1}"#).is_err());
         assert!(parse(r#"{"delay_ms":1,"event":{"fly":{}}}"#)
             .unwrap_err()
             .starts_with("line 1"));

@@ -38,14 +38,23 @@ pub enum UiEvent {
     Ended(String),
 }
 
+/// What the window sends the session.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FromWindow {
+    /// Mouse or keyboard input for the host.
+    Input(InputEvent),
+    /// Ctrl+Alt+M: show the host's next monitor (after the last: the whole desktop).
+    NextMonitor,
+}
+
 /// The session side of the window: where pictures go and input comes from.
 pub struct UiLink {
     /// The picture.
     pub shared: Arc<Mutex<Shared>>,
     /// Wakes the window.
     pub notify: EventLoopProxy<UiEvent>,
-    /// Input from the window.
-    pub input: mpsc::Receiver<InputEvent>,
+    /// Input (and monitor switches) from the window.
+    pub input: mpsc::Receiver<FromWindow>,
     /// Files dropped on the window (taken once by the session).
     pub files: Mutex<Option<mpsc::Receiver<std::path::PathBuf>>>,
 }
@@ -65,9 +74,11 @@ struct App {
     window: Option<Rc<Window>>,
     surface: Option<softbuffer::Surface<Rc<Window>, Rc<Window>>>,
     shared: Arc<Mutex<Shared>>,
-    input: mpsc::Sender<InputEvent>,
+    input: mpsc::Sender<FromWindow>,
     files: mpsc::Sender<std::path::PathBuf>,
     layout: Layout,
+    /// Modifier keys held (for the window's own shortcut).
+    mods: winit::keyboard::ModifiersState,
     title: String,
     ended: Option<String>,
     error: Option<String>,
@@ -81,7 +92,7 @@ pub struct WindowParts {
     /// For the session.
     pub link: UiLink,
     /// The window sends input here.
-    pub input: mpsc::Sender<InputEvent>,
+    pub input: mpsc::Sender<FromWindow>,
     /// The window reads the picture here.
     pub shared: Arc<Mutex<Shared>>,
     /// The window sends dropped files here.
@@ -114,7 +125,7 @@ pub fn event_loop() -> Result<WindowParts, String> {
 /// Runs the window until it is closed or the session ends; returns the end reason, if any.
 pub fn run(
     el: EventLoop<UiEvent>,
-    input: mpsc::Sender<InputEvent>,
+    input: mpsc::Sender<FromWindow>,
     files: mpsc::Sender<std::path::PathBuf>,
     shared: Arc<Mutex<Shared>>,
     title: String,
@@ -126,6 +137,7 @@ pub fn run(
         input,
         files,
         layout: Layout::default(),
+        mods: Default::default(),
         title,
         ended: None,
         error: None,
@@ -184,8 +196,12 @@ fn keysym(key: &Key) -> Option<String> {
 
 impl App {
     fn send(&self, ev: InputEvent) {
+        self.send_up(FromWindow::Input(ev));
+    }
+
+    fn send_up(&self, m: FromWindow) {
         // A full queue drops the event rather than stall the window.
-        if self.input.try_send(ev).is_err() {
+        if self.input.try_send(m).is_err() {
             tracing::debug!("input queue full; event dropped");
         }
     }
@@ -353,7 +369,16 @@ impl ApplicationHandler<UiEvent> for App {
                     self.send(InputEvent::Wheel { dx, dy });
                 }
             }
+            WindowEvent::ModifiersChanged(m) => self.mods = m.state(),
             WindowEvent::KeyboardInput { event, .. } => {
+                let m_key = matches!(&event.logical_key, winit::keyboard::Key::Character(c) if c.eq_ignore_ascii_case("m"));
+                if m_key && self.mods.control_key() && self.mods.alt_key() {
+                    // The window's own shortcut: not sent to the host.
+                    if event.state == ElementState::Pressed {
+                        self.send_up(FromWindow::NextMonitor);
+                    }
+                    return;
+                }
                 if let Some(keysym) = keysym(&event.logical_key) {
                     self.send(InputEvent::Key {
                         keysym,

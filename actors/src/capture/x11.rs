@@ -18,6 +18,7 @@ use portico_core::tiles::{Grid, TILE};
 use portico_core::wire::session::{CursorPosition, CursorShape, MAX_CURSOR_EDGE};
 use x11rb::connection::{Connection, RequestConnection as _};
 use x11rb::protocol::damage::{self, ConnectionExt as _};
+use x11rb::protocol::randr::ConnectionExt as _;
 use x11rb::protocol::xfixes::{self, ConnectionExt as _};
 use x11rb::protocol::xinput::{self, ConnectionExt as _};
 use x11rb::protocol::xproto::{ConnectionExt as _, ImageFormat, Rectangle};
@@ -182,6 +183,101 @@ impl X11Source {
         me.flags.shape.store(true, Ordering::Relaxed);
         me.flags.motion.store(true, Ordering::Relaxed);
         Ok(me)
+    }
+
+    /// The monitors (RandR 1.5; `xrandr --setmonitor` makes several on one screen), primary
+    /// first, as root areas (x, y, width, height); the whole screen when RandR lists none.
+    pub fn monitors(&self) -> Result<Vec<(i16, i16, u16, u16)>, String> {
+        let screen = self.screen();
+        let listed = self
+            .conn
+            .randr_get_monitors(self.root, true)
+            .map_err(err)?
+            .reply()
+            .map(|r| r.monitors)
+            .unwrap_or_default();
+        let mut out: Vec<(bool, (i16, i16, u16, u16))> = listed
+            .into_iter()
+            .map(|m| (m.primary, (m.x, m.y, m.width, m.height)))
+            .collect();
+        // Primary first (stable otherwise), as xcap orders them.
+        out.sort_by_key(|(primary, _)| !primary);
+        let all: Vec<_> = out.into_iter().map(|(_, a)| a).collect();
+        // A monitor holding another one whole is their union (Xvfb keeps its automatic
+        // "screen" monitor beside `xrandr --setmonitor` ones): the parts are the monitors.
+        let inside = |a: &(i16, i16, u16, u16), b: &(i16, i16, u16, u16)| {
+            b.0 >= a.0
+                && b.1 >= a.1
+                && i32::from(b.0) + i32::from(b.2) <= i32::from(a.0) + i32::from(a.2)
+                && i32::from(b.1) + i32::from(b.3) <= i32::from(a.1) + i32::from(a.3)
+        };
+        let mut areas: Vec<_> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, a)| {
+                !all.iter()
+                    .enumerate()
+                    .any(|(j, b)| j != *i && b != *a && inside(a, b))
+            })
+            .map(|(_, a)| *a)
+            .collect();
+        areas.dedup();
+        if areas.is_empty() {
+            areas.push((0, 0, screen.0, screen.1));
+        }
+        Ok(areas)
+    }
+
+    /// The root window's size.
+    fn screen(&self) -> (u16, u16) {
+        let s = &self.conn.setup().roots;
+        s.iter()
+            .find(|r| r.root == self.root)
+            .map(|r| (r.width_in_pixels, r.height_in_pixels))
+            .unwrap_or((self.area.2, self.area.3))
+    }
+
+    /// The bounding box of every monitor (the whole desktop).
+    pub fn desktop(&self) -> (i16, i16, u16, u16) {
+        let (w, h) = self.screen();
+        (0, 0, w, h)
+    }
+
+    /// Captures another area (a monitor, or the desktop): the picture is read whole.
+    pub fn set_area(&mut self, area: (i16, i16, u16, u16)) -> Result<(), String> {
+        let (sw, sh) = self.screen();
+        let (x, y, w, h) = area;
+        let (w, h) = (w & !1, h & !1);
+        if w == 0
+            || h == 0
+            || x < 0
+            || y < 0
+            || i32::from(x) + i32::from(w) > i32::from(sw)
+            || i32::from(y) + i32::from(h) > i32::from(sh)
+        {
+            return Err(format!(
+                "the area {w}x{h}+{x}+{y} is not inside the {sw}x{sh} screen"
+            ));
+        }
+        self.area = (x, y, w, h);
+        self.frame = Arc::new(vec![0; usize::from(w) * usize::from(h) * 4]);
+        self.position = None;
+        self.read_rect(
+            Rectangle {
+                x,
+                y,
+                width: w,
+                height: h,
+            },
+            &mut Vec::new(),
+        )?;
+        self.flags.motion.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The captured area's origin in root coordinates.
+    pub fn origin(&self) -> (i32, i32) {
+        (i32::from(self.area.0), i32::from(self.area.1))
     }
 
     /// The picture's grid.

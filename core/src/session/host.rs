@@ -35,6 +35,8 @@ pub enum HostEvent {
     Keyframe,
     /// The viewer asks for this video bitrate.
     Bitrate(u32),
+    /// The viewer asks for another monitor (`None`: the whole desktop).
+    SelectMonitor(Option<u8>),
     /// Ask the owner (guests, visitors): answer with [`HostSession::owner_answered`].
     AskOwner {
         /// What, for the answer.
@@ -311,6 +313,9 @@ impl HostSession {
             }
             SessionMessage::RequestKeyframe(_) => self.events.push_back(HostEvent::Keyframe),
             SessionMessage::SetBitrate(b) => self.events.push_back(HostEvent::Bitrate(b.bps)),
+            SessionMessage::SelectMonitor(m) => {
+                self.events.push_back(HostEvent::SelectMonitor(m.index))
+            }
             SessionMessage::Clipboard(c) => self.clipboard_in(c.text)?,
             SessionMessage::FileOffer(o) => self.offer(o)?,
             SessionMessage::FileChunk(c) => match self.transfers.get(&c.transfer_id) {

@@ -6,8 +6,8 @@ use crate::noise::Transport;
 use crate::policy::{Permission, Permissions};
 use crate::wire::session::{
     Accepted, Bye, ByeReason, Clipboard, CursorPosition, CursorShape, FileChunk, FileEnd,
-    FileOffer, FileResult, InputEvent, RequestKeyframe, ServiceDecision, SessionMessage,
-    SetBitrate, TileUpdate, VideoFrame,
+    FileOffer, FileResult, InputEvent, RequestKeyframe, SelectMonitor, ServiceDecision,
+    SessionMessage, SetBitrate, TileUpdate, VideoFrame,
 };
 
 use super::SessionError;
@@ -140,6 +140,11 @@ impl ViewerSession {
     /// Asks for a keyframe (after a decode error).
     pub fn request_keyframe(&mut self) -> Result<bool, SessionError> {
         self.send_live(&SessionMessage::RequestKeyframe(RequestKeyframe {}))
+    }
+
+    /// Asks for another monitor (`None`: the whole desktop).
+    pub fn select_monitor(&mut self, index: Option<u8>) -> Result<bool, SessionError> {
+        self.send_live(&SessionMessage::SelectMonitor(SelectMonitor { index }))
     }
 
     /// Asks for a video bitrate.

@@ -57,6 +57,8 @@ wire_enum! {
         18 => CursorShape(CursorShape),
         /// Host → viewer: where the pointer is, at input rate.
         19 => CursorPosition(CursorPosition),
+        /// Viewer → host: show this monitor (or the whole desktop).
+        20 => SelectMonitor(SelectMonitor),
     }
 }
 
@@ -401,4 +403,12 @@ pub struct CursorPosition {
     pub visible: bool,
     /// The shape in use (its serial).
     pub serial: u32,
+}
+
+/// Which monitor to share: an index into [`Accepted::monitors`], or `None` for the whole
+/// desktop (every monitor's bounding box).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SelectMonitor {
+    /// The monitor, or the whole desktop.
+    pub index: Option<u8>,
 }

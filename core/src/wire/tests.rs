@@ -237,6 +237,7 @@ fn session_messages() -> Vec<SessionMessage> {
             visible: true,
             serial: 7,
         }),
+        SessionMessage::SelectMonitor(SelectMonitor { index: Some(1) }),
     ]
 }
 
