@@ -316,6 +316,10 @@ fn encode_frame(st: &mut State, out: &broadcast::Sender<Arc<Packet>>, frame: Cap
     st.at_rest = frame.still;
     if frame.still {
         send_tiles(st, out, frame.grid, &frame.rgba);
+    } else if !st.force_key && small_text_change(frame.grid, &frame.rgba, &frame.changed) {
+        // The H.264 stream catches up with the next motion frame (it encodes whole frames);
+        // until a video frame's damage covers them, the viewer keeps these exact tiles.
+        send_tile_list(st, out, frame.grid, &frame.rgba, frame.changed);
     } else {
         encode_video(
             st,
@@ -435,6 +439,45 @@ fn send_tiles(st: &mut State, out: &broadcast::Sender<Arc<Packet>>, grid: Grid, 
         .filter(|(_, s)| !**s)
         .map(|(i, _)| i)
         .collect();
+    send_tile_list(st, out, grid, rgba, todo);
+}
+
+/// Most tiles a change may touch and still go lossless at once (a few text lines).
+const SMALL_CHANGE_TILES: usize = 64;
+/// Most colours a tile may have to count as text or flat UI.
+const TEXT_COLOURS: usize = 32;
+
+/// Whether a change is small and text-like enough to send as lossless tiles at once instead
+/// of an H.264 frame: cheaper to encode (a one-line change costs a one-line encode), exact
+/// on arrival, and fewer bytes for text. Natural images (many colours) stay on H.264.
+pub fn small_text_change(grid: Grid, rgba: &[u8], changed: &[usize]) -> bool {
+    let limit = SMALL_CHANGE_TILES.min(grid.len() / 8).max(1);
+    if changed.is_empty() || changed.len() > limit {
+        return false;
+    }
+    changed.iter().all(|&i| {
+        let r = grid.rect(i);
+        let mut colours = std::collections::HashSet::with_capacity(TEXT_COLOURS + 1);
+        for y in r.y..r.y + r.h {
+            let row = ((y * grid.width + r.x) * 4) as usize;
+            for px in rgba[row..row + (r.w * 4) as usize].chunks_exact(4) {
+                colours.insert([px[0], px[1], px[2]]);
+                if colours.len() > TEXT_COLOURS {
+                    return false;
+                }
+            }
+        }
+        true
+    })
+}
+
+fn send_tile_list(
+    st: &mut State,
+    out: &broadcast::Sender<Arc<Packet>>,
+    grid: Grid,
+    rgba: &[u8],
+    todo: Vec<usize>,
+) {
     // Keep each message well under the session maximum: a batch per ~256 tiles.
     for batch in todo.chunks(256) {
         let mut tiles = Vec::with_capacity(batch.len());
