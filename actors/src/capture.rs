@@ -17,6 +17,7 @@
 //!   portable path and the fallback without DAMAGE/XFIXES) and the synthetic desktop of the
 //!   benchmarks.
 
+mod shm;
 pub mod x11;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -27,6 +27,8 @@ use x11rb::rust_connection::RustConnection;
 
 /// Damaged rectangles read one by one up to this many; more are read as their bounding box.
 const MAX_RECTS: usize = 32;
+/// Regions of at least this many pixels are read through MIT-SHM.
+const SHM_MIN_PIXELS: usize = 128 * 128;
 
 /// What the event thread noticed.
 #[derive(Debug, Default)]
@@ -74,6 +76,8 @@ pub struct X11Source {
     position: Option<CursorPosition>,
     /// Cursor image reads that failed in a row.
     shape_failures: u32,
+    /// The MIT-SHM segment for large reads (none without MIT-SHM 1.2).
+    shm: Option<super::shm::Segment>,
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -169,6 +173,14 @@ impl X11Source {
             serial: 0,
             position: None,
             shape_failures: 0,
+            shm: None,
+        };
+        me.shm = match super::shm::Segment::create(&me.conn, u32::from(sw) * u32::from(sh) * 4) {
+            Ok(seg) => Some(seg),
+            Err(e) => {
+                tracing::info!(error = %e, "no MIT-SHM: large regions are read over the socket");
+                None
+            }
         };
         // The first picture: everything, read once; shape and position once.
         me.read_rect(
@@ -399,23 +411,32 @@ impl X11Source {
 
     /// Reads `r` (inside the area) into the picture; tiles whose pixels differ go in `changed`.
     fn read_rect(&mut self, r: Rectangle, changed: &mut Vec<usize>) -> Result<(), String> {
-        let img = self
-            .conn
-            .get_image(
-                ImageFormat::Z_PIXMAP,
-                self.root,
-                r.x,
-                r.y,
-                r.width,
-                r.height,
-                !0,
-            )
-            .map_err(err)?
-            .reply()
-            .map_err(err)?;
         let (w, h) = (usize::from(r.width), usize::from(r.height));
-        if img.data.len() < w * h * 4 {
-            return Err(format!("short image: {} bytes for {w}x{h}", img.data.len()));
+        // Large regions through shared memory, small ones over the socket.
+        let owned;
+        let data: &[u8] = match &self.shm {
+            Some(seg) if w * h >= SHM_MIN_PIXELS => seg.read(&self.conn, self.root, r)?,
+            _ => {
+                owned = self
+                    .conn
+                    .get_image(
+                        ImageFormat::Z_PIXMAP,
+                        self.root,
+                        r.x,
+                        r.y,
+                        r.width,
+                        r.height,
+                        !0,
+                    )
+                    .map_err(err)?
+                    .reply()
+                    .map_err(err)?
+                    .data;
+                &owned
+            }
+        };
+        if data.len() < w * h * 4 {
+            return Err(format!("short image: {} bytes for {w}x{h}", data.len()));
         }
         let grid = self.grid();
         let fw = usize::from(self.area.2);
@@ -430,7 +451,7 @@ impl X11Source {
             // BGRX (little-endian 32-bit TrueColor) → RGBA.
             for (dst, src) in row
                 .chunks_exact_mut(4)
-                .zip(img.data[y * w * 4..(y + 1) * w * 4].chunks_exact(4))
+                .zip(data[y * w * 4..(y + 1) * w * 4].chunks_exact(4))
             {
                 dst.copy_from_slice(&[src[2], src[1], src[0], 255]);
             }

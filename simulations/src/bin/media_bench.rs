@@ -204,7 +204,7 @@ fn damage_capture(w: u32, h: u32) -> anyhow::Result<String> {
         encode.push(t.elapsed().as_secs_f64() * 1e3);
     }
     Ok(format!(
-        "damage (X11 DAMAGE + GetImage of damaged rects): full read {:.2} ms | still screen {:.3} ms | one-line change read {:.2} ms ({:.0} tiles) + lossless tiles {:.2} ms ({} of 20 took that path; H.264 of the whole frame would be {:.2} ms) (medians)",
+        "damage (X11 DAMAGE; MIT-SHM for regions of 128x128 and up, GetImage below): full read {:.2} ms | still screen {:.3} ms | one-line change read {:.2} ms ({:.0} tiles) + lossless tiles {:.2} ms ({} of 20 took that path; H.264 of the whole frame would be {:.2} ms) (medians)",
         median(&mut full),
         median(&mut still),
         median(&mut line),
