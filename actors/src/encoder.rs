@@ -206,6 +206,9 @@ struct State {
     monitor: u8,
     /// The last cursor shape and position, published again for viewers that join.
     cursor: (Option<Arc<Packet>>, Option<Arc<Packet>>),
+    /// Capture times (µs) of recent changes: many in a short time is motion (scrolling,
+    /// animation), which H.264 codes in far fewer bytes than lossless tiles.
+    recent: std::collections::VecDeque<u64>,
 }
 
 /// What the encoder thread waits on (all at once, blocking: no polling when idle).
@@ -232,6 +235,7 @@ fn encode_loop(inputs: Inputs, out: broadcast::Sender<Arc<Packet>>, monitor: u8)
         at_rest: false,
         monitor,
         cursor: (None, None),
+        recent: std::collections::VecDeque::new(),
     };
     loop {
         let frame = select! {
@@ -316,7 +320,10 @@ fn encode_frame(st: &mut State, out: &broadcast::Sender<Arc<Packet>>, frame: Cap
     st.at_rest = frame.still;
     if frame.still {
         send_tiles(st, out, frame.grid, &frame.rgba);
-    } else if !st.force_key && small_text_change(frame.grid, &frame.rgba, &frame.changed) {
+    } else if !st.force_key
+        && !in_motion(&mut st.recent, frame.capture_us)
+        && small_text_change(frame.grid, &frame.rgba, &frame.changed)
+    {
         // The H.264 stream catches up with the next motion frame (it encodes whole frames);
         // until a video frame's damage covers them, the viewer keeps these exact tiles.
         send_tile_list(st, out, frame.grid, &frame.rgba, frame.changed);
@@ -440,6 +447,24 @@ fn send_tiles(st: &mut State, out: &broadcast::Sender<Arc<Packet>>, grid: Grid, 
         .map(|(i, _)| i)
         .collect();
     send_tile_list(st, out, grid, rgba, todo);
+}
+
+/// A window of this many µs holding more than [`MOTION_CHANGES`] changes is motion.
+const MOTION_WINDOW_US: u64 = 300_000;
+/// Changes within [`MOTION_WINDOW_US`] beyond which the screen counts as moving (typing at
+/// ten keys a second stays below; a terminal scrolling at 30 fps is far above).
+const MOTION_CHANGES: usize = 4;
+
+/// Records a change at `at_us`; whether changes now come fast enough to count as motion.
+fn in_motion(recent: &mut std::collections::VecDeque<u64>, at_us: u64) -> bool {
+    recent.push_back(at_us);
+    while recent
+        .front()
+        .is_some_and(|t| at_us.saturating_sub(*t) > MOTION_WINDOW_US)
+    {
+        recent.pop_front();
+    }
+    recent.len() > MOTION_CHANGES
 }
 
 /// Most tiles a change may touch and still go lossless at once (a few text lines).
