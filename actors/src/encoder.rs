@@ -529,3 +529,62 @@ fn send_tile_list(
         st.synced[i] = true;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn picture(grid: Grid, f: impl Fn(u32, u32) -> [u8; 3]) -> Vec<u8> {
+        let mut v = Vec::with_capacity((grid.width * grid.height * 4) as usize);
+        for y in 0..grid.height {
+            for x in 0..grid.width {
+                let [r, g, b] = f(x, y);
+                v.extend_from_slice(&[r, g, b, 255]);
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn small_text_changes_go_lossless_and_photos_or_big_ones_do_not() {
+        let grid = Grid {
+            width: 1024,
+            height: 512,
+        };
+        // Text: two colours. Photo-like: a different colour per pixel.
+        let text = picture(grid, |x, y| {
+            if (x * 7 + y * 3) % 5 == 0 {
+                [0, 0, 0]
+            } else {
+                [255, 255, 250]
+            }
+        });
+        let photo = picture(grid, |x, y| {
+            [(x % 251) as u8, (y % 241) as u8, ((x * y) % 239) as u8]
+        });
+        let line: Vec<usize> = (0..16).collect();
+        assert!(small_text_change(grid, &text, &line));
+        assert!(!small_text_change(grid, &photo, &line));
+        assert!(!small_text_change(grid, &text, &[]));
+        let half: Vec<usize> = (0..grid.len() / 2).collect();
+        assert!(!small_text_change(grid, &text, &half));
+    }
+
+    #[test]
+    fn frequent_changes_count_as_motion() {
+        let mut recent = std::collections::VecDeque::new();
+        // Typing, ten keys a second: never motion.
+        assert!((0..50).all(|i| !in_motion(&mut recent, i * 100_000)));
+        // Scrolling at 30 fps: motion from the fifth change in 300 ms.
+        let mut recent = std::collections::VecDeque::new();
+        let moving: Vec<bool> = (0..10)
+            .map(|i| in_motion(&mut recent, i * 33_000))
+            .collect();
+        assert_eq!(
+            moving,
+            [false, false, false, false, true, true, true, true, true, true]
+        );
+        // After a pause it is sporadic again.
+        assert!(!in_motion(&mut recent, 2_000_000));
+    }
+}
