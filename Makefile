@@ -14,7 +14,7 @@ BUILD_DEPS := pkg-config libx11-dev libx11-xcb-dev libxcb1-dev libegl-dev libway
 TEST_DEPS := xvfb xdotool xclip x11-utils x11-xserver-utils xterm chromium
 DEMO_DATA ?= $(CURDIR)/target/demo
 
-.PHONY: demo test deps build lint bench clean console-deps
+.PHONY: demo test deps build lint bench compare clean console-deps
 
 deps:
 	@missing=""; for p in $(BUILD_DEPS) $(TEST_DEPS); do \
@@ -37,6 +37,18 @@ bench: deps
 	$(CARGO) build --release --locked -p portico-simulations -p portico-signal
 	target/release/media_bench
 	target/release/signal_load --hosts 1000 --lookups 500 --duration 10
+
+# Portico beside x11vnc and TigerVNC on the same Xvfb workloads (docs/performance.md); a
+# long campaign, not part of `make test`.
+COMPARE_DEPS := x11vnc tigervnc-scraping-server tigervnc-viewer xterm ffmpeg bc
+compare: deps
+	@missing=""; for p in $(COMPARE_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; fi
+	$(CARGO) build --release --locked -p portico
+	simulations/scripts/compare.sh target/release 1280x720 10
+	simulations/scripts/compare.sh target/release 1920x1080 10
+	simulations/scripts/host_cpu.sh target/release 1920x1080 10
 
 lint: deps
 	$(CARGO) fmt --all -- --check
