@@ -430,8 +430,11 @@ impl<'o> Driver<'o> {
             shared.height = h;
             shared.rgba.clear();
             shared.rgba.extend_from_slice(self.picture.rgba());
-            // The remote pointer over the picture.
-            self.cursor.draw(&mut shared.rgba, w, h);
+            // The remote pointer over the picture — unless this viewer drives the pointer:
+            // then the local cursor is the feedback, with no round trip to wait for.
+            if !self.m.permissions().has(portico_core::policy::Permission::Control) {
+                self.cursor.draw(&mut shared.rgba, w, h);
+            }
         }
         if link.notify.send_event(window::UiEvent::Frame).is_err() {
             tracing::debug!("the window is gone");
