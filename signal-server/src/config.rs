@@ -37,6 +37,8 @@ pub struct Config {
     pub relay: RelayConfig,
     /// Login backoff.
     pub login: LoginConfig,
+    /// Request rates (`[rate]`).
+    pub rate: RateConfig,
 }
 
 /// Relay limits, sized for desktop video. libp2p's defaults (2 minutes, 128 KiB per circuit)
@@ -56,6 +58,32 @@ pub struct RelayConfig {
     pub max_reservations: usize,
     /// How long a reservation lasts before the host renews it, in seconds. Default 3600.
     pub reservation_secs: u64,
+}
+
+/// Request rates for lookups, tickets and principal checks: per PeerId (free to make) and per
+/// IP address (costly to change), each a token bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateConfig {
+    /// Requests a PeerId may make at once. Default 50.
+    pub per_peer_burst: u32,
+    /// Sustained requests per second per PeerId. Default 10.
+    pub per_peer_per_sec: f64,
+    /// Requests an IP address may make at once (many viewers may share a NAT). Default 200.
+    pub per_ip_burst: u32,
+    /// Sustained requests per second per IP address. Default 40.
+    pub per_ip_per_sec: f64,
+}
+
+impl Default for RateConfig {
+    fn default() -> Self {
+        Self {
+            per_peer_burst: 50,
+            per_peer_per_sec: 10.0,
+            per_ip_burst: 200,
+            per_ip_per_sec: 40.0,
+        }
+    }
 }
 
 /// Login backoff policy (per IP and per account).
@@ -83,6 +111,7 @@ impl Default for Config {
             ticket_secs: 300,
             relay: RelayConfig::default(),
             login: LoginConfig::default(),
+            rate: RateConfig::default(),
         }
     }
 }

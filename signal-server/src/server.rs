@@ -457,7 +457,8 @@ impl Loop {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
-                    let response = self.state.handle(peer, request);
+                    let ip = self.remote.get(&connection_id).and_then(ip_of);
+                    let response = self.state.handle(peer, ip, request);
                     if self
                         .swarm
                         .behaviour_mut()

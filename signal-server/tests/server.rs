@@ -643,3 +643,34 @@ async fn quic_and_tcp_both_serve_and_two_servers_share_a_process() {
     a.running.shutdown().await;
     b.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn lookups_are_limited_per_ip_whatever_the_peer_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    // PeerIds are free: each client below is a new one, so only the per-IP bucket can stop
+    // them.
+    config.rate.per_ip_burst = 4;
+    config.rate.per_ip_per_sec = 0.001;
+    let s = start_in(dir.path(), config).await;
+    let unknown = InternetId::from_payload(1).unwrap();
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        let c = s.client(&Identity::generate()).await;
+        let r = c
+            .request(SignalRequest::Lookup(Lookup {
+                target: LookupTarget::Id(unknown),
+                session: None,
+            }))
+            .await
+            .unwrap();
+        codes.push(match r {
+            SignalResponse::Error(e) => e.code,
+            other => panic!("{other:?}"),
+        });
+    }
+    // Four answered (not found), then refused for the address, not the key.
+    assert_eq!(&codes[..4], &[ErrorCode::NotFound; 4]);
+    assert_eq!(&codes[4..], &[ErrorCode::RateLimited; 2]);
+    s.running.shutdown().await;
+}

@@ -432,7 +432,11 @@ impl<'o> Driver<'o> {
             shared.rgba.extend_from_slice(self.picture.rgba());
             // The remote pointer over the picture — unless this viewer drives the pointer:
             // then the local cursor is the feedback, with no round trip to wait for.
-            if !self.m.permissions().has(portico_core::policy::Permission::Control) {
+            if !self
+                .m
+                .permissions()
+                .has(portico_core::policy::Permission::Control)
+            {
                 self.cursor.draw(&mut shared.rgba, w, h);
             }
         }

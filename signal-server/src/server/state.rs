@@ -55,6 +55,8 @@ pub(crate) struct State {
     account_backoff: Backoff<String>,
     /// Lookup and ticket request rate per peer.
     request_rate: TokenBucket<PeerId>,
+    /// The same requests per IP address (PeerIds are free; addresses are not).
+    ip_rate: TokenBucket<IpAddr>,
     /// Hash checked when the user does not exist, so timing does not tell.
     dummy_hash: String,
     /// Next server-event number.
@@ -112,7 +114,16 @@ impl State {
             dummy_hash: crate::store::accounts::hash_password("portico-dummy")?,
             ip_backoff: Backoff::new(lc.free_failures, lc.base(), lc.max(), 100_000),
             account_backoff: Backoff::new(lc.free_failures, lc.base(), lc.max(), 100_000),
-            request_rate: TokenBucket::new(50, 10.0, 100_000),
+            request_rate: TokenBucket::new(
+                config.rate.per_peer_burst,
+                config.rate.per_peer_per_sec,
+                100_000,
+            ),
+            ip_rate: TokenBucket::new(
+                config.rate.per_ip_burst,
+                config.rate.per_ip_per_sec,
+                100_000,
+            ),
             registered: Arc::new(RwLock::new(registered)),
             presence: HashMap::new(),
             reservations: HashSet::new(),
@@ -156,13 +167,20 @@ impl State {
         }
     }
 
-    /// Answers one request.
-    pub(crate) fn handle(&mut self, peer: PeerId, req: SignalRequest) -> SignalResponse {
+    /// Answers one request from `peer`, connected from `ip`.
+    pub(crate) fn handle(
+        &mut self,
+        peer: PeerId,
+        ip: Option<IpAddr>,
+        req: SignalRequest,
+    ) -> SignalResponse {
         let now = Instant::now();
         let result = match req {
             SignalRequest::Register(r) => self.register(peer, r, now),
             SignalRequest::Heartbeat(h) => self.heartbeat(peer, h, now),
-            SignalRequest::Lookup(l) => self.rate(peer, now).and_then(|()| self.lookup(peer, l)),
+            SignalRequest::Lookup(l) => {
+                self.rate(peer, ip, now).and_then(|()| self.lookup(peer, l))
+            }
             // The server loop answers logins itself (`Loop::login`), checking passwords off
             // the event loop; a login here would be a bug, and is refused rather than served.
             SignalRequest::Login(_) => {
@@ -175,7 +193,7 @@ impl State {
             SignalRequest::Logout(l) => self.logout(peer, l),
             SignalRequest::ListNodes(l) => self.list_nodes(peer, l),
             SignalRequest::IssueTicket(t) => self
-                .rate(peer, now)
+                .rate(peer, ip, now)
                 .and_then(|()| self.issue_ticket(peer, t)),
             SignalRequest::WhoAmI(w) => self
                 .session(peer, &w.session)
@@ -183,19 +201,32 @@ impl State {
             SignalRequest::Event(_) => {
                 Err(err(ErrorCode::BadRequest, "only the server sends events"))
             }
-            SignalRequest::CheckPrincipals(c) => self.check_principals(peer, c),
+            SignalRequest::CheckPrincipals(c) => self
+                .rate(peer, ip, now)
+                .and_then(|()| self.check_principals(peer, c)),
         };
         result.unwrap_or_else(|e| e)
     }
 
-    fn rate(&mut self, peer: PeerId, now: Instant) -> Result<(), SignalResponse> {
-        self.request_rate.try_take(&peer, now).map_err(|r| {
-            SignalResponse::Error(SignalError {
-                code: ErrorCode::RateLimited,
-                message: r.to_string(),
-                retry_after_ms: Some(r.retry_after.as_millis() as u64),
+    fn rate(
+        &mut self,
+        peer: PeerId,
+        ip: Option<IpAddr>,
+        now: Instant,
+    ) -> Result<(), SignalResponse> {
+        let by_ip = match ip {
+            Some(ip) => self.ip_rate.try_take(&ip, now),
+            None => Ok(()),
+        };
+        by_ip
+            .and_then(|()| self.request_rate.try_take(&peer, now))
+            .map_err(|r| {
+                SignalResponse::Error(SignalError {
+                    code: ErrorCode::RateLimited,
+                    message: r.to_string(),
+                    retry_after_ms: Some(r.retry_after.as_millis() as u64),
+                })
             })
-        })
     }
 
     fn register(&mut self, peer: PeerId, r: Register, now: Instant) -> Reply {
