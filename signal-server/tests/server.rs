@@ -180,6 +180,8 @@ async fn register_lookup_login_tickets() {
     assert_eq!(PeerId::try_from(&found.peer).unwrap(), host_id.peer_id());
     assert!(found.online);
     assert_eq!(found.addrs, vec!["/ip4/10.1.0.10/tcp/5650".to_string()]);
+    // Without signing in, the host's place in the tree is not revealed.
+    assert_eq!(found.node_path, "");
     let unknown = InternetId::from_payload(1).unwrap();
     let r = viewer
         .request(SignalRequest::Lookup(Lookup {

@@ -243,7 +243,7 @@ pub struct Found {
     pub peer: WirePeerId,
     /// Its Internet-ID.
     pub internet_id: InternetId,
-    /// Its node path.
+    /// Its node path (empty for a caller that is not signed in).
     pub node_path: String,
     /// Direct addresses it reported.
     pub addrs: Vec<String>,

@@ -319,6 +319,12 @@ impl State {
         };
         let record = record
             .ok_or_else(|| err(ErrorCode::NotFound, "no host with that Internet-ID or path"))?;
+        // A stranger with an Internet-ID learns what connecting needs, not where the host
+        // sits in the organisation's tree.
+        let signed_in = l
+            .session
+            .as_ref()
+            .is_some_and(|t| self.session(peer, t).is_ok());
         let host: PeerId = record
             .peer
             .parse()
@@ -334,7 +340,11 @@ impl State {
         Ok(SignalResponse::Found(Found {
             peer: host.into(),
             internet_id: record.internet_id,
-            node_path: record.node_path.to_string(),
+            node_path: if signed_in {
+                record.node_path.to_string()
+            } else {
+                String::new()
+            },
             addrs: record.addrs,
             relay_addrs,
             online: self.is_online(&host),
