@@ -241,17 +241,6 @@ impl<'o> Driver<'o> {
                     ViewerEvent::Refused { code, message } => {
                         return Err(ViewerError::Refused { code, message })
                     }
-                    ViewerEvent::CursorShape(c) => {
-                        self.report.cursor_shapes += 1;
-                        self.cursor.shape = Some(c);
-                        self.cursor_stat(false);
-                        self.show();
-                    }
-                    ViewerEvent::CursorPosition(p) => {
-                        self.cursor.position = Some(p);
-                        self.cursor_stat(true);
-                        self.show();
-                    }
                     ViewerEvent::Ended { reason, message } => {
                         return Err(match reason {
                             ByeReason::Closed => ViewerError::Connect(message),

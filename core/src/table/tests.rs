@@ -86,6 +86,17 @@ impl Harness {
         )
     }
 
+    /// A guest asking for an interactive session.
+    fn guest(&mut self) -> Result<Outcome, Refusal> {
+        let v = PeerId::random();
+        self.request(v, AccessKind::Guest, RequestedMode::Interactive, vec![])
+    }
+
+    /// A trusted key asking for an interactive session.
+    fn peer(&mut self, v: PeerId) -> Result<Outcome, Refusal> {
+        self.request(v, AccessKind::Peer, RequestedMode::Interactive, vec![])
+    }
+
     fn user_ticket(
         &self,
         viewer: PeerId,
@@ -172,7 +183,7 @@ fn narrowing_a_trusted_keys_entry_narrows_the_live_session() {
     let now = h.now();
     h.table
         .set_managed_acl(now, vec![peer_entry(v, "view,control,files")]);
-    let g = granted(h.request(v, AccessKind::Peer, RequestedMode::Interactive, vec![]));
+    let g = granted(h.peer(v));
     assert_eq!(g.permissions, perms("view,control,files"));
     h.effects();
 
@@ -213,7 +224,7 @@ fn narrowing_a_trusted_keys_entry_narrows_the_live_session() {
 fn changes_that_do_not_affect_a_session_emit_nothing_for_it() {
     let v = PeerId::random();
     let mut h = Harness::new(HostSettings::default(), vec![peer_entry(v, "view,control")]);
-    granted(h.request(v, AccessKind::Peer, RequestedMode::Interactive, vec![]));
+    granted(h.peer(v));
     h.effects();
     let now = h.now();
     h.table.set_sharing(now, Some(true), Some(true));
@@ -276,12 +287,7 @@ fn owner_answers() {
 #[test]
 fn view_only_switch_restores_an_interactive_acceptance() {
     let mut h = Harness::new(GUESTS_ON, vec![]);
-    let id = pending(h.request(
-        PeerId::random(),
-        AccessKind::Guest,
-        RequestedMode::Interactive,
-        vec![],
-    ));
+    let id = pending(h.guest());
     let now = h.now();
     h.table
         .answer(now, id, OwnerAnswer::AcceptViewOnly, None)
@@ -313,12 +319,7 @@ fn view_only_switch_restores_an_interactive_acceptance() {
 #[test]
 fn unanswered_requests_time_out_as_refused() {
     let mut h = Harness::new(GUESTS_ON, vec![]);
-    let id = pending(h.request(
-        PeerId::random(),
-        AccessKind::Guest,
-        RequestedMode::Interactive,
-        vec![],
-    ));
+    let id = pending(h.guest());
     assert_eq!(h.table.next_deadline(h.now()), Some(h.t0 + TIMEOUT));
     h.advance(59);
     assert_eq!(h.effects(), vec![]);
@@ -334,12 +335,7 @@ fn unanswered_requests_time_out_as_refused() {
 #[test]
 fn an_accept_after_the_viewer_left_creates_nothing() {
     let mut h = Harness::new(GUESTS_ON, vec![]);
-    let id = pending(h.request(
-        PeerId::random(),
-        AccessKind::Guest,
-        RequestedMode::Interactive,
-        vec![],
-    ));
+    let id = pending(h.guest());
     h.table.withdraw(id);
     let now = h.now();
     assert!(h.table.answer(now, id, OwnerAnswer::Accept, None).is_err());
@@ -350,12 +346,7 @@ fn an_accept_after_the_viewer_left_creates_nothing() {
 #[test]
 fn an_accept_is_checked_against_switches_changed_while_waiting() {
     let mut h = Harness::new(GUESTS_ON, vec![]);
-    let id = pending(h.request(
-        PeerId::random(),
-        AccessKind::Guest,
-        RequestedMode::Interactive,
-        vec![],
-    ));
+    let id = pending(h.guest());
     let now = h.now();
     h.table.set_sharing(now, Some(false), None);
     h.table.answer(now, id, OwnerAnswer::Accept, None).unwrap();
@@ -370,21 +361,11 @@ fn an_accept_is_checked_against_switches_changed_while_waiting() {
 #[test]
 fn guest_sharing_off_refuses_and_ends_live_guests() {
     let mut h = Harness::new(HostSettings::default(), vec![]);
-    let r = h.request(
-        PeerId::random(),
-        AccessKind::Guest,
-        RequestedMode::Interactive,
-        vec![],
-    );
+    let r = h.guest();
     assert_eq!(r.unwrap_err().code, "guest_sharing_off");
     let now = h.now();
     h.table.set_sharing(now, Some(true), None);
-    let id = pending(h.request(
-        PeerId::random(),
-        AccessKind::Guest,
-        RequestedMode::Interactive,
-        vec![],
-    ));
+    let id = pending(h.guest());
     h.table.answer(now, id, OwnerAnswer::Accept, None).unwrap();
     h.effects();
     h.table.set_sharing(now, Some(false), None);
@@ -405,7 +386,7 @@ fn guest_sharing_off_refuses_and_ends_live_guests() {
 fn kick_ends_once() {
     let v = PeerId::random();
     let mut h = Harness::new(HostSettings::default(), vec![peer_entry(v, "view")]);
-    let g = granted(h.request(v, AccessKind::Peer, RequestedMode::Interactive, vec![]));
+    let g = granted(h.peer(v));
     h.table.kick(g.session_id).unwrap();
     let e = h.effects();
     assert!(
@@ -428,12 +409,7 @@ fn kick_ends_once() {
 #[test]
 fn time_limits_end_sessions_on_time() {
     let mut h = Harness::new(GUESTS_ON, vec![]);
-    let id = pending(h.request(
-        PeerId::random(),
-        AccessKind::Guest,
-        RequestedMode::Interactive,
-        vec![],
-    ));
+    let id = pending(h.guest());
     h.advance(5);
     let now = h.now();
     h.table
@@ -467,24 +443,19 @@ fn time_limits_end_sessions_on_time() {
 #[test]
 fn service_requests_are_answered_timed_out_or_lost_with_their_permission() {
     let v = PeerId::random();
-    let mut h = Harness::new(
-        HostSettings::default(),
-        vec![peer_entry(v, "view,files,clipboard")],
-    );
-    let g = granted(h.request(v, AccessKind::Peer, RequestedMode::Interactive, vec![]));
+    let mut h = Harness::new(HostSettings::default(), vec![]);
     let now = h.now();
-    let a = h
-        .table
-        .ask_service(now, g.session_id, Service::File, "a.txt".into())
-        .unwrap();
-    let b = h
-        .table
-        .ask_service(now, g.session_id, Service::Clipboard, "paste".into())
-        .unwrap();
-    let c = h
-        .table
-        .ask_service(now, g.session_id, Service::File, "c.txt".into())
-        .unwrap();
+    h.table
+        .set_managed_acl(now, vec![peer_entry(v, "view,files,clipboard")]);
+    let g = granted(h.peer(v));
+    let ask = |h: &mut Harness, service, what: &str| {
+        h.table
+            .ask_service(now, g.session_id, service, what.into())
+            .unwrap()
+    };
+    let a = ask(&mut h, Service::File, "a.txt");
+    let f = ask(&mut h, Service::File, "f.txt");
+    let k = ask(&mut h, Service::Clipboard, "paste");
     assert_eq!(h.table.view(now).services.len(), 3);
     h.effects();
     h.table.answer_service(a, true).unwrap();
@@ -497,26 +468,9 @@ fn service_requests_are_answered_timed_out_or_lost_with_their_permission() {
     );
     assert!(h.table.answer_service(a, true).is_err());
     // Files removed from the entry: the waiting file request is denied, the clipboard one stays.
-    h.table.set_managed_acl(now, vec![]);
-    h.table.handle_timeout(now);
-    h.effects();
-    let mut h2 = Harness::new(HostSettings::default(), vec![]);
-    let now2 = h2.now();
-    h2.table
-        .set_managed_acl(now2, vec![peer_entry(v, "view,files,clipboard")]);
-    let g2 = granted(h2.request(v, AccessKind::Peer, RequestedMode::Interactive, vec![]));
-    let f = h2
-        .table
-        .ask_service(now2, g2.session_id, Service::File, "f".into())
-        .unwrap();
-    let k = h2
-        .table
-        .ask_service(now2, g2.session_id, Service::Clipboard, "k".into())
-        .unwrap();
-    h2.effects();
-    h2.table
-        .set_managed_acl(now2, vec![peer_entry(v, "view,clipboard")]);
-    let e = h2.effects();
+    h.table
+        .set_managed_acl(now, vec![peer_entry(v, "view,clipboard")]);
+    let e = h.effects();
     assert!(
         e.contains(&Effect::Service {
             id: f,
@@ -530,19 +484,18 @@ fn service_requests_are_answered_timed_out_or_lost_with_their_permission() {
         "{e:?}"
     );
     // Unanswered: denied at the timeout.
-    h2.advance(60);
-    assert!(h2.effects().contains(&Effect::Service {
+    h.advance(60);
+    assert!(h.effects().contains(&Effect::Service {
         id: k,
         allowed: false
     }));
-    let _ = (b, c);
 }
 
 #[test]
 fn a_session_that_ends_drops_its_service_requests() {
     let v = PeerId::random();
     let mut h = Harness::new(HostSettings::default(), vec![peer_entry(v, "view,files")]);
-    let g = granted(h.request(v, AccessKind::Peer, RequestedMode::Interactive, vec![]));
+    let g = granted(h.peer(v));
     let now = h.now();
     let s = h
         .table
@@ -569,7 +522,7 @@ fn acl_expiry_ends_the_session_when_it_comes() {
     let mut entry = peer_entry(v, "view,control");
     entry.expires_at = Some(UNIX + 100);
     let mut h = Harness::new(HostSettings::default(), vec![entry]);
-    let g = granted(h.request(v, AccessKind::Peer, RequestedMode::Interactive, vec![]));
+    let g = granted(h.peer(v));
     assert_eq!(
         h.table.next_deadline(h.now()),
         Some(h.t0 + Duration::from_secs(100))
@@ -656,19 +609,9 @@ fn server_users_follow_group_changes_and_disabling() {
 fn pending_requests_are_bounded() {
     let mut h = Harness::new(GUESTS_ON, vec![]);
     for _ in 0..MAX_PENDING {
-        pending(h.request(
-            PeerId::random(),
-            AccessKind::Guest,
-            RequestedMode::Interactive,
-            vec![],
-        ));
+        pending(h.guest());
     }
-    let r = h.request(
-        PeerId::random(),
-        AccessKind::Guest,
-        RequestedMode::Interactive,
-        vec![],
-    );
+    let r = h.guest();
     assert_eq!(r.unwrap_err().code, "busy");
 }
 
@@ -676,13 +619,8 @@ fn pending_requests_are_bounded() {
 fn every_decision_is_audited() {
     let v = PeerId::random();
     let mut h = Harness::new(GUESTS_ON, vec![peer_entry(v, "view")]);
-    let g = granted(h.request(v, AccessKind::Peer, RequestedMode::Interactive, vec![]));
-    let id = pending(h.request(
-        PeerId::random(),
-        AccessKind::Guest,
-        RequestedMode::Interactive,
-        vec![],
-    ));
+    let g = granted(h.peer(v));
+    let id = pending(h.guest());
     let refused = h.request(
         PeerId::random(),
         AccessKind::Peer,
