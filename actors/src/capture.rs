@@ -245,9 +245,7 @@ fn capture_loop(
     let span = tracing::info_span!("capture", source = "poll");
     let _g = span.enter();
     let mut prev: Option<(Grid, Arc<Vec<u8>>)> = None;
-    let mut pending: Vec<usize> = Vec::new();
-    let mut last_change = Instant::now();
-    let mut still_sent = false;
+    let mut hand = Handover::new(false);
     let mut next = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         if viewers.load(Ordering::Relaxed) == 0 {
@@ -256,7 +254,7 @@ fn capture_loop(
             std::thread::sleep(Duration::from_millis(50));
             continue;
         }
-        let idle = still_sent;
+        let idle = hand.still_sent;
         let period = Duration::from_secs_f64(
             1.0 / f64::from(if idle { pacing.idle_fps } else { pacing.fps }.max(1)),
         );
@@ -286,45 +284,81 @@ fn capture_loop(
         let changed = match &prev {
             Some((g, p)) if *g == grid => changed_tiles(grid, p, &rgba),
             _ => {
-                pending.clear();
+                hand.pending.clear();
                 (0..grid.len()).collect()
             }
         };
         let rgba = Arc::new(rgba);
         if !changed.is_empty() {
-            last_change = Instant::now();
-            still_sent = false;
-            merge(&mut pending, &changed);
             prev = Some((grid, rgba.clone()));
         }
-        if !pending.is_empty() {
-            // New changes, or ones the encoder skipped while busy: hand them over.
-            let frame = Captured {
-                capture_us,
-                grid,
-                rgba,
-                changed: std::mem::take(&mut pending),
-                still: false,
-            };
-            match to_encoder.try_send(frame) {
+        let frame = |changed, still| Captured {
+            capture_us,
+            grid,
+            rgba: rgba.clone(),
+            changed,
+            still,
+        };
+        if hand
+            .step(&changed, frame, &to_encoder, pacing.still_after)
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// What has not reached the encoder yet, and whether the screen has been reported still.
+/// Both capture loops hand over through it: new changes (or ones the encoder skipped while
+/// busy) go out as one frame; once nothing changed for `still_after`, one still notice.
+struct Handover {
+    /// Tiles changed and not handed over.
+    pending: Vec<usize>,
+    /// When the screen last changed.
+    last_change: Instant,
+    /// The still notice went out since the last change.
+    still_sent: bool,
+}
+
+/// The encoder is gone.
+struct Disconnected;
+
+impl Handover {
+    fn new(still_sent: bool) -> Self {
+        Self {
+            pending: Vec::new(),
+            last_change: Instant::now(),
+            still_sent,
+        }
+    }
+
+    /// Records `changed` and hands over what is due; `frame(changed, still)` builds the frame.
+    fn step(
+        &mut self,
+        changed: &[usize],
+        frame: impl Fn(Vec<usize>, bool) -> Captured,
+        to: &Sender<Captured>,
+        still_after: Duration,
+    ) -> Result<(), Disconnected> {
+        if !changed.is_empty() {
+            self.last_change = Instant::now();
+            self.still_sent = false;
+            merge(&mut self.pending, changed);
+        }
+        if !self.pending.is_empty() {
+            match to.try_send(frame(std::mem::take(&mut self.pending), false)) {
                 Ok(()) => {}
-                Err(TrySendError::Full(f)) => pending = f.changed,
-                Err(TrySendError::Disconnected(_)) => return,
+                Err(TrySendError::Full(f)) => self.pending = f.changed,
+                Err(TrySendError::Disconnected(_)) => return Err(Disconnected),
             }
-        } else if !still_sent && last_change.elapsed() >= pacing.still_after {
-            let frame = Captured {
-                capture_us,
-                grid,
-                rgba,
-                changed: Vec::new(),
-                still: true,
-            };
-            match to_encoder.try_send(frame) {
-                Ok(()) => still_sent = true,
+        } else if !self.still_sent && self.last_change.elapsed() >= still_after {
+            match to.try_send(frame(Vec::new(), true)) {
+                Ok(()) => self.still_sent = true,
                 Err(TrySendError::Full(_)) => {}
-                Err(TrySendError::Disconnected(_)) => return,
+                Err(TrySendError::Disconnected(_)) => return Err(Disconnected),
             }
         }
+        Ok(())
     }
 }
 
@@ -341,11 +375,9 @@ fn damage_loop(
     let span = tracing::info_span!("capture", source = "x11-damage");
     let _g = span.enter();
     let period = Duration::from_secs_f64(1.0 / f64::from(pacing.fps.max(1)));
-    let mut pending: Vec<usize> = Vec::new();
+    let mut hand = Handover::new(true);
     let mut cursor: Vec<CursorUpdate> = Vec::new();
     let mut watching = false;
-    let mut last_change = Instant::now();
-    let mut still_sent = true;
     let mut last_read = Instant::now() - period;
     let mut last_pointer = Instant::now();
     while !stop.load(Ordering::Relaxed) {
@@ -360,10 +392,12 @@ fn damage_loop(
         if let Ok(index) = steer.switch.try_recv() {
             first |= switch(&mut src, index, &steer.origin);
         }
-        let timeout = if !pending.is_empty() || !cursor.is_empty() {
+        let timeout = if !hand.pending.is_empty() || !cursor.is_empty() {
             period
-        } else if !still_sent {
-            pacing.still_after.saturating_sub(last_change.elapsed())
+        } else if !hand.still_sent {
+            pacing
+                .still_after
+                .saturating_sub(hand.last_change.elapsed())
         } else {
             POINTER_POLL
         }
@@ -399,11 +433,6 @@ fn damage_loop(
                 Err(TrySendError::Disconnected(_)) => return,
             }
         }
-        if !up.changed.is_empty() {
-            last_change = Instant::now();
-            still_sent = false;
-            merge(&mut pending, &up.changed);
-        }
         let frame = |changed, still| Captured {
             capture_us: now_us(),
             grid: src.grid(),
@@ -411,21 +440,11 @@ fn damage_loop(
             changed,
             still,
         };
-        if !pending.is_empty() {
-            match out
-                .frames
-                .try_send(frame(std::mem::take(&mut pending), false))
-            {
-                Ok(()) => {}
-                Err(TrySendError::Full(f)) => pending = f.changed,
-                Err(TrySendError::Disconnected(_)) => return,
-            }
-        } else if !still_sent && last_change.elapsed() >= pacing.still_after {
-            match out.frames.try_send(frame(Vec::new(), true)) {
-                Ok(()) => still_sent = true,
-                Err(TrySendError::Full(_)) => {}
-                Err(TrySendError::Disconnected(_)) => return,
-            }
+        if hand
+            .step(&up.changed, frame, &out.frames, pacing.still_after)
+            .is_err()
+        {
+            return;
         }
     }
 }

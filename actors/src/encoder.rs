@@ -243,11 +243,13 @@ fn encode_loop(inputs: Inputs, out: broadcast::Sender<Arc<Packet>>, monitor: u8)
                 Ok(f) => f,
                 Err(_) => return,
             },
-            recv(inputs.cursor) -> c => {
-                if let Ok(c) = c {
+            recv(inputs.cursor) -> c => match c {
+                Ok(c) => {
                     publish_cursor(&mut st, &out, c);
+                    continue;
                 }
-                continue;
+                // A closed channel is always ready: looping on it would spin.
+                Err(_) => return,
             },
             recv(inputs.control) -> c => {
                 match c {

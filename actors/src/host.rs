@@ -198,7 +198,7 @@ fn open_capture(
             (area.0.into(), area.1.into()),
         ));
     }
-    let damage = X11Source::open(None).and_then(|mut x| {
+    let damage = X11Source::open().and_then(|mut x| {
         let monitors = x.monitors()?;
         let area = *monitors.get(index).ok_or_else(|| {
             format!(

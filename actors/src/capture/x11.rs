@@ -85,9 +85,9 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 impl X11Source {
-    /// Opens the display in `$DISPLAY` and captures `area` (root coordinates; `None`: the
-    /// whole root window).
-    pub fn open(area: Option<(i16, i16, u16, u16)>) -> Result<Self, String> {
+    /// Opens the display in `$DISPLAY` and captures the whole root window ([`Self::set_area`]
+    /// narrows it to a monitor).
+    pub fn open() -> Result<Self, String> {
         let (conn, screen) =
             x11rb::connect(None).map_err(|e| format!("cannot open the X display: {e}"))?;
         let s = conn
@@ -143,20 +143,9 @@ impl X11Source {
             };
             conn.xinput_xi_select_events(root, &[mask]).map_err(err)?;
         } else {
-            tracing::info!("no XInput2: the pointer position follows the safety poll only");
+            tracing::info!("no XInput2: the pointer position follows the 10 Hz poll only");
         }
         conn.flush().map_err(err)?;
-        let (x, y, w, h) = area.unwrap_or((0, 0, sw, sh));
-        let (w, h) = (w & !1, h & !1);
-        if w == 0
-            || h == 0
-            || i32::from(x) + i32::from(w) > i32::from(sw)
-            || i32::from(y) + i32::from(h) > i32::from(sh)
-        {
-            return Err(format!(
-                "the area {w}x{h}+{x}+{y} is not inside the {sw}x{sh} screen"
-            ));
-        }
         let conn = Arc::new(conn);
         let flags = Arc::new(Flags::default());
         let (wake_tx, wake) = std::sync::mpsc::sync_channel(1);
@@ -166,8 +155,8 @@ impl X11Source {
             root,
             damage: dmg,
             region,
-            area: (x, y, w, h),
-            frame: Arc::new(vec![0; usize::from(w) * usize::from(h) * 4]),
+            area: (0, 0, sw, sh),
+            frame: Arc::new(Vec::new()),
             flags,
             wake,
             serial: 0,
@@ -182,18 +171,9 @@ impl X11Source {
                 None
             }
         };
-        // The first picture: everything, read once; shape and position once.
-        me.read_rect(
-            Rectangle {
-                x,
-                y,
-                width: w,
-                height: h,
-            },
-            &mut Vec::new(),
-        )?;
+        // The first picture, read whole; the shape and position once.
+        me.set_area((0, 0, sw, sh))?;
         me.flags.shape.store(true, Ordering::Relaxed);
-        me.flags.motion.store(true, Ordering::Relaxed);
         Ok(me)
     }
 

@@ -147,7 +147,7 @@ fn damage_capture(w: u32, h: u32) -> anyhow::Result<String> {
     use x11rb::connection::Connection;
     use x11rb::protocol::xproto::{ChangeGCAux, ConnectionExt as _, CreateGCAux, Rectangle};
     use x11rb::wrapper::ConnectionExt as _;
-    let mut src = X11Source::open(None).map_err(anyhow::Error::msg)?;
+    let mut src = X11Source::open().map_err(anyhow::Error::msg)?;
     let (conn, screen) = x11rb::connect(None)?;
     let root = conn.setup().roots[screen].root;
     let gc = conn.generate_id()?;
