@@ -20,6 +20,8 @@
 mod host;
 mod viewer;
 
+use crate::wire;
+
 pub use host::{Ask, HostEvent, HostSession};
 pub use viewer::{ViewerEvent, ViewerSession};
 
@@ -44,6 +46,55 @@ pub fn sanitize_name(name: &str) -> String {
         "file".into()
     } else {
         cleaned
+    }
+}
+
+/// The encrypted channel of either side and the bytes waiting to be written.
+struct Channel {
+    /// The Noise transport.
+    transport: crate::noise::Transport,
+    /// Sealed bytes, in order.
+    transmit: std::collections::VecDeque<Vec<u8>>,
+}
+
+impl Channel {
+    fn new(transport: crate::noise::Transport) -> Self {
+        Self {
+            transport,
+            transmit: Default::default(),
+        }
+    }
+
+    /// Encodes and seals a message for the wire.
+    fn send(&mut self, msg: &wire::session::SessionMessage) -> Result<(), SessionError> {
+        let bytes = self.transport.send(msg)?;
+        self.transmit.push_back(bytes);
+        Ok(())
+    }
+
+    /// Seals a message encoded once for every viewer.
+    fn seal(&mut self, encoded: &[u8]) -> Result<(), SessionError> {
+        let bytes = self.transport.seal(encoded)?;
+        self.transmit.push_back(bytes);
+        Ok(())
+    }
+
+    /// The next bytes to write.
+    fn poll(&mut self) -> Option<Vec<u8>> {
+        self.transmit.pop_front()
+    }
+
+    /// Feeds received bytes; the messages they complete.
+    fn receive(
+        &mut self,
+        bytes: &[u8],
+    ) -> Result<Vec<wire::session::SessionMessage>, SessionError> {
+        self.transport.push(bytes);
+        let mut out = Vec::new();
+        while let Some(m) = self.transport.recv()? {
+            out.push(m);
+        }
+        Ok(out)
     }
 }
 

@@ -117,8 +117,9 @@ pub(crate) struct Driver<'o> {
     ended: Option<Option<ViewerError>>,
 }
 
-fn notify(opts: &Headless, n: Notice) {
-    if let Some(f) = &opts.notify {
+/// Hands `n` to the notice sink, if there is one.
+pub(crate) fn notify(sink: &Option<Notify>, n: Notice) {
+    if let Some(f) = sink {
         f(n);
     }
 }
@@ -185,7 +186,7 @@ impl<'o> Driver<'o> {
         let permissions = self.setup(&mut buf).await?;
         self.report.permissions = permissions.to_string();
         notify(
-            self.opts,
+            &self.opts.notify,
             Notice::Connected {
                 path: self.path,
                 permissions,
@@ -228,7 +229,7 @@ impl<'o> Driver<'o> {
                         request_id,
                         timeout_ms,
                     } => notify(
-                        self.opts,
+                        &self.opts.notify,
                         Notice::Waiting {
                             request_id,
                             timeout_secs: timeout_ms / 1000,
@@ -268,7 +269,7 @@ impl<'o> Driver<'o> {
         if let Some(p) = &self.opts.input_script {
             let events = script::load(p).map_err(ViewerError::Script)?;
             if permissions.is_view_only() && !self.opts.force_input {
-                notify(self.opts, Notice::ScriptSkipped);
+                notify(&self.opts.notify, Notice::ScriptSkipped);
             } else {
                 let (tx, force) = (self.cmd_tx.clone(), self.opts.force_input);
                 tokio::spawn(async move {
@@ -331,20 +332,16 @@ impl<'o> Driver<'o> {
         });
         let dropped = link.files.lock().ok().and_then(|mut f| f.take());
         if let Some(mut dropped) = dropped {
-            let (tx, notify) = (self.cmd_tx.clone(), self.opts.notify.clone());
+            let (tx, sink) = (self.cmd_tx.clone(), self.opts.notify.clone());
             let offers = self.offers.clone();
             tokio::spawn(async move {
                 // Dropped files are numbered from 2 (1 is `--send`).
                 let mut id = 1;
                 while let Some(path) = dropped.recv().await {
                     id += 1;
-                    if let Some(f) = &notify {
-                        f(Notice::Offering(path.clone()));
-                    }
-                    if let Err(e) = files::offer(&path, id, &tx, &offers, notify.clone()).await {
-                        if let Some(f) = &notify {
-                            f(Notice::FileNotSent(e.to_string()));
-                        }
+                    notify(&sink, Notice::Offering(path.clone()));
+                    if let Err(e) = files::offer(&path, id, &tx, &offers, sink.clone()).await {
+                        notify(&sink, Notice::FileNotSent(e.to_string()));
                     }
                 }
             });
@@ -484,22 +481,22 @@ impl<'o> Driver<'o> {
                 self.ended = Some(Some(ViewerError::Ended { reason, message }));
             }
             ViewerEvent::Clipboard(text) => {
-                notify(self.opts, Notice::Clipboard(text.clone()));
+                notify(&self.opts.notify, Notice::Clipboard(text.clone()));
                 self.report.clipboard_received = Some(text);
             }
             ViewerEvent::Decision(d) => self.decision(d),
             ViewerEvent::FileResult(r) => {
                 if r.ok {
-                    notify(self.opts, Notice::FileSent(r.message.clone()));
+                    notify(&self.opts.notify, Notice::FileSent(r.message.clone()));
                     self.report.file_result = Some(r.message);
                 } else if r.transfer_id == 1 && self.opts.send_file.is_some() {
                     self.ended = Some(Some(ViewerError::File(r.message)));
                 } else {
-                    notify(self.opts, Notice::FileNotSent(r.message));
+                    notify(&self.opts.notify, Notice::FileNotSent(r.message));
                 }
             }
             ViewerEvent::Permissions(p) => {
-                notify(self.opts, Notice::PermissionsChanged(p));
+                notify(&self.opts.notify, Notice::PermissionsChanged(p));
                 self.report.permissions = p.to_string();
             }
             ViewerEvent::Waiting { .. }
@@ -538,7 +535,7 @@ impl<'o> Driver<'o> {
         if d.service == Service::Clipboard {
             let pending = if d.pending { "…" } else { "" };
             notify(
-                self.opts,
+                &self.opts.notify,
                 Notice::Decision(format!("{}{pending}", d.message)),
             );
             if !d.pending {
@@ -549,7 +546,10 @@ impl<'o> Driver<'o> {
         // Transfer 1 is `--send`: its refusal ends the run; dropped files only report.
         let fatal = d.id == 1 && self.opts.send_file.is_some();
         if d.pending {
-            notify(self.opts, Notice::Decision(format!("{}…", d.message)));
+            notify(
+                &self.opts.notify,
+                Notice::Decision(format!("{}…", d.message)),
+            );
         } else if d.allowed {
             let start = self.offers.lock().ok().and_then(|mut p| p.remove(&d.id));
             if start.is_some_and(|s| s.send(()).is_err()) {
@@ -561,7 +561,7 @@ impl<'o> Driver<'o> {
             if let Ok(mut p) = self.offers.lock() {
                 p.remove(&d.id);
             }
-            notify(self.opts, Notice::FileNotSent(d.message));
+            notify(&self.opts.notify, Notice::FileNotSent(d.message));
         }
     }
 }

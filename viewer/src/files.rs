@@ -72,11 +72,7 @@ async fn stream(
     out: mpsc::Sender<Command>,
     notify: Option<Notify>,
 ) {
-    let tell = |n: Notice| {
-        if let Some(f) = &notify {
-            f(n);
-        }
-    };
+    let tell = |n: Notice| crate::drive::notify(&notify, n);
     tell(Notice::FileStarted { id, size });
     let Ok(mut f) = tokio::fs::File::open(&path).await else {
         tell(Notice::FileNotSent(format!(

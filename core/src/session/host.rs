@@ -9,7 +9,7 @@ use crate::wire::session::{
     Refused, Service, ServiceDecision, SessionMessage, Waiting,
 };
 
-use super::{SessionError, MAX_FILE, MAX_TEXT, MAX_TRANSFERS};
+use super::{Channel, SessionError, MAX_FILE, MAX_TEXT, MAX_TRANSFERS};
 
 /// What the owner is asked to confirm (the shell passes it back with the answer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -88,8 +88,8 @@ enum Transfer {
 
 /// The host side of one session stream.
 pub struct HostSession {
-    /// The encrypted channel.
-    transport: Transport,
+    /// The encrypted channel and what waits to be written.
+    channel: Channel,
     /// Where the session is.
     state: State,
     /// Permissions now (kept current by [`HostSession::set_permissions`]).
@@ -102,8 +102,6 @@ pub struct HostSession {
     transfers: HashMap<u64, Transfer>,
     /// Clipboard text waiting for the owner.
     clip: Option<String>,
-    /// Bytes to write.
-    transmit: VecDeque<Vec<u8>>,
     /// Work for the shell.
     events: VecDeque<HostEvent>,
 }
@@ -112,21 +110,20 @@ impl HostSession {
     /// A session whose handshake finished; the access decision is pending.
     pub fn new(transport: Transport) -> Self {
         Self {
-            transport,
+            channel: Channel::new(transport),
             state: State::Deciding,
             permissions: Permissions::NONE,
             confirm: true,
             need_keyframe: true,
             transfers: HashMap::new(),
             clip: None,
-            transmit: VecDeque::new(),
             events: VecDeque::new(),
         }
     }
 
     /// Bytes to write to the stream, in order.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.transmit.pop_front()
+        self.channel.poll()
     }
 
     /// The next thing the shell must do.
@@ -150,9 +147,7 @@ impl HostSession {
     }
 
     fn send(&mut self, msg: &SessionMessage) -> Result<(), SessionError> {
-        let bytes = self.transport.send(msg)?;
-        self.transmit.push_back(bytes);
-        Ok(())
+        self.channel.send(msg)
     }
 
     /// The owner must answer first: tell the viewer.
@@ -239,9 +234,7 @@ impl HostSession {
             return Ok(());
         }
         self.need_keyframe = false;
-        let bytes = self.transport.seal(encoded)?;
-        self.transmit.push_back(bytes);
-        Ok(())
+        self.channel.seal(encoded)
     }
 
     /// An encoded cursor shape or position (encoded once for every viewer): sent whenever
@@ -250,9 +243,7 @@ impl HostSession {
         if self.state != State::Live {
             return Ok(());
         }
-        let bytes = self.transport.seal(encoded)?;
-        self.transmit.push_back(bytes);
-        Ok(())
+        self.channel.seal(encoded)
     }
 
     /// This viewer fell behind: skip to the next keyframe and ask for one.
@@ -288,8 +279,7 @@ impl HostSession {
             self.state = State::Closed;
             return Ok(());
         }
-        self.transport.push(bytes);
-        while let Some(msg) = self.transport.recv()? {
+        for msg in self.channel.receive(bytes)? {
             self.message(msg)?;
         }
         Ok(())

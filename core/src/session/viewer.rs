@@ -10,7 +10,7 @@ use crate::wire::session::{
     SessionMessage, SetBitrate, TileUpdate, VideoFrame,
 };
 
-use super::SessionError;
+use super::{Channel, SessionError};
 
 /// What the viewer's shell must show or do.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,14 +65,12 @@ enum State {
 
 /// The viewer side of one session stream.
 pub struct ViewerSession {
-    /// The encrypted channel.
-    transport: Transport,
+    /// The encrypted channel and what waits to be written.
+    channel: Channel,
     /// Where the session is.
     state: State,
     /// What the host says the session may do.
     permissions: Permissions,
-    /// Bytes to write.
-    transmit: VecDeque<Vec<u8>>,
     /// What the shell must show or do.
     events: VecDeque<ViewerEvent>,
 }
@@ -81,17 +79,16 @@ impl ViewerSession {
     /// A session whose handshake finished; the host has not answered yet.
     pub fn new(transport: Transport) -> Self {
         Self {
-            transport,
+            channel: Channel::new(transport),
             state: State::Connecting,
             permissions: Permissions::NONE,
-            transmit: VecDeque::new(),
             events: VecDeque::new(),
         }
     }
 
     /// Bytes to write to the stream, in order.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.transmit.pop_front()
+        self.channel.poll()
     }
 
     /// The next thing to show or do.
@@ -115,9 +112,7 @@ impl ViewerSession {
     }
 
     fn send(&mut self, msg: &SessionMessage) -> Result<(), SessionError> {
-        let bytes = self.transport.send(msg)?;
-        self.transmit.push_back(bytes);
-        Ok(())
+        self.channel.send(msg)
     }
 
     fn send_live(&mut self, msg: &SessionMessage) -> Result<bool, SessionError> {
@@ -202,8 +197,7 @@ impl ViewerSession {
             }
             return Ok(());
         }
-        self.transport.push(bytes);
-        while let Some(msg) = self.transport.recv()? {
+        for msg in self.channel.receive(bytes)? {
             self.message(msg);
         }
         Ok(())
