@@ -24,8 +24,8 @@ fn visitor_is_named_in_the_console_and_refused_when_a_switch_is_off() {
     x.draw(&x11::desktop(5));
     let dir = tempfile::tempdir().unwrap();
     let sdir = dir.path().join("server");
-    let (_server, port) = start_server(&sdir);
-    let server = format!("127.0.0.1:{port}");
+    let signal = start_server(&sdir);
+    let server = signal.addr();
     add_user(&sdir, "alice", false);
     admin(&sdir, &["settings", "set", "visitor-sharing", "on"], None);
     admin(&sdir, &["node", "mkdir", "/Lab"], None);
@@ -140,8 +140,8 @@ fn server_user_connects_without_prompt_and_is_revoked_centrally_and_forced_users
     x.draw(&x11::desktop(6));
     let dir = tempfile::tempdir().unwrap();
     let sdir = dir.path().join("server");
-    let (_server, port) = start_server(&sdir);
-    let server = format!("127.0.0.1:{port}");
+    let signal = start_server(&sdir);
+    let server = signal.addr();
     add_user(&sdir, "alice", false);
     add_user(&sdir, "fred", true);
     admin(&sdir, &["group", "add", "Sales"], None);

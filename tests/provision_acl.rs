@@ -25,8 +25,8 @@ fn bundle_provisions_a_host_and_acl_changes_apply_live() {
     x.draw(&x11::desktop(7));
     let dir = tempfile::tempdir().unwrap();
     let sdir = dir.path().join("server");
-    let (_server, port) = start_server(&sdir);
-    let server = format!("127.0.0.1:{port}");
+    let signal = start_server(&sdir);
+    let server = signal.addr();
     for (u, g) in [("alice", Some("Marketing")), ("bob", None)] {
         add_user(&sdir, u, false);
         if let Some(g) = g {

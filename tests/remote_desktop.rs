@@ -132,8 +132,8 @@ fn connect_by_internet_id_direct_and_through_the_relay() {
     let x = Xvfb::start();
     x.draw(&x11::desktop(2));
     let dir = tempfile::tempdir().unwrap();
-    let (_server, port) = start_server(&dir.path().join("server"));
-    let server = format!("127.0.0.1:{port}");
+    let signal = start_server(&dir.path().join("server"));
+    let server = signal.addr();
     let viewer = dir.path().join("viewer");
     let vpeer = peer_of(&viewer);
     let mut host = Host::start(

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use libp2p::PeerId;
-use portico_core::policy::{AclEntry, HostSettings, Permission, Permissions};
+use portico_core::policy::{AclEntry, HostSettings, Permissions};
 use portico_core::table::{Clock, Effect, Incoming, Outcome, SessionTable};
 use portico_core::wire::handshake::AccessRequest;
 use portico_core::wire::session::ByeReason;
@@ -271,9 +271,4 @@ impl Handler<Decide> for AccessControl {
         self.flush(ctx);
         verdict
     }
-}
-
-/// Whether a session's permissions allow input.
-pub fn may_control(p: Permissions) -> bool {
-    p.has(Permission::Control)
 }

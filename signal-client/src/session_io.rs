@@ -27,7 +27,7 @@ pub enum StreamError {
     /// The peer was too slow.
     #[error("timed out waiting for the peer")]
     Timeout,
-    /// The transport lock was poisoned (a bug elsewhere).
+    /// A host actor the session needs is gone (the host is shutting down).
     #[error("session state unavailable")]
     Poisoned,
 }

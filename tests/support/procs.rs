@@ -273,11 +273,9 @@ impl Server {
     }
 }
 
-/// Starts a signal server on a free port; returns it (keep it) and its port.
-pub fn start_server(dir: &Path) -> (Server, u16) {
-    let s = Server::start_at(dir, "127.0.0.1:0");
-    let port = s.port;
-    (s, port)
+/// Starts a signal server on a free port (keep it: dropping it stops the server).
+pub fn start_server(dir: &Path) -> Server {
+    Server::start_at(dir, "127.0.0.1:0")
 }
 
 /// Runs `portico-signal --data DIR ARGS…` (an admin command: through the running server's
