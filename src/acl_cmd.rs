@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use portico_actors::console::{ConsoleFile, CONSOLE_FILE};
+use portico_actors::console::ConsoleFile;
 use portico_actors::host::ManagedAcl;
 use portico_core::identity::Identity;
 use portico_core::policy::{AclEntry, Approval, Principal};
@@ -18,7 +18,7 @@ use crate::registration;
 
 /// Tells a running host about the new list; says so when none runs.
 fn push(data: &Path, acl: &ManagedAcl) -> anyhow::Result<()> {
-    let Ok(text) = std::fs::read_to_string(data.join(CONSOLE_FILE)) else {
+    let Ok(text) = std::fs::read_to_string(data.join(portico_core::data_dir::CONSOLE)) else {
         println!("(no running host with a console here: the change applies when the host starts)");
         return Ok(());
     };

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use portico_actors::access::ConsoleState;
-use portico_actors::console::{AnswerBody, ConsoleFile, CONSOLE_FILE};
+use portico_actors::console::{AnswerBody, ConsoleFile};
 use portico_core::policy::OwnerAnswer;
 
 fn console(data: &Path) -> anyhow::Result<ConsoleFile> {
-    let path = data.join(CONSOLE_FILE);
+    let path = data.join(portico_core::data_dir::CONSOLE);
     let text = std::fs::read_to_string(&path).with_context(|| format!("no running host with a console here ({} is missing): start `portico host` with this --data", path.display()))?;
     serde_json::from_str(&text).context("console.json is invalid; restart the host")
 }

@@ -37,9 +37,6 @@ pub struct ConsoleFile {
     pub token: String,
 }
 
-/// File name in the data directory.
-pub const CONSOLE_FILE: &str = portico_core::data_dir::CONSOLE;
-
 struct AppState {
     token: String,
     access: Addr<AccessControl>,
@@ -313,7 +310,7 @@ pub fn start(addr: SocketAddr, data: &Path, access: Addr<AccessControl>) -> Resu
         token: token.clone(),
     };
     let json = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
-    portico_core::identity::replace_private(&data.join(CONSOLE_FILE), &json)
+    portico_core::identity::replace_private(&data.join(portico_core::data_dir::CONSOLE), &json)
         .map_err(|e| e.to_string())?;
     Ok(format!("{url}/?token={token}"))
 }

@@ -100,13 +100,10 @@ pub struct ManagedAcl {
     pub acl: Vec<AclEntry>,
 }
 
-/// File name of the managed ACL.
-pub const ACL_FILE: &str = portico_core::data_dir::ACL;
-
 impl ManagedAcl {
     /// Reads `DATA/acl.toml` (empty when absent).
     pub fn read(dir: &Path) -> Result<Self, HostError> {
-        let path = dir.join(ACL_FILE);
+        let path = dir.join(portico_core::data_dir::ACL);
         match std::fs::read_to_string(&path) {
             Ok(t) => toml::from_str(&t).map_err(|e| HostError::Config {
                 path: path.display().to_string(),
@@ -122,7 +119,7 @@ impl ManagedAcl {
 
     /// Writes `DATA/acl.toml` (mode 0600, atomically).
     pub fn write(&self, dir: &Path) -> Result<(), HostError> {
-        let path = dir.join(ACL_FILE);
+        let path = dir.join(portico_core::data_dir::ACL);
         let text = toml::to_string(self).map_err(|e| HostError::Config {
             path: path.display().to_string(),
             reason: e.to_string(),

@@ -15,7 +15,7 @@
 //! | `db/` | the server | the sled database |
 //! | `admin.sock` | the running server | the admin socket, 0600 |
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::identity::IdentityError;
 
@@ -39,11 +39,6 @@ pub const SESSION: &str = "session.toml";
 pub const SERVER_DB: &str = "db";
 /// The running server's admin socket.
 pub const ADMIN_SOCKET: &str = "admin.sock";
-
-/// `data/name` for one of the names above.
-pub fn file(data: &Path, name: &str) -> PathBuf {
-    data.join(name)
-}
 
 /// The data directory: `explicit` (from `--data` or its environment variable) when given,
 /// else `<platform data dir>/<app>` (`~/.local/share/portico` on Linux).

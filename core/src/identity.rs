@@ -11,9 +11,6 @@ use std::path::{Path, PathBuf};
 use libp2p_identity::{Keypair, PeerId, PublicKey};
 use sha2::{Digest, Sha256};
 
-/// The key file in a data directory.
-pub const KEY_FILE: &str = crate::data_dir::IDENTITY_KEY;
-
 /// Errors from loading or creating an identity.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -87,7 +84,7 @@ impl Identity {
     /// Loads the identity from `dir/identity.key`, creating the directory and a new key
     /// (mode 0600) when there is none. Returns the identity and whether it was just created.
     pub fn load_or_create(dir: &Path) -> Result<(Self, bool), IdentityError> {
-        let path = dir.join(KEY_FILE);
+        let path = dir.join(crate::data_dir::IDENTITY_KEY);
         match fs::read(&path) {
             Ok(bytes) => {
                 check_private(&path)?;
@@ -265,7 +262,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         Identity::load_or_create(dir.path()).unwrap();
-        let path = dir.path().join(KEY_FILE);
+        let path = dir.path().join(crate::data_dir::IDENTITY_KEY);
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
@@ -280,7 +277,11 @@ mod tests {
     #[test]
     fn corrupt_key_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
-        write_private(&dir.path().join(KEY_FILE), b"not a key").unwrap();
+        write_private(
+            &dir.path().join(crate::data_dir::IDENTITY_KEY),
+            b"not a key",
+        )
+        .unwrap();
         let err = Identity::load_or_create(dir.path()).unwrap_err();
         assert!(matches!(err, IdentityError::Corrupt { .. }), "{err}");
     }

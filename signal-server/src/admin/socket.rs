@@ -10,8 +10,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{AdminCommand, AdminReply};
 
-/// Socket file name inside the data directory.
-pub const SOCKET_FILE: &str = portico_core::data_dir::ADMIN_SOCKET;
 /// Largest command accepted (a bundle command with many grants fits).
 const MAX_COMMAND: u64 = 1024 * 1024;
 
@@ -23,7 +21,7 @@ pub fn serve(
     dir: &Path,
     tx: mpsc::Sender<AdminRequest>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    let path = dir.join(SOCKET_FILE);
+    let path = dir.join(portico_core::data_dir::ADMIN_SOCKET);
     match std::fs::remove_file(&path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -103,7 +101,7 @@ pub enum Sent {
 
 /// Sends one command to a running server (blocking; used by the CLI).
 pub fn send(dir: &Path, cmd: &AdminCommand) -> std::io::Result<Sent> {
-    let path: PathBuf = dir.join(SOCKET_FILE);
+    let path: PathBuf = dir.join(portico_core::data_dir::ADMIN_SOCKET);
     let mut stream = match std::os::unix::net::UnixStream::connect(&path) {
         Ok(s) => s,
         Err(e)
