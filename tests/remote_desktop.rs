@@ -73,8 +73,8 @@ fn known_picture_arrives_sharp_and_input_moves_the_pointer() {
     assert_eq!(s.str_field("path"), "direct");
     assert!(s.num_field("frames") >= 1.0);
     assert!(
-        s.num_field("tile_updates") >= 1.0,
-        "lossless tiles expected once the screen is still"
+        s.num_field("lossless_updates") >= 1.0,
+        "lossless updates expected once the screen is still"
     );
     // A second connection uses the pinned key silently.
     let out = ok(&connect(&viewer, &addr, &["--frames", "1"]));

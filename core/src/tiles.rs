@@ -1,20 +1,23 @@
-//! Screen-content helpers shared by host and viewer: tile-level change detection, damage
-//! rectangles, and lossless tiles (zstd-compressed RGB) for regions at rest.
+//! Screen content, shared by host and viewer: the 64×64 tile grid, change detection and
+//! damage rectangles, and the content coding built on them:
 //!
-//! The host compares each capture with the previous one in 64×64 tiles (a `memcmp` per tile
-//! row, ~0.3 ms at 1080p). Changed tiles become the frame's damage; H.264 carries motion; once
-//! the screen has been still for a moment the tiles changed since the last lossless update are
-//! sent losslessly, so text at rest is pixel-exact on the viewer (H.264 4:2:0 alone cannot be:
-//! it blurs colour edges and sits around 35 dB).
+//! - [`scroll`]: vertical moves found between two frames, sent as copies;
+//! - [`lossless`]: palette/raw coding of regions through one persistent zstd context;
+//! - [`exact`]: which tiles of a picture are exact, kept by the same rules on both ends.
+//!
+//! H.264 4:2:0 alone cannot show text exactly (it blurs colour edges and sits around 35 dB),
+//! and re-encoding a whole frame for a one-line change costs far more than the line; so
+//! regions with few colours (text, UI, flat fills) go lossless at once, regions with many go
+//! to H.264, and what H.264 carried is refreshed losslessly once the screen is at rest.
 
 use crate::wire::session::Rect;
 
+pub mod exact;
+pub mod lossless;
+pub mod scroll;
+
 /// Tile edge in pixels.
 pub const TILE: u32 = 64;
-/// zstd level for lossless tiles (fast; desktop content still compresses 10–50×).
-const ZSTD_LEVEL: i32 = 3;
-/// Largest decompressed tile accepted (a full 64×64 RGB tile).
-const MAX_TILE_BYTES: usize = (TILE * TILE * 3) as usize;
 
 /// A grid of tiles over a `width`×`height` screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,64 +95,6 @@ pub fn damage_rects(grid: Grid, tiles: &[usize]) -> Vec<Rect> {
     out
 }
 
-/// Why a lossless tile from a peer is refused.
-#[derive(Debug, thiserror::Error)]
-pub enum TileError {
-    /// The rectangle is outside the screen or larger than a tile.
-    #[error("tile {0:?} does not fit the screen or the tile size")]
-    BadRect(Rect),
-    /// The data does not decompress to the rectangle's size.
-    #[error("tile data is corrupt or the wrong size")]
-    BadData,
-}
-
-/// Compresses the RGB pixels of `rect` from an RGBA frame.
-pub fn encode_tile(rgba: &[u8], width: u32, rect: Rect) -> std::io::Result<Vec<u8>> {
-    let mut rgb = Vec::with_capacity((rect.w * rect.h * 3) as usize);
-    for y in rect.y..rect.y + rect.h {
-        let row = (y * width + rect.x) as usize * 4;
-        for px in rgba[row..row + rect.w as usize * 4].chunks_exact(4) {
-            rgb.extend_from_slice(&px[..3]);
-        }
-    }
-    zstd::bulk::compress(&rgb, ZSTD_LEVEL)
-}
-
-/// Decompresses a tile and writes it into an RGBA frame (checked: size, bounds).
-pub fn apply_tile(
-    rgba: &mut [u8],
-    width: u32,
-    height: u32,
-    rect: Rect,
-    data: &[u8],
-) -> Result<(), TileError> {
-    if rect.w == 0
-        || rect.h == 0
-        || rect.w > TILE
-        || rect.h > TILE
-        || rect.x.checked_add(rect.w).is_none_or(|e| e > width)
-        || rect.y.checked_add(rect.h).is_none_or(|e| e > height)
-    {
-        return Err(TileError::BadRect(rect));
-    }
-    let want = (rect.w * rect.h * 3) as usize;
-    let rgb = zstd::bulk::decompress(data, MAX_TILE_BYTES).map_err(|_| TileError::BadData)?;
-    if rgb.len() != want {
-        return Err(TileError::BadData);
-    }
-    for (dy, src) in rgb.chunks_exact(rect.w as usize * 3).enumerate() {
-        let row = ((rect.y + dy as u32) * width + rect.x) as usize * 4;
-        for (dst, px) in rgba[row..row + rect.w as usize * 4]
-            .chunks_exact_mut(4)
-            .zip(src.chunks_exact(3))
-        {
-            dst[..3].copy_from_slice(px);
-            dst[3] = 255;
-        }
-    }
-    Ok(())
-}
-
 /// PSNR of two RGB(A) images over their RGB channels, in dB (99 when identical).
 pub fn psnr_rgba(a: &[u8], b: &[u8]) -> f64 {
     let (mut sse, mut n) = (0f64, 0f64);
@@ -219,33 +164,5 @@ mod tests {
                 }
             ]
         );
-    }
-
-    #[test]
-    fn lossless_tiles_round_trip_and_bad_tiles_are_refused() {
-        let (w, h) = (150u32, 100u32);
-        let src = frame(w, h, 7);
-        let mut dst = vec![0u8; src.len()];
-        let g = Grid {
-            width: w,
-            height: h,
-        };
-        for i in 0..g.len() {
-            let r = g.rect(i);
-            let data = encode_tile(&src, w, r).unwrap();
-            apply_tile(&mut dst, w, h, r, &data).unwrap();
-        }
-        let alpha_fixed: Vec<u8> = src
-            .chunks_exact(4)
-            .flat_map(|p| [p[0], p[1], p[2], 255])
-            .collect();
-        assert_eq!(dst, alpha_fixed);
-        assert_eq!(psnr_rgba(&src, &dst), 99.0);
-        let r = g.rect(0);
-        let data = encode_tile(&src, w, r).unwrap();
-        assert!(apply_tile(&mut dst, w, h, Rect { x: 140, ..r }, &data).is_err());
-        assert!(apply_tile(&mut dst, w, h, Rect { x: u32::MAX, ..r }, &data).is_err());
-        assert!(apply_tile(&mut dst, w, h, Rect { w: 32, ..r }, &data).is_err());
-        assert!(apply_tile(&mut dst, w, h, r, b"garbage").is_err());
     }
 }

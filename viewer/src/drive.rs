@@ -105,8 +105,11 @@ pub(crate) struct Driver<'o> {
     /// The remote pointer.
     cursor: Cursor,
     report: Report,
-    /// Received video and tile bytes.
+    /// Received video and lossless bytes.
     bytes: usize,
+    /// The captured-frame number of the last copy/lossless update (one picture update may
+    /// come as several messages).
+    last_frame: Option<u64>,
     /// When the session went live.
     t0: Instant,
     /// Offered files waiting for the host's answer: the signal that starts their sender.
@@ -152,6 +155,7 @@ impl<'o> Driver<'o> {
             cursor: Cursor::default(),
             report: Report::empty(),
             bytes: 0,
+            last_frame: None,
             t0: Instant::now(),
             offers: files::Pending::default(),
             monitor: opts.monitor.or(Some(0)),
@@ -436,35 +440,50 @@ impl<'o> Driver<'o> {
             ViewerEvent::Video(v) => {
                 self.bytes += v.data.len();
                 let t = Instant::now();
-                let decoded = self
-                    .picture
-                    .video(&v)
-                    .map_err(|e| ViewerError::Connect(format!("decoding: {e}")))?;
-                if decoded {
-                    let decode_ms = t.elapsed().as_secs_f64() * 1e3;
-                    self.report.frames += 1;
-                    self.show();
-                    if self.report.connect_to_first_frame_ms.is_none() {
-                        self.report.connect_to_first_frame_ms =
-                            Some(self.started.elapsed().as_secs_f64() * 1e3);
+                match self.picture.video(&v) {
+                    Ok(true) => {
+                        self.report.video_frames += 1;
+                        let decode_ms = t.elapsed().as_secs_f64() * 1e3;
+                        self.updated(
+                            "video",
+                            None,
+                            v.seq,
+                            v.data.len(),
+                            v.keyframe,
+                            v.capture_us,
+                            decode_ms,
+                        );
                     }
-                    self.report.frame_stats.push(FrameStat {
-                        seq: v.seq,
-                        bytes: v.data.len(),
-                        keyframe: v.keyframe,
-                        latency_ms: crate::now_us().saturating_sub(v.capture_us) as f64 / 1e3,
-                        decode_ms,
-                        at_ms: self.t0.elapsed().as_secs_f64() * 1e3,
-                    });
+                    Ok(false) => {}
+                    Err(e) => self.refused(e)?,
                 }
             }
-            ViewerEvent::Tiles(t) => {
-                self.bytes += t.tiles.iter().map(|t| t.data.len()).sum::<usize>();
-                self.picture
-                    .tiles(&t)
-                    .map_err(|e| ViewerError::Connect(format!("bad tiles from the host: {e}")))?;
-                self.report.tile_updates += 1;
-                self.show();
+            ViewerEvent::Copy(c) => match self.picture.copy(&c) {
+                Ok(()) => {
+                    self.report.copy_updates += 1;
+                    self.updated("copy", Some(c.frame), c.frame, 0, false, 0, 0.0);
+                }
+                Err(e) => self.refused(e)?,
+            },
+            ViewerEvent::Lossless(l) => {
+                self.bytes += l.data.len();
+                let t = Instant::now();
+                match self.picture.lossless(&l) {
+                    Ok(_) => {
+                        self.report.lossless_updates += 1;
+                        let ms = t.elapsed().as_secs_f64() * 1e3;
+                        self.updated(
+                            "lossless",
+                            Some(l.frame),
+                            l.frame,
+                            l.data.len(),
+                            l.reset,
+                            l.capture_us,
+                            ms,
+                        );
+                    }
+                    Err(e) => self.refused(e)?,
+                }
             }
             ViewerEvent::CursorShape(c) => {
                 self.report.cursor_shapes += 1;
@@ -507,6 +526,54 @@ impl<'o> Driver<'o> {
     }
 
     /// Updates the stats' cursor (`moved`: a new position, timed).
+    /// A picture update arrived and was applied: counted (once per captured frame for the
+    /// copies and lossless parts of one frame), timed and shown.
+    #[allow(clippy::too_many_arguments)]
+    fn updated(
+        &mut self,
+        kind: &'static str,
+        frame: Option<u64>,
+        seq: u64,
+        bytes: usize,
+        start: bool,
+        capture_us: u64,
+        decode_ms: f64,
+    ) {
+        let new = frame.is_none() || frame != self.last_frame;
+        if frame.is_some() {
+            self.last_frame = frame;
+        }
+        if new {
+            self.report.frames += 1;
+            if self.report.connect_to_first_frame_ms.is_none() {
+                self.report.connect_to_first_frame_ms =
+                    Some(self.started.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        self.report.frame_stats.push(FrameStat {
+            kind,
+            seq,
+            bytes,
+            keyframe: start,
+            latency_ms: if capture_us == 0 {
+                0.0
+            } else {
+                crate::now_us().saturating_sub(capture_us) as f64 / 1e3
+            },
+            decode_ms,
+            at_ms: self.t0.elapsed().as_secs_f64() * 1e3,
+        });
+        self.show();
+    }
+
+    /// An update the picture refused: the session goes on from the host's next start.
+    fn refused(&mut self, e: crate::picture::PictureError) -> Result<(), ViewerError> {
+        tracing::warn!(error = %e, "update from the host refused; asking for a new start");
+        self.report.bad_updates += 1;
+        self.m.request_keyframe()?;
+        Ok(())
+    }
+
     fn cursor_stat(&mut self, moved: bool) {
         let Some(p) = self.cursor.position else {
             return;
@@ -575,7 +642,10 @@ impl Report {
             permissions: String::new(),
             connect_to_first_frame_ms: None,
             frames: 0,
-            tile_updates: 0,
+            video_frames: 0,
+            lossless_updates: 0,
+            copy_updates: 0,
+            bad_updates: 0,
             fps: 0.0,
             kbps: 0.0,
             seconds: 0.0,

@@ -121,14 +121,16 @@ pub enum ViewerError {
     },
 }
 
-/// One frame's figures.
+/// One picture update's figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct FrameStat {
-    /// Sequence number.
+    /// `video`, `copy` or `lossless`.
+    pub kind: &'static str,
+    /// Video: the frame's sequence number; copy/lossless: the captured frame's number.
     pub seq: u64,
     /// Encoded size.
     pub bytes: usize,
-    /// Keyframe.
+    /// A start point (an IDR or a lossless update that starts a new context).
     pub keyframe: bool,
     /// Capture → decoded, ms (meaningful when host and viewer share a clock).
     pub latency_ms: f64,
@@ -169,11 +171,18 @@ pub struct Report {
     pub permissions: String,
     /// Connect → first decoded frame, ms.
     pub connect_to_first_frame_ms: Option<f64>,
-    /// Video frames decoded.
+    /// Picture updates applied (video frames, and captured frames sent as copies and
+    /// lossless regions).
     pub frames: u64,
-    /// Lossless tile updates applied.
-    pub tile_updates: u64,
-    /// Frames per second over the run.
+    /// H.264 frames decoded.
+    pub video_frames: u64,
+    /// Lossless updates applied.
+    pub lossless_updates: u64,
+    /// Copy updates applied (scrolled content).
+    pub copy_updates: u64,
+    /// Updates refused as malformed (each made the viewer ask for a new start).
+    pub bad_updates: u64,
+    /// Picture updates per second over the run.
     pub fps: f64,
     /// Received bitrate (video + tiles), kbit/s.
     pub kbps: f64,

@@ -1,15 +1,42 @@
-//! The viewer's picture: the H.264 decoder's output composited with lossless tiles.
+//! The viewer's picture: the H.264 decoder's output composited with copies and lossless
+//! regions.
 //!
-//! A tile received losslessly stays on screen until a video frame's damage covers it; the
-//! rest of the picture follows the decoder.
+//! A tile written losslessly stays exact until a video frame's damage covers it; copies move
+//! whatever the picture holds; the rest of the picture follows the decoder. The exact-tile
+//! map changes by the same rules as the host's ([`Exact`]).
 
 use openh264::decoder::Decoder;
-use portico_core::wire::session::{Rect, TileUpdate, VideoFrame};
-
-use portico_core::tiles::{apply_tile, Grid, TileError, TILE};
+use portico_core::tiles::exact::Exact;
+use portico_core::tiles::lossless::{Canvas, LosslessDecoder, LosslessError};
+use portico_core::tiles::scroll::{self, CopyError};
+use portico_core::tiles::Grid;
+use portico_core::wire::session::{CopyUpdate, LosslessUpdate, Rect, VideoFrame, MAX_COPIES};
 
 /// Largest picture accepted from a host (8K).
 const MAX_SIDE: u32 = 8192;
+
+/// Why an update from the host was not applied (the session goes on; the viewer asks for a
+/// new start).
+#[derive(Debug, thiserror::Error)]
+pub enum PictureError {
+    /// The picture size is out of range.
+    #[error("picture size {width}x{height} is out of range (at most {MAX_SIDE} a side)")]
+    Size {
+        /// Width.
+        width: u32,
+        /// Height.
+        height: u32,
+    },
+    /// The H.264 decoder refused the frame or its size disagrees.
+    #[error("video: {0}")]
+    Video(String),
+    /// A copy does not fit.
+    #[error("copy: {0}")]
+    Copy(#[from] CopyError),
+    /// Lossless data is malformed or continues a context this viewer lacks.
+    #[error("lossless: {0}")]
+    Lossless(#[from] LosslessError),
+}
 
 /// The composed picture.
 pub struct Picture {
@@ -21,8 +48,10 @@ pub struct Picture {
     canvas: Vec<u8>,
     /// Decoder output, RGBA.
     decoded: Vec<u8>,
-    /// Per tile: the canvas holds lossless pixels.
-    lossless: Vec<bool>,
+    /// Tiles that hold exact pixels.
+    exact: Exact,
+    /// The lossless stream's context.
+    lossless: LosslessDecoder,
 }
 
 impl Picture {
@@ -36,7 +65,11 @@ impl Picture {
             grid: None,
             canvas: Vec::new(),
             decoded: Vec::new(),
-            lossless: Vec::new(),
+            exact: Exact::new(Grid {
+                width: 0,
+                height: 0,
+            }),
+            lossless: LosslessDecoder::new(),
         })
     }
 
@@ -50,9 +83,12 @@ impl Picture {
         &self.canvas
     }
 
-    fn resize(&mut self, w: u32, h: u32) -> Result<Grid, String> {
+    fn resize(&mut self, w: u32, h: u32) -> Result<Grid, PictureError> {
         if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE {
-            return Err(format!("picture size {w}x{h} is out of range"));
+            return Err(PictureError::Size {
+                width: w,
+                height: h,
+            });
         }
         let g = Grid {
             width: w,
@@ -62,57 +98,79 @@ impl Picture {
             self.grid = Some(g);
             self.canvas = vec![0; (w * h * 4) as usize];
             self.decoded = vec![0; (w * h * 4) as usize];
-            self.lossless = vec![false; g.len()];
+            self.exact = Exact::new(g);
         }
         Ok(g)
     }
 
     /// Decodes a video frame; returns whether a picture came out.
-    pub fn video(&mut self, v: &VideoFrame) -> Result<bool, String> {
+    pub fn video(&mut self, v: &VideoFrame) -> Result<bool, PictureError> {
         let g = self.resize(v.width, v.height)?;
-        let Some(yuv) = self.decoder.decode(&v.data).map_err(|e| e.to_string())? else {
-            return Ok(false);
+        let yuv = match self.decoder.decode(&v.data) {
+            Ok(Some(yuv)) => yuv,
+            Ok(None) => return Ok(false),
+            Err(e) => return Err(PictureError::Video(e.to_string())),
         };
         let (dw, dh) = openh264::formats::YUVSource::dimensions(&yuv);
         if (dw as u32, dh as u32) != (g.width, g.height) {
-            return Err(format!(
+            return Err(PictureError::Video(format!(
                 "decoded {dw}x{dh} but the frame says {}x{}",
                 g.width, g.height
-            ));
+            )));
         }
         yuv.write_rgba8(&mut self.decoded);
-        let whole = v.keyframe || v.damage.is_empty();
+        // No damage: the whole picture.
+        let whole = v.damage.is_empty();
         for i in 0..g.len() {
             let r = g.rect(i);
             let damaged = whole || v.damage.iter().any(|d| intersects(d, &r));
-            if damaged || !self.lossless[i] {
-                self.lossless[i] = false;
+            if damaged || !self.exact.get(i) {
+                self.exact.set(i, false);
                 copy_rect(&self.decoded, &mut self.canvas, g.width, r);
             }
         }
         Ok(true)
     }
 
-    /// Applies lossless tiles.
-    pub fn tiles(&mut self, t: &TileUpdate) -> Result<(), TileError> {
-        let g = self.resize(t.width, t.height).map_err(|_| {
-            TileError::BadRect(Rect {
-                x: 0,
-                y: 0,
-                w: t.width,
-                h: t.height,
-            })
-        })?;
-        for tile in &t.tiles {
-            apply_tile(&mut self.canvas, g.width, g.height, tile.rect, &tile.data)?;
-            if tile.rect.x % TILE == 0 && tile.rect.y % TILE == 0 {
-                let i = (tile.rect.y / TILE * g.cols() + tile.rect.x / TILE) as usize;
-                if let Some(l) = self.lossless.get_mut(i) {
-                    *l = true;
-                }
-            }
+    /// Applies copies (all checked before any is applied).
+    pub fn copy(&mut self, c: &CopyUpdate) -> Result<(), PictureError> {
+        let g = self.resize(c.width, c.height)?;
+        if c.copies.len() > MAX_COPIES {
+            return Err(CopyError::TooMany(c.copies.len()).into());
+        }
+        for cp in &c.copies {
+            scroll::check(cp, g.width, g.height)?;
+        }
+        for cp in &c.copies {
+            scroll::apply(&mut self.canvas, g.width, g.height, cp)?;
+            self.exact.copied(cp);
         }
         Ok(())
+    }
+
+    /// Applies a lossless update; returns how many rectangles it wrote.
+    pub fn lossless(&mut self, l: &LosslessUpdate) -> Result<usize, PictureError> {
+        let g = self.resize(l.width, l.height)?;
+        let rects = self.lossless.decode(
+            l.reset,
+            l.rects,
+            &l.data,
+            Canvas {
+                rgba: &mut self.canvas,
+                width: g.width,
+                height: g.height,
+            },
+        )?;
+        for r in &rects {
+            self.exact.written(*r);
+        }
+        Ok(rects.len())
+    }
+
+    /// Tiles currently exact.
+    pub fn exact_tiles(&self) -> usize {
+        self.grid
+            .map_or(0, |g| g.len() - self.exact.inexact().len())
     }
 
     /// The picture with the cursor drawn over it (when known and visible).
@@ -197,7 +255,97 @@ impl Cursor {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use portico_core::wire::session::{CursorPosition, CursorShape};
+    use portico_core::tiles::lossless::LosslessEncoder;
+    use portico_core::wire::session::{CopyRect, CursorPosition, CursorShape};
+
+    fn lossless(reset: bool, rects: u32, data: Vec<u8>) -> LosslessUpdate {
+        LosslessUpdate {
+            frame: 1,
+            capture_us: 0,
+            monitor: 0,
+            width: 128,
+            height: 64,
+            reset,
+            rects,
+            data,
+        }
+    }
+
+    #[test]
+    fn malformed_copies_and_lossless_updates_are_refused_and_the_picture_goes_on() {
+        let mut p = Picture::new().unwrap();
+        let src: Vec<u8> = (0..128 * 64)
+            .flat_map(|i| [(i % 3) as u8 * 100, 0, 0, 255])
+            .collect();
+        let rects = [
+            Rect {
+                x: 0,
+                y: 0,
+                w: 64,
+                h: 64,
+            },
+            Rect {
+                x: 64,
+                y: 0,
+                w: 64,
+                h: 64,
+            },
+        ];
+        let mut enc = LosslessEncoder::new().unwrap();
+        let data = enc.encode(&src, 128, &rects).unwrap();
+        assert_eq!(p.lossless(&lossless(true, 2, data)).unwrap(), 2);
+        assert_eq!(p.rgba(), &src[..]);
+        assert_eq!(p.exact_tiles(), 2);
+        let copy = |dst_y: u32, n: usize| CopyUpdate {
+            frame: 2,
+            monitor: 0,
+            width: 128,
+            height: 64,
+            copies: vec![
+                CopyRect {
+                    src: Rect {
+                        x: 0,
+                        y: 0,
+                        w: 128,
+                        h: 32
+                    },
+                    dst_x: 0,
+                    dst_y,
+                };
+                n
+            ],
+        };
+        // Out of the screen, or too many: refused, and nothing of them is applied.
+        assert!(matches!(
+            p.copy(&copy(40, 1)),
+            Err(PictureError::Copy(CopyError::OutOfBounds { .. }))
+        ));
+        assert!(matches!(
+            p.copy(&copy(0, MAX_COPIES + 1)),
+            Err(PictureError::Copy(CopyError::TooMany(_)))
+        ));
+        assert_eq!(p.rgba(), &src[..]);
+        // Garbage lossless data, and an update for a context this viewer lost: refused.
+        assert!(matches!(
+            p.lossless(&lossless(false, 1, b"junk".to_vec())),
+            Err(PictureError::Lossless(_))
+        ));
+        assert!(matches!(
+            p.lossless(&lossless(true, 1, b"junk".to_vec())),
+            Err(PictureError::Lossless(_))
+        ));
+        let more = enc.encode(&src, 128, &rects).unwrap();
+        assert!(matches!(
+            p.lossless(&lossless(false, 2, more)),
+            Err(PictureError::Lossless(LosslessError::NoContext))
+        ));
+        // The next start works again; a valid copy applies.
+        enc.reset().unwrap();
+        let data = enc.encode(&src, 128, &rects).unwrap();
+        assert_eq!(p.lossless(&lossless(true, 2, data)).unwrap(), 2);
+        p.copy(&copy(32, 1)).unwrap();
+        assert_eq!(&p.rgba()[128 * 32 * 4..], &src[..128 * 32 * 4]);
+    }
 
     #[test]
     fn cursor_is_drawn_at_its_hotspot_with_alpha_and_clipped() {

@@ -5,9 +5,9 @@ use std::collections::VecDeque;
 use crate::noise::Transport;
 use crate::policy::{Permission, Permissions};
 use crate::wire::session::{
-    Accepted, Bye, ByeReason, Clipboard, CursorPosition, CursorShape, FileChunk, FileEnd,
-    FileOffer, FileResult, InputEvent, RequestKeyframe, SelectMonitor, ServiceDecision,
-    SessionMessage, SetBitrate, TileUpdate, VideoFrame,
+    Accepted, Bye, ByeReason, Clipboard, CopyUpdate, CursorPosition, CursorShape, FileChunk,
+    FileEnd, FileOffer, FileResult, InputEvent, LosslessUpdate, RequestKeyframe, SelectMonitor,
+    ServiceDecision, SessionMessage, SetBitrate, VideoFrame,
 };
 
 use super::{Channel, SessionError};
@@ -40,8 +40,10 @@ pub enum ViewerEvent {
     },
     /// A video frame.
     Video(VideoFrame),
-    /// Lossless tiles.
-    Tiles(TileUpdate),
+    /// Regions of the picture moved.
+    Copy(CopyUpdate),
+    /// Lossless regions.
+    Lossless(LosslessUpdate),
     /// The pointer's shape (checked: size and image agree, within the limits).
     CursorShape(CursorShape),
     /// Where the pointer is.
@@ -232,7 +234,8 @@ impl ViewerSession {
                 }
             }
             (State::Live, SessionMessage::Video(v)) => ViewerEvent::Video(v),
-            (State::Live, SessionMessage::Tiles(t)) => ViewerEvent::Tiles(t),
+            (State::Live, SessionMessage::Copy(c)) => ViewerEvent::Copy(c),
+            (State::Live, SessionMessage::Lossless(l)) => ViewerEvent::Lossless(l),
             (State::Live, SessionMessage::CursorShape(c)) if c.is_valid() => {
                 ViewerEvent::CursorShape(c)
             }

@@ -51,14 +51,17 @@ wire_enum! {
         15 => FileResult(FileResult),
         /// Either way: clipboard text.
         16 => Clipboard(Clipboard),
-        /// Host → viewer: lossless tiles for regions at rest.
-        17 => Tiles(TileUpdate),
+        // 17 was `Tiles` (per-tile zstd RGB); content coding replaced it with 21 and 22.
         /// Host → viewer: the pointer's shape (sent once per shape; cached by serial).
         18 => CursorShape(CursorShape),
         /// Host → viewer: where the pointer is, at input rate.
         19 => CursorPosition(CursorPosition),
         /// Viewer → host: show this monitor (or the whole desktop).
         20 => SelectMonitor(SelectMonitor),
+        /// Host → viewer: move regions of the picture (a scrolled terminal, a moved block).
+        21 => Copy(CopyUpdate),
+        /// Host → viewer: regions coded losslessly in the stream's persistent context.
+        22 => Lossless(LosslessUpdate),
     }
 }
 
@@ -333,30 +336,59 @@ pub struct Clipboard {
     pub text: String,
 }
 
-/// One lossless tile.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Tile {
-    /// Where (at most 64×64).
-    pub rect: Rect,
-    /// zstd-compressed RGB pixels, row by row.
-    #[serde(with = "serde_bytes")]
-    pub data: Vec<u8>,
+/// Most copies in one [`CopyUpdate`].
+pub const MAX_COPIES: usize = 64;
+
+/// One region of the picture moved: the pixels of `src` (as they were before this update)
+/// are written with their top-left corner at (`dst_x`, `dst_y`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyRect {
+    /// Where the pixels come from.
+    pub src: Rect,
+    /// Left of the destination.
+    pub dst_x: u32,
+    /// Top of the destination.
+    pub dst_y: u32,
 }
 
-/// Lossless tiles that replace the video picture where the screen is at rest, until a video
-/// frame's damage covers them again.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TileUpdate {
-    /// The video frame sequence number these tiles follow.
-    pub after_seq: u64,
+/// Regions that moved since the last update, applied in order before anything else of
+/// the same captured frame (a scroll costs a few bytes instead of the scrolled pixels).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyUpdate {
+    /// The encoder's number for the captured frame this belongs to (counts picture updates).
+    pub frame: u64,
     /// Monitor index.
     pub monitor: u8,
-    /// Screen width (the tiles' coordinate space).
+    /// Screen width (the coordinate space).
     pub width: u32,
     /// Screen height.
     pub height: u32,
-    /// The tiles.
-    pub tiles: Vec<Tile>,
+    /// The moves, in order (at most [`MAX_COPIES`]).
+    pub copies: Vec<CopyRect>,
+}
+
+/// Regions coded losslessly (see [`crate::tiles::lossless`] for the coding): exact on
+/// arrival, kept until a video frame's damage covers them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LosslessUpdate {
+    /// The encoder's number for the captured frame this belongs to.
+    pub frame: u64,
+    /// Capture time of that frame, µs since the Unix epoch.
+    pub capture_us: u64,
+    /// Monitor index.
+    pub monitor: u8,
+    /// Screen width (the coordinate space).
+    pub width: u32,
+    /// Screen height.
+    pub height: u32,
+    /// The compressor context starts afresh here (a viewer may start decoding here).
+    pub reset: bool,
+    /// How many rectangles `data` holds.
+    pub rects: u32,
+    /// The rectangles, each with its position and coding, in one flushed zstd block
+    /// sequence that continues the previous update's context unless `reset`.
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
 }
 
 /// Largest cursor image edge accepted (X servers allow 64; some themes use 256).

@@ -208,21 +208,6 @@ fn session_messages() -> Vec<SessionMessage> {
         SessionMessage::Clipboard(Clipboard {
             text: "hello".into(),
         }),
-        SessionMessage::Tiles(TileUpdate {
-            after_seq: 9,
-            monitor: 0,
-            width: 16,
-            height: 16,
-            tiles: vec![Tile {
-                rect: Rect {
-                    x: 0,
-                    y: 0,
-                    w: 16,
-                    h: 16,
-                },
-                data: vec![0x28, 0xb5],
-            }],
-        }),
         SessionMessage::CursorShape(CursorShape {
             serial: 7,
             width: 2,
@@ -238,6 +223,32 @@ fn session_messages() -> Vec<SessionMessage> {
             serial: 7,
         }),
         SessionMessage::SelectMonitor(SelectMonitor { index: Some(1) }),
+        SessionMessage::Copy(CopyUpdate {
+            frame: 12,
+            monitor: 0,
+            width: 16,
+            height: 16,
+            copies: vec![CopyRect {
+                src: Rect {
+                    x: 0,
+                    y: 8,
+                    w: 16,
+                    h: 8,
+                },
+                dst_x: 0,
+                dst_y: 0,
+            }],
+        }),
+        SessionMessage::Lossless(LosslessUpdate {
+            frame: 12,
+            capture_us: 5,
+            monitor: 0,
+            width: 16,
+            height: 16,
+            reset: true,
+            rects: 1,
+            data: vec![0x28, 0xb5, 0x2f, 0xfd],
+        }),
     ]
 }
 

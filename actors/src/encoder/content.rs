@@ -1,0 +1,301 @@
+//! Content coding per captured frame: what moved goes as copies, what has few colours goes
+//! lossless at once, what has many goes to H.264, and what H.264 carried is refreshed
+//! losslessly once the screen is at rest.
+
+use std::sync::Arc;
+
+use portico_core::tiles::exact::Exact;
+use portico_core::tiles::lossless::{few_colours, LosslessEncoder};
+use portico_core::tiles::{scroll, Grid};
+use portico_core::wire::session::{CopyUpdate, LosslessUpdate, Rect, SessionMessage};
+use tokio::sync::broadcast;
+
+use super::video::Video;
+use super::{packet, Packet};
+use crate::capture::Captured;
+
+/// Most colours a region may have to be coded losslessly at once (text, UI, flat fills;
+/// antialiased text stays well below).
+pub const TEXT_COLOURS: usize = 48;
+/// Fewest changed tiles worth a search for moved content.
+const MIN_SCROLL_TILES: usize = 4;
+/// Rectangles per lossless message (keeps each well under the session maximum).
+const RECTS_PER_MESSAGE: usize = 256;
+
+/// The encoder thread's state for one monitor stream.
+pub(super) struct State {
+    /// Monitor index (in every message).
+    pub(super) monitor: u8,
+    /// The picture's size, once a frame came.
+    grid: Option<Grid>,
+    /// The source picture as of the last frame: what copies are found against.
+    model: Vec<u8>,
+    /// Capture time of the last frame.
+    capture_us: u64,
+    /// Captured frames coded (numbers the updates; viewers count picture updates by it).
+    frame_no: u64,
+    /// Which tiles the viewers have exactly.
+    exact: Exact,
+    /// The lossless stream.
+    lossless: LosslessEncoder,
+    /// The next lossless update starts a new compressor context.
+    reset_next: bool,
+    /// The H.264 stream.
+    pub(super) video: Video,
+    /// The capture reported the screen still and nothing changed since.
+    at_rest: bool,
+    /// Where packets go.
+    out: broadcast::Sender<Arc<Packet>>,
+}
+
+impl State {
+    pub(super) fn new(
+        monitor: u8,
+        out: broadcast::Sender<Arc<Packet>>,
+    ) -> Result<Self, portico_core::tiles::lossless::LosslessError> {
+        let grid = Grid {
+            width: 0,
+            height: 0,
+        };
+        Ok(Self {
+            monitor,
+            grid: None,
+            model: Vec::new(),
+            capture_us: 0,
+            frame_no: 0,
+            exact: Exact::new(grid),
+            lossless: LosslessEncoder::new()?,
+            reset_next: true,
+            video: Video::new(),
+            at_rest: false,
+            out,
+        })
+    }
+
+    pub(super) fn publish(&self, msg: &SessionMessage, start: bool) {
+        if let Some(p) = packet(msg, start, false) {
+            self.send(p);
+        }
+    }
+
+    pub(super) fn send(&self, p: Arc<Packet>) {
+        // No subscriber is not an error: the capture pauses soon after.
+        drop(self.out.send(p));
+    }
+
+    /// Codes one captured frame.
+    pub(super) fn frame(&mut self, f: Captured) {
+        self.capture_us = f.capture_us;
+        if self.grid != Some(f.grid) {
+            self.grid = Some(f.grid);
+            self.model = f.rgba.to_vec();
+            self.exact = Exact::new(f.grid);
+            self.video.restart();
+            self.at_rest = f.still;
+            self.start();
+            return;
+        }
+        if f.still {
+            self.at_rest = true;
+            self.refresh();
+            return;
+        }
+        self.at_rest = false;
+        self.frame_no += 1;
+        let g = f.grid;
+        let cur = &f.rgba[..];
+        let mut touched = self.moves(g, cur, &f.changed);
+        touched.extend_from_slice(&f.changed);
+        touched.sort_unstable();
+        touched.dedup();
+        let (mut text, mut photo) = (Vec::new(), Vec::new());
+        for &i in &touched {
+            let t = g.rect(i);
+            if let Some(r) = scroll::diff_bounds(&self.model, cur, g.width, t) {
+                if few_colours(cur, g.width, r, TEXT_COLOURS) {
+                    text.push(r);
+                } else {
+                    photo.push(i);
+                }
+                copy_rect(cur, &mut self.model, g.width, t);
+            }
+        }
+        if !photo.is_empty() || self.video.has_carried() {
+            self.video_frame(&photo, false, false);
+        }
+        if !text.is_empty() {
+            self.send_lossless(&text, false);
+        }
+    }
+
+    /// Finds what moved, sends it as copies and applies them to the model; returns the
+    /// tiles the copies wrote (checked against the frame like the changed ones).
+    fn moves(&mut self, g: Grid, cur: &[u8], changed: &[usize]) -> Vec<usize> {
+        if changed.len() < MIN_SCROLL_TILES {
+            return Vec::new();
+        }
+        let area = bounds(g, changed);
+        let copies = scroll::detect(&self.model, cur, g.width, g.height, area);
+        let mut written = Vec::new();
+        for c in &copies {
+            if let Err(e) = scroll::apply(&mut self.model, g.width, g.height, c) {
+                // Cannot happen (detect stays inside the frame); the copies already applied
+                // are re-checked below like any change, so dropping the rest is safe.
+                tracing::error!(error = %e, "own copy does not fit; not sent");
+                break;
+            }
+            self.exact.copied(c);
+            let dst = Rect {
+                x: c.dst_x,
+                y: c.dst_y,
+                ..c.src
+            };
+            written.extend((0..g.len()).filter(|&i| overlaps(&g.rect(i), &dst)));
+        }
+        if copies.is_empty() {
+            return written;
+        }
+        self.publish(
+            &SessionMessage::Copy(CopyUpdate {
+                frame: self.frame_no,
+                monitor: self.monitor,
+                width: g.width,
+                height: g.height,
+                copies,
+            }),
+            false,
+        );
+        written
+    }
+
+    /// A stream start (a viewer joined or fell behind, or the picture changed size): the
+    /// whole picture, losslessly when it is text-like, else an IDR plus the text-like tiles.
+    pub(super) fn start(&mut self) {
+        let Some(g) = self.grid else { return };
+        self.frame_no += 1;
+        self.exact.clear();
+        if let Err(e) = self.lossless.reset() {
+            tracing::error!(error = %e, "cannot reset the lossless context");
+            return;
+        }
+        self.reset_next = true;
+        let (mut text, mut photo) = (Vec::new(), Vec::new());
+        for i in 0..g.len() {
+            let r = g.rect(i);
+            if few_colours(&self.model, g.width, r, TEXT_COLOURS) {
+                text.push(r);
+            } else {
+                photo.push(i);
+            }
+        }
+        if photo.is_empty() || !self.video_frame(&[], true, true) {
+            // No H.264 frame for a screen of text: the next video frame is an IDR.
+            self.video.force_key = true;
+            let all: Vec<Rect> = (0..g.len()).map(|i| g.rect(i)).collect();
+            self.send_lossless(&all, true);
+            return;
+        }
+        self.send_lossless(&text, false);
+        if self.at_rest {
+            self.refresh();
+        }
+    }
+
+    /// At rest: every tile not exact goes lossless.
+    fn refresh(&mut self) {
+        let Some(g) = self.grid else { return };
+        let todo: Vec<Rect> = self
+            .exact
+            .inexact()
+            .into_iter()
+            .map(|i| g.rect(i))
+            .collect();
+        if !todo.is_empty() {
+            self.send_lossless(&todo, false);
+        }
+    }
+
+    /// Sends an H.264 frame of the model damaging `tiles` (or all of it when `whole`);
+    /// whether one went out.
+    fn video_frame(&mut self, tiles: &[usize], whole: bool, start: bool) -> bool {
+        let Some(g) = self.grid else { return false };
+        let Some((frame, damaged)) =
+            self.video
+                .encode(g, &self.model, tiles, whole, self.capture_us, self.monitor)
+        else {
+            return false;
+        };
+        for i in damaged {
+            self.exact.set(i, false);
+        }
+        self.publish(&SessionMessage::Video(frame), start);
+        true
+    }
+
+    /// Sends `rects` of the model losslessly; the first message is a start point when
+    /// `start`.
+    fn send_lossless(&mut self, rects: &[Rect], start: bool) {
+        let Some(g) = self.grid else { return };
+        for (n, batch) in rects.chunks(RECTS_PER_MESSAGE).enumerate() {
+            let data = match self.lossless.encode(&self.model, g.width, batch) {
+                Ok(d) => d,
+                Err(e) => {
+                    // The viewers' contexts no longer match ours: a new context, and every
+                    // tile counts as inexact, so the rest refresh re-sends the whole picture.
+                    tracing::error!(error = %e, "lossless coding failed; starting a new context");
+                    self.exact.clear();
+                    self.reset_next = true;
+                    if let Err(e) = self.lossless.reset() {
+                        tracing::error!(error = %e, "cannot reset the lossless context");
+                    }
+                    return;
+                }
+            };
+            let msg = SessionMessage::Lossless(LosslessUpdate {
+                frame: self.frame_no,
+                capture_us: self.capture_us,
+                monitor: self.monitor,
+                width: g.width,
+                height: g.height,
+                reset: std::mem::take(&mut self.reset_next),
+                rects: batch.len() as u32,
+                data,
+            });
+            self.publish(&msg, start && n == 0);
+            for &r in batch {
+                self.exact.written(r);
+            }
+        }
+    }
+}
+
+/// The bounding box of tiles.
+fn bounds(g: Grid, tiles: &[usize]) -> Rect {
+    let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
+    for &i in tiles {
+        let r = g.rect(i);
+        x0 = x0.min(r.x);
+        y0 = y0.min(r.y);
+        x1 = x1.max(r.x + r.w);
+        y1 = y1.max(r.y + r.h);
+    }
+    Rect {
+        x: x0,
+        y: y0,
+        w: x1 - x0,
+        h: y1 - y0,
+    }
+}
+
+fn overlaps(a: &Rect, b: &Rect) -> bool {
+    a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h
+}
+
+/// Copies `r` from one RGBA frame to another of the same width.
+fn copy_rect(from: &[u8], to: &mut [u8], width: u32, r: Rect) {
+    for y in r.y..r.y + r.h {
+        let at = (y as usize * width as usize + r.x as usize) * 4;
+        let len = r.w as usize * 4;
+        to[at..at + len].copy_from_slice(&from[at..at + len]);
+    }
+}

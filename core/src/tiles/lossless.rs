@@ -1,0 +1,623 @@
+//! Lossless coding of screen regions, in the spirit of VNC's ZRLE/Tight but with a longer
+//! memory.
+//!
+//! Each rectangle (at most [`TILE`]×[`TILE`]) is written as a 6-byte header (x, y: u16 LE;
+//! width−1, height−1: u8) and one of:
+//!
+//! - `0` solid: one RGB colour;
+//! - `1` palette: the colour count − 1 (u8), the colours (RGB each), then one index byte
+//!   per pixel, row by row (text and UI rarely use more than a few dozen colours);
+//! - `2` raw: RGB per pixel, row by row.
+//!
+//! All rectangles of every update of a stream go through **one** zstd stream, flushed at the
+//! end of each update: glyphs, icons and UI pieces seen in an earlier update (up to the
+//! window, [`WINDOW_LOG`]) cost a back-reference instead of their pixels. The context starts
+//! afresh at start points (a viewer joins or falls behind), which the update marks with
+//! `reset`, so a viewer can start decoding there.
+
+use std::io::Write;
+
+use zstd::stream::raw::{DParameter, Decoder, Operation};
+
+use super::TILE;
+use crate::wire::session::Rect;
+
+/// zstd window of the encoder: 4 MiB of history (a 1080p screen of text is ~2 MiB coded).
+pub const WINDOW_LOG: u32 = 22;
+/// Largest window a viewer accepts (bounds its memory per stream).
+pub const MAX_WINDOW_LOG: u32 = 23;
+/// zstd level: the fastest; the context, not the level, is what pays off on screen content.
+const LEVEL: i32 = 1;
+/// Most colours a palette rectangle holds.
+pub const MAX_PALETTE: usize = 256;
+/// Most rectangles in one update (a 4K screen in 64×64 tiles is 2,040).
+pub const MAX_RECTS: u32 = 4096;
+
+const SOLID: u8 = 0;
+const PALETTE: u8 = 1;
+const RAW: u8 = 2;
+
+/// Why lossless data from a peer (or the local compressor) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LosslessError {
+    /// A rectangle is empty, larger than a tile, or outside the screen.
+    #[error("rectangle {rect:?} is empty, larger than {TILE}×{TILE} or outside the {width}×{height} screen")]
+    BadRect {
+        /// The rectangle.
+        rect: Rect,
+        /// Screen width.
+        width: u32,
+        /// Screen height.
+        height: u32,
+    },
+    /// An update declares more rectangles than allowed.
+    #[error("{count} rectangles in one update (at most {MAX_RECTS})")]
+    TooManyRects {
+        /// The declared count.
+        count: u32,
+    },
+    /// A rectangle's coding byte is unknown.
+    #[error("unknown rectangle coding {0}")]
+    BadKind(u8),
+    /// A palette index points past the palette.
+    #[error("palette index {index} but the palette has {len} colours")]
+    BadIndex {
+        /// The index.
+        index: u8,
+        /// Palette size.
+        len: usize,
+    },
+    /// The data ended before the declared rectangles did.
+    #[error("the update's data ends before its rectangles do")]
+    Truncated,
+    /// Data is left after the declared rectangles.
+    #[error("data is left after the update's rectangles")]
+    Trailing,
+    /// The update continues a context this viewer does not have (it joined or fell behind
+    /// after the context started); it waits for the next `reset`.
+    #[error("the update continues a compressor context this viewer does not have")]
+    NoContext,
+    /// The zstd stream is corrupt.
+    #[error("corrupt compressed data: {0}")]
+    Corrupt(std::io::Error),
+    /// The local compressor failed.
+    #[error("compressor failed: {0}")]
+    Compress(std::io::Error),
+}
+
+/// Colours of one rectangle, found with a small open-addressing table (no allocation per
+/// pixel, no hashing library: the key is the pixel itself).
+struct Palette {
+    /// Slots: 0 = empty, else `0xff_rr_gg_bb`.
+    keys: [u32; 1024],
+    /// The palette index in each slot.
+    index: [u8; 1024],
+    /// Colours in order of first use.
+    colours: Vec<u32>,
+}
+
+impl Palette {
+    fn new() -> Self {
+        Self {
+            keys: [0; 1024],
+            index: [0; 1024],
+            colours: Vec::with_capacity(MAX_PALETTE),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.keys.fill(0);
+        self.colours.clear();
+    }
+
+    /// The colour's index, adding it; `None` once more than `limit` colours are needed.
+    #[inline]
+    fn index_of(&mut self, key: u32, limit: usize) -> Option<u8> {
+        let mut slot = (key.wrapping_mul(0x9e37_79b1) >> 22) as usize;
+        loop {
+            match self.keys[slot] {
+                0 => {
+                    if self.colours.len() >= limit {
+                        return None;
+                    }
+                    let i = self.colours.len() as u8;
+                    self.keys[slot] = key;
+                    self.index[slot] = i;
+                    self.colours.push(key);
+                    return Some(i);
+                }
+                k if k == key => return Some(self.index[slot]),
+                _ => slot = (slot + 1) & 1023,
+            }
+        }
+    }
+}
+
+#[inline]
+fn key(px: &[u8]) -> u32 {
+    0xff00_0000 | u32::from(px[0]) << 16 | u32::from(px[1]) << 8 | u32::from(px[2])
+}
+
+/// Whether a rectangle of an RGBA frame has at most `limit` (≤ 256) colours: text, UI and
+/// flat fills do; photos and video do not. Stops at the first colour past the limit.
+pub fn few_colours(rgba: &[u8], width: u32, rect: Rect, limit: usize) -> bool {
+    let mut p = Palette::new();
+    pixels(rgba, width, rect).all(|px| p.index_of(key(px), limit.min(MAX_PALETTE)).is_some())
+}
+
+fn pixels(rgba: &[u8], width: u32, r: Rect) -> impl Iterator<Item = &[u8]> {
+    (r.y..r.y + r.h).flat_map(move |y| {
+        let row = (y as usize * width as usize + r.x as usize) * 4;
+        rgba[row..row + r.w as usize * 4].chunks_exact(4)
+    })
+}
+
+/// The host's side: codes rectangles into one persistent zstd stream.
+pub struct LosslessEncoder {
+    /// The stream; its output is taken after each update's flush.
+    z: zstd::stream::write::Encoder<'static, Vec<u8>>,
+    /// Scratch: one update's uncompressed bytes.
+    raw: Vec<u8>,
+    /// Scratch: the current rectangle's palette.
+    palette: Box<Palette>,
+    /// Scratch: the current rectangle's indices.
+    indices: Vec<u8>,
+}
+
+impl LosslessEncoder {
+    /// A fresh context.
+    pub fn new() -> Result<Self, LosslessError> {
+        Ok(Self {
+            z: fresh()?,
+            raw: Vec::new(),
+            palette: Box::new(Palette::new()),
+            indices: Vec::with_capacity((TILE * TILE) as usize),
+        })
+    }
+
+    /// Starts a new context: the next update decodes without any before it.
+    pub fn reset(&mut self) -> Result<(), LosslessError> {
+        self.z = fresh()?;
+        Ok(())
+    }
+
+    /// Codes `rects` (each within a tile and the frame) of a `width`-wide RGBA frame as one
+    /// update; returns the bytes for [`crate::wire::session::LosslessUpdate::data`].
+    pub fn encode(
+        &mut self,
+        rgba: &[u8],
+        width: u32,
+        rects: &[Rect],
+    ) -> Result<Vec<u8>, LosslessError> {
+        self.raw.clear();
+        for &r in rects {
+            self.rect(rgba, width, r);
+        }
+        self.z
+            .write_all(&self.raw)
+            .map_err(LosslessError::Compress)?;
+        self.z.flush().map_err(LosslessError::Compress)?;
+        Ok(std::mem::take(self.z.get_mut()))
+    }
+
+    fn rect(&mut self, rgba: &[u8], width: u32, r: Rect) {
+        let out = &mut self.raw;
+        out.extend_from_slice(&(r.x as u16).to_le_bytes());
+        out.extend_from_slice(&(r.y as u16).to_le_bytes());
+        out.push((r.w - 1) as u8);
+        out.push((r.h - 1) as u8);
+        let p = &mut self.palette;
+        p.clear();
+        self.indices.clear();
+        let mut fits = true;
+        for px in pixels(rgba, width, r) {
+            match p.index_of(key(px), MAX_PALETTE) {
+                Some(i) => self.indices.push(i),
+                None => {
+                    fits = false;
+                    break;
+                }
+            }
+        }
+        let rgb = |c: u32| [(c >> 16) as u8, (c >> 8) as u8, c as u8];
+        if fits && p.colours.len() == 1 {
+            out.push(SOLID);
+            out.extend_from_slice(&rgb(p.colours[0]));
+        } else if fits {
+            out.push(PALETTE);
+            out.push((p.colours.len() - 1) as u8);
+            for &c in &p.colours {
+                out.extend_from_slice(&rgb(c));
+            }
+            out.extend_from_slice(&self.indices);
+        } else {
+            out.push(RAW);
+            for px in pixels(rgba, width, r) {
+                out.extend_from_slice(&px[..3]);
+            }
+        }
+    }
+}
+
+fn fresh() -> Result<zstd::stream::write::Encoder<'static, Vec<u8>>, LosslessError> {
+    let mut z =
+        zstd::stream::write::Encoder::new(Vec::new(), LEVEL).map_err(LosslessError::Compress)?;
+    z.window_log(WINDOW_LOG).map_err(LosslessError::Compress)?;
+    Ok(z)
+}
+
+/// The viewer's side: decodes updates in order into its picture.
+pub struct LosslessDecoder {
+    /// The stream, when this viewer has its context.
+    z: Option<Decoder<'static>>,
+}
+
+impl Default for LosslessDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Where an update's pixels go.
+pub struct Canvas<'a> {
+    /// RGBA pixels.
+    pub rgba: &'a mut [u8],
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+}
+
+impl LosslessDecoder {
+    /// A decoder without a context (it starts at the first `reset`).
+    pub fn new() -> Self {
+        Self { z: None }
+    }
+
+    /// Decodes one update into `canvas`; returns the rectangles written. On any error the
+    /// context is dropped: the decoder waits for the next `reset`.
+    pub fn decode(
+        &mut self,
+        reset: bool,
+        count: u32,
+        data: &[u8],
+        canvas: Canvas<'_>,
+    ) -> Result<Vec<Rect>, LosslessError> {
+        if count > MAX_RECTS {
+            return Err(LosslessError::TooManyRects { count });
+        }
+        if reset {
+            let mut z = Decoder::new().map_err(LosslessError::Corrupt)?;
+            z.set_parameter(DParameter::WindowLogMax(MAX_WINDOW_LOG))
+                .map_err(LosslessError::Corrupt)?;
+            self.z = Some(z);
+        }
+        let z = self.z.as_mut().ok_or(LosslessError::NoContext)?;
+        let mut input = Input { z, data, pos: 0 };
+        let out = decode_all(&mut input, count, canvas);
+        if out.is_err() {
+            self.z = None;
+        }
+        out
+    }
+}
+
+/// Reads rectangles from one update's data.
+struct Input<'a, 'z> {
+    z: &'a mut Decoder<'z>,
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl Input<'_, '_> {
+    /// Fills `out` from the stream.
+    fn read(&mut self, out: &mut [u8]) -> Result<(), LosslessError> {
+        let mut filled = 0;
+        while filled < out.len() {
+            let st = self
+                .z
+                .run_on_buffers(&self.data[self.pos..], &mut out[filled..])
+                .map_err(LosslessError::Corrupt)?;
+            self.pos += st.bytes_read;
+            filled += st.bytes_written;
+            if st.bytes_read == 0 && st.bytes_written == 0 {
+                return Err(LosslessError::Truncated);
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks nothing is left after the last rectangle.
+    fn finish(&mut self) -> Result<(), LosslessError> {
+        let mut probe = [0u8; 1];
+        loop {
+            let st = self
+                .z
+                .run_on_buffers(&self.data[self.pos..], &mut probe)
+                .map_err(LosslessError::Corrupt)?;
+            self.pos += st.bytes_read;
+            if st.bytes_written > 0 {
+                return Err(LosslessError::Trailing);
+            }
+            if st.bytes_read == 0 {
+                break;
+            }
+        }
+        if self.pos < self.data.len() {
+            return Err(LosslessError::Trailing);
+        }
+        Ok(())
+    }
+}
+
+fn decode_all(
+    input: &mut Input<'_, '_>,
+    count: u32,
+    c: Canvas<'_>,
+) -> Result<Vec<Rect>, LosslessError> {
+    let mut rects = Vec::with_capacity(count as usize);
+    let mut buf = vec![0u8; (TILE * TILE * 3) as usize];
+    for _ in 0..count {
+        let mut head = [0u8; 7];
+        input.read(&mut head)?;
+        let r = Rect {
+            x: u32::from(u16::from_le_bytes([head[0], head[1]])),
+            y: u32::from(u16::from_le_bytes([head[2], head[3]])),
+            w: u32::from(head[4]) + 1,
+            h: u32::from(head[5]) + 1,
+        };
+        if r.w > TILE || r.h > TILE || r.x + r.w > c.width || r.y + r.h > c.height {
+            return Err(LosslessError::BadRect {
+                rect: r,
+                width: c.width,
+                height: c.height,
+            });
+        }
+        let n = (r.w * r.h) as usize;
+        match head[6] {
+            SOLID => {
+                let mut rgb = [0u8; 3];
+                input.read(&mut rgb)?;
+                fill(c.rgba, c.width, r, |_| rgb);
+            }
+            PALETTE => {
+                let mut len = [0u8; 1];
+                input.read(&mut len)?;
+                let len = usize::from(len[0]) + 1;
+                let mut colours = [0u8; MAX_PALETTE * 3];
+                input.read(&mut colours[..len * 3])?;
+                input.read(&mut buf[..n])?;
+                if let Some(&index) = buf[..n].iter().find(|&&i| usize::from(i) >= len) {
+                    return Err(LosslessError::BadIndex { index, len });
+                }
+                let at = |i: usize| {
+                    let k = usize::from(buf[i]) * 3;
+                    [colours[k], colours[k + 1], colours[k + 2]]
+                };
+                fill(c.rgba, c.width, r, at);
+            }
+            RAW => {
+                input.read(&mut buf[..n * 3])?;
+                fill(c.rgba, c.width, r, |i| {
+                    [buf[i * 3], buf[i * 3 + 1], buf[i * 3 + 2]]
+                });
+            }
+            k => return Err(LosslessError::BadKind(k)),
+        }
+        rects.push(r);
+    }
+    input.finish()?;
+    Ok(rects)
+}
+
+/// Writes `r`'s pixels: `at(i)` is the RGB of the rectangle's `i`-th pixel (row by row).
+fn fill(rgba: &mut [u8], width: u32, r: Rect, at: impl Fn(usize) -> [u8; 3]) {
+    let mut i = 0;
+    for y in r.y..r.y + r.h {
+        let row = (y as usize * width as usize + r.x as usize) * 4;
+        for dst in rgba[row..row + r.w as usize * 4].chunks_exact_mut(4) {
+            let [cr, cg, cb] = at(i);
+            dst.copy_from_slice(&[cr, cg, cb, 255]);
+            i += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn text(w: u32, h: u32, seed: u32) -> Vec<u8> {
+        let mut v = vec![250u8; (w * h * 4) as usize];
+        for y in 0..h {
+            for x in 0..w {
+                if (x * 5 + (y / 12 + seed) * 7 + y % 12) % 9 < 2 {
+                    let i = ((y * w + x) * 4) as usize;
+                    v[i..i + 3].copy_from_slice(&[10, 20, (seed * 40) as u8]);
+                }
+            }
+        }
+        v
+    }
+
+    fn tiles(w: u32, h: u32) -> Vec<Rect> {
+        let g = super::super::Grid {
+            width: w,
+            height: h,
+        };
+        (0..g.len()).map(|i| g.rect(i)).collect()
+    }
+
+    fn opaque(rgba: &[u8]) -> Vec<u8> {
+        rgba.chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2], 255])
+            .collect()
+    }
+
+    fn decode(
+        d: &mut LosslessDecoder,
+        reset: bool,
+        n: usize,
+        data: &[u8],
+        w: u32,
+        h: u32,
+        into: &mut [u8],
+    ) -> Result<Vec<Rect>, LosslessError> {
+        d.decode(
+            reset,
+            n as u32,
+            data,
+            Canvas {
+                rgba: into,
+                width: w,
+                height: h,
+            },
+        )
+    }
+
+    #[test]
+    fn updates_round_trip_and_the_context_pays_off() {
+        let (w, h) = (200u32, 130u32);
+        let mut enc = LosslessEncoder::new().unwrap();
+        let mut dec = LosslessDecoder::new();
+        let mut shown = vec![0u8; (w * h * 4) as usize];
+        let rects = tiles(w, h);
+        let first = text(w, h, 1);
+        let a = enc.encode(&first, w, &rects).unwrap();
+        let got = decode(&mut dec, true, rects.len(), &a, w, h, &mut shown).unwrap();
+        assert_eq!(got, rects);
+        assert_eq!(shown, opaque(&first));
+        // The same content again costs a fraction: the context remembers it.
+        let b = enc.encode(&first, w, &rects).unwrap();
+        assert!(b.len() * 4 < a.len(), "{} vs {}", b.len(), a.len());
+        decode(&mut dec, false, rects.len(), &b, w, h, &mut shown).unwrap();
+        assert_eq!(shown, opaque(&first));
+        // A photo-like region goes raw and still round-trips.
+        let photo: Vec<u8> = (0..w * h * 4)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        let c = enc.encode(&photo, w, &rects[..3]).unwrap();
+        decode(&mut dec, false, 3, &c, w, h, &mut shown).unwrap();
+        assert_eq!(shown[..64 * 4], opaque(&photo)[..64 * 4]);
+        // A viewer that joins without the context waits for a reset.
+        let mut late = LosslessDecoder::new();
+        assert!(matches!(
+            decode(&mut late, false, rects.len(), &b, w, h, &mut shown),
+            Err(LosslessError::NoContext)
+        ));
+        enc.reset().unwrap();
+        let d = enc.encode(&first, w, &rects).unwrap();
+        decode(&mut late, true, rects.len(), &d, w, h, &mut shown).unwrap();
+    }
+
+    #[test]
+    fn malformed_updates_are_typed_errors() {
+        let (w, h) = (128u32, 64u32);
+        let mut enc = LosslessEncoder::new().unwrap();
+        let frame = text(w, h, 2);
+        let rects = tiles(w, h);
+        let good = enc.encode(&frame, w, &rects).unwrap();
+        let mut shown = vec![0u8; (w * h * 4) as usize];
+        let mut dec = LosslessDecoder::new();
+        // More rectangles declared than the data holds; fewer; garbage; too many.
+        assert!(matches!(
+            decode(&mut dec, true, 3, &good, w, h, &mut shown),
+            Err(LosslessError::Truncated)
+        ));
+        assert!(matches!(
+            decode(&mut dec, true, 1, &good, w, h, &mut shown),
+            Err(LosslessError::Trailing)
+        ));
+        assert!(decode(&mut dec, true, 2, b"garbage!", w, h, &mut shown).is_err());
+        assert!(matches!(
+            decode(
+                &mut dec,
+                true,
+                MAX_RECTS as usize + 1,
+                &good,
+                w,
+                h,
+                &mut shown
+            ),
+            Err(LosslessError::TooManyRects { .. })
+        ));
+        // A screen smaller than the rectangles; a bad palette index; an unknown kind.
+        assert!(matches!(
+            decode(&mut dec, true, 2, &good, 100, 64, &mut shown),
+            Err(LosslessError::BadRect { .. })
+        ));
+        let craft = |body: &[u8]| zstd::bulk::compress(body, 1).unwrap();
+        let mut bad_index = vec![0, 0, 0, 0, 3, 0, PALETTE, 1, 1, 2, 3, 4, 5, 6];
+        bad_index.extend_from_slice(&[0, 1, 2, 0]);
+        assert!(matches!(
+            decode(&mut dec, true, 1, &craft(&bad_index), w, h, &mut shown),
+            Err(LosslessError::BadIndex { index: 2, len: 2 })
+        ));
+        assert!(matches!(
+            decode(
+                &mut dec,
+                true,
+                1,
+                &craft(&[0, 0, 0, 0, 0, 0, 9]),
+                w,
+                h,
+                &mut shown
+            ),
+            Err(LosslessError::BadKind(9))
+        ));
+        // After an error the decoder has no context until the next reset.
+        assert!(matches!(
+            decode(&mut dec, false, 2, &good, w, h, &mut shown),
+            Err(LosslessError::NoContext)
+        ));
+    }
+
+    #[test]
+    fn colour_counts() {
+        let (w, h) = (64u32, 64u32);
+        let t = text(w, h, 3);
+        let all = Rect { x: 0, y: 0, w, h };
+        assert!(few_colours(&t, w, all, 2));
+        let grad: Vec<u8> = (0..w * h)
+            .flat_map(|i| [(i % 251) as u8, (i / 7) as u8, 0, 255])
+            .collect();
+        assert!(!few_colours(&grad, w, all, 32));
+    }
+
+    proptest! {
+        #[test]
+        fn any_picture_round_trips(w in 1u32..150, h in 1u32..100, seed in any::<u64>(), colours in 1u32..400) {
+            let px: Vec<u8> = (0..w * h)
+                .flat_map(|i| {
+                    let c = ((u64::from(i) * 2654435761) ^ seed) % u64::from(colours);
+                    [(c * 37) as u8, ((c * 11) >> 2) as u8, (c >> 3) as u8, 255]
+                })
+                .collect();
+            let rects = tiles(w, h);
+            let mut enc = LosslessEncoder::new().unwrap();
+            let data = enc.encode(&px, w, &rects).unwrap();
+            let mut shown = vec![0u8; px.len()];
+            let mut dec = LosslessDecoder::new();
+            decode(&mut dec, true, rects.len(), &data, w, h, &mut shown).unwrap();
+            prop_assert_eq!(shown, px);
+        }
+
+        #[test]
+        fn garbage_and_flipped_bytes_never_panic(count in 0u32..40, junk in proptest::collection::vec(any::<u8>(), 0..512), flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
+            let (w, h) = (96u32, 80u32);
+            let mut shown = vec![0u8; (w * h * 4) as usize];
+            let mut dec = LosslessDecoder::new();
+            let _ = decode(&mut dec, true, count as usize, &junk, w, h, &mut shown);
+            let src = text(w, h, 4);
+            let rects = tiles(w, h);
+            let mut good = LosslessEncoder::new().unwrap().encode(&src, w, &rects).unwrap();
+            for (at, v) in flips {
+                let i = at.index(good.len());
+                good[i] ^= v;
+            }
+            let _ = decode(&mut dec, true, rects.len(), &good, w, h, &mut shown);
+            prop_assert_eq!(shown.len(), (w * h * 4) as usize);
+        }
+    }
+}
