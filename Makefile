@@ -38,16 +38,16 @@ bench: deps
 	target/release/media_bench
 	target/release/signal_load --hosts 1000 --lookups 500 --duration 10
 
-# Portico beside x11vnc and TigerVNC on the same Xvfb workloads (docs/performance.md); a
-# long campaign, not part of `make test`.
-COMPARE_DEPS := x11vnc tigervnc-scraping-server tigervnc-viewer xterm ffmpeg bc
+# Portico beside x11vnc, TigerVNC and ffmpeg x11grab+libx264 on the same Xvfb workloads
+# (docs/performance.md); a long campaign (~20 min), not part of `make test`.
+COMPARE_DEPS := x11vnc tigervnc-scraping-server tigervnc-viewer xterm xdotool ffmpeg bc python3
 compare: deps
 	@missing=""; for p in $(COMPARE_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; fi
-	$(CARGO) build --release --locked -p portico
-	simulations/scripts/compare.sh target/release 1280x720 10
-	simulations/scripts/compare.sh target/release 1920x1080 10
+	$(CARGO) build --release --locked -p portico -p portico-simulations
+	simulations/scripts/compare.py --bin target/release --size 1280x720 --secs 10 --out target/compare
+	simulations/scripts/compare.py --bin target/release --size 1920x1080 --secs 10 --out target/compare
 	simulations/scripts/host_cpu.sh target/release 1920x1080 10
 
 lint: deps

@@ -72,7 +72,7 @@ pub(crate) struct ConnectArgs {
     /// Write the last picture as PNG (headless), with the remote pointer drawn in.
     #[arg(long, value_name = "FILE")]
     snapshot: Option<PathBuf>,
-    /// Leave the remote pointer out of the snapshot.
+    /// Leave the remote pointer out of the snapshot and the window.
     #[arg(long)]
     no_cursor: bool,
     /// Show the host's monitor N (0 = primary; the session lists them); the host's shared

@@ -107,9 +107,9 @@ pub(crate) struct Driver<'o> {
     report: Report,
     /// Received video and lossless bytes.
     bytes: usize,
-    /// The captured-frame number of the last copy/lossless update (one picture update may
-    /// come as several messages).
-    last_frame: Option<u64>,
+    /// The capture time of the last update applied (one captured frame may come as several
+    /// messages).
+    last_capture: Option<u64>,
     /// When the session went live.
     t0: Instant,
     /// Offered files waiting for the host's answer: the signal that starts their sender.
@@ -155,7 +155,7 @@ impl<'o> Driver<'o> {
             cursor: Cursor::default(),
             report: Report::empty(),
             bytes: 0,
-            last_frame: None,
+            last_capture: None,
             t0: Instant::now(),
             offers: files::Pending::default(),
             monitor: opts.monitor.or(Some(0)),
@@ -422,10 +422,11 @@ impl<'o> Driver<'o> {
             shared.rgba.extend_from_slice(self.picture.rgba());
             // The remote pointer over the picture — unless this viewer drives the pointer:
             // then the local cursor is the feedback, with no round trip to wait for.
-            if !self
-                .m
-                .permissions()
-                .has(portico_core::policy::Permission::Control)
+            if !self.opts.no_cursor
+                && !self
+                    .m
+                    .permissions()
+                    .has(portico_core::policy::Permission::Control)
             {
                 self.cursor.draw(&mut shared.rgba, w, h);
             }
@@ -444,15 +445,8 @@ impl<'o> Driver<'o> {
                     Ok(true) => {
                         self.report.video_frames += 1;
                         let decode_ms = t.elapsed().as_secs_f64() * 1e3;
-                        self.updated(
-                            "video",
-                            None,
-                            v.seq,
-                            v.data.len(),
-                            v.keyframe,
-                            v.capture_us,
-                            decode_ms,
-                        );
+                        let (seq, n) = (v.seq, v.data.len());
+                        self.updated("video", v.capture_us, seq, n, v.keyframe, decode_ms);
                     }
                     Ok(false) => {}
                     Err(e) => self.refused(e)?,
@@ -461,7 +455,7 @@ impl<'o> Driver<'o> {
             ViewerEvent::Copy(c) => match self.picture.copy(&c) {
                 Ok(()) => {
                     self.report.copy_updates += 1;
-                    self.updated("copy", Some(c.frame), c.frame, 0, false, 0, 0.0);
+                    self.updated("copy", c.capture_us, c.frame, 0, false, 0.0);
                 }
                 Err(e) => self.refused(e)?,
             },
@@ -472,15 +466,8 @@ impl<'o> Driver<'o> {
                     Ok(_) => {
                         self.report.lossless_updates += 1;
                         let ms = t.elapsed().as_secs_f64() * 1e3;
-                        self.updated(
-                            "lossless",
-                            Some(l.frame),
-                            l.frame,
-                            l.data.len(),
-                            l.reset,
-                            l.capture_us,
-                            ms,
-                        );
+                        let n = l.data.len();
+                        self.updated("lossless", l.capture_us, l.frame, n, l.reset, ms);
                     }
                     Err(e) => self.refused(e)?,
                 }
@@ -526,23 +513,19 @@ impl<'o> Driver<'o> {
     }
 
     /// Updates the stats' cursor (`moved`: a new position, timed).
-    /// A picture update arrived and was applied: counted (once per captured frame for the
-    /// copies and lossless parts of one frame), timed and shown.
-    #[allow(clippy::too_many_arguments)]
+    /// A picture update arrived and was applied: counted once per captured frame (its
+    /// copies, video and lossless parts share the capture time), timed and shown.
     fn updated(
         &mut self,
         kind: &'static str,
-        frame: Option<u64>,
+        capture_us: u64,
         seq: u64,
         bytes: usize,
         start: bool,
-        capture_us: u64,
         decode_ms: f64,
     ) {
-        let new = frame.is_none() || frame != self.last_frame;
-        if frame.is_some() {
-            self.last_frame = frame;
-        }
+        let new = self.last_capture != Some(capture_us);
+        self.last_capture = Some(capture_us);
         if new {
             self.report.frames += 1;
             if self.report.connect_to_first_frame_ms.is_none() {
@@ -555,11 +538,7 @@ impl<'o> Driver<'o> {
             seq,
             bytes,
             keyframe: start,
-            latency_ms: if capture_us == 0 {
-                0.0
-            } else {
-                crate::now_us().saturating_sub(capture_us) as f64 / 1e3
-            },
+            latency_ms: crate::now_us().saturating_sub(capture_us) as f64 / 1e3,
             decode_ms,
             at_ms: self.t0.elapsed().as_secs_f64() * 1e3,
         });

@@ -63,7 +63,7 @@ pub struct Headless {
     pub clipboard: Option<String>,
     /// Where notices for a person go (`None`: dropped).
     pub notify: Option<Notify>,
-    /// Leave the remote cursor out of the snapshot.
+    /// Leave the remote cursor out of the snapshot and the window.
     pub no_cursor: bool,
     /// Ask for this monitor once connected (an index into the host's list).
     pub monitor: Option<u8>,

@@ -298,6 +298,7 @@ mod tests {
         assert_eq!(p.exact_tiles(), 2);
         let copy = |dst_y: u32, n: usize| CopyUpdate {
             frame: 2,
+            capture_us: 0,
             monitor: 0,
             width: 128,
             height: 64,

@@ -77,6 +77,9 @@ struct App {
     input: mpsc::Sender<FromWindow>,
     files: mpsc::Sender<std::path::PathBuf>,
     layout: Layout,
+    /// The picture size the window was last sized for (a new size resizes it once, to 1:1
+    /// when the screen has room; the user's own resizing is kept otherwise).
+    sized_for: Option<(u32, u32)>,
     /// Modifier keys held (for the window's own shortcut).
     mods: winit::keyboard::ModifiersState,
     title: String,
@@ -137,6 +140,7 @@ pub fn run(
         input,
         files,
         layout: Layout::default(),
+        sized_for: None,
         mods: Default::default(),
         title,
         ended: None,
@@ -218,6 +222,25 @@ impl App {
         let mut buf = surface.buffer_mut().map_err(|e| e.to_string())?;
         buf.fill(0x0020_2020);
         let pic = self.shared.lock().map_err(|_| "picture lock poisoned")?;
+        if pic.width > 0 && self.sized_for != Some((pic.width, pic.height)) {
+            self.sized_for = Some((pic.width, pic.height));
+            // Show the picture 1:1 when it fits the screen (scaled to fit otherwise).
+            let room = window
+                .current_monitor()
+                .map(|m| m.size())
+                .unwrap_or(winit::dpi::PhysicalSize::new(pic.width, pic.height));
+            let want = winit::dpi::PhysicalSize::new(
+                pic.width.min(room.width),
+                pic.height.min(room.height),
+            );
+            if want != size {
+                // This frame draws at the old size; the resize redraws.
+                match window.request_inner_size(want) {
+                    Some(now) => tracing::debug!(?now, "window resized to the picture"),
+                    None => tracing::debug!(?want, "window resize requested"),
+                }
+            }
+        }
         if pic.width > 0
             && pic.height > 0
             && pic.rgba.len() == (pic.width * pic.height * 4) as usize

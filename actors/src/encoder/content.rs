@@ -17,6 +17,8 @@ use crate::capture::Captured;
 /// Most colours a region may have to be coded losslessly at once (text, UI, flat fills;
 /// antialiased text stays well below).
 pub const TEXT_COLOURS: usize = 48;
+/// A tile that changed within this many frames before counts as moving.
+const MOVING_FRAMES: u64 = 2;
 /// Fewest changed tiles worth a search for moved content.
 const MIN_SCROLL_TILES: usize = 4;
 /// Rectangles per lossless message (keeps each well under the session maximum).
@@ -44,6 +46,12 @@ pub(super) struct State {
     pub(super) video: Video,
     /// The capture reported the screen still and nothing changed since.
     at_rest: bool,
+    /// Per tile: the frame number of its last change (a tile changing frame after frame is
+    /// motion).
+    changed_at: Vec<u64>,
+    /// Most of the last frame's change had many colours (a video playing): no search for
+    /// moved content, which would not find any.
+    busy: bool,
     /// Where packets go.
     out: broadcast::Sender<Arc<Packet>>,
 }
@@ -68,6 +76,8 @@ impl State {
             reset_next: true,
             video: Video::new(),
             at_rest: false,
+            changed_at: Vec::new(),
+            busy: false,
             out,
         })
     }
@@ -90,6 +100,7 @@ impl State {
             self.grid = Some(f.grid);
             self.model = f.rgba.to_vec();
             self.exact = Exact::new(f.grid);
+            self.changed_at = vec![0; f.grid.len()];
             self.video.restart();
             self.at_rest = f.still;
             self.start();
@@ -113,7 +124,7 @@ impl State {
             let t = g.rect(i);
             if let Some(r) = scroll::diff_bounds(&self.model, cur, g.width, t) {
                 if few_colours(cur, g.width, r, TEXT_COLOURS) {
-                    text.push(r);
+                    text.push((i, r));
                 } else {
                     photo.push(i);
                 }
@@ -121,17 +132,30 @@ impl State {
             }
         }
         if !photo.is_empty() || self.video.has_carried() {
+            // A video frame goes out anyway and codes the whole picture: few-colour tiles
+            // that change frame after frame (inside a video, an animation) ride along
+            // instead of being paid for twice; they are refreshed losslessly at rest.
+            let frame_no = self.frame_no;
+            let changed_at = &self.changed_at;
+            let moving = |i: usize| frame_no.saturating_sub(changed_at[i]) <= MOVING_FRAMES;
+            photo.extend(text.iter().filter(|(i, _)| moving(*i)).map(|(i, _)| *i));
+            text.retain(|(i, _)| !moving(*i));
             self.video_frame(&photo, false, false);
         }
+        for &i in &touched {
+            self.changed_at[i] = self.frame_no;
+        }
+        self.busy = photo.len() * 2 > touched.len();
         if !text.is_empty() {
-            self.send_lossless(&text, false);
+            let rects: Vec<Rect> = text.into_iter().map(|(_, r)| r).collect();
+            self.send_lossless(&rects, false);
         }
     }
 
     /// Finds what moved, sends it as copies and applies them to the model; returns the
     /// tiles the copies wrote (checked against the frame like the changed ones).
     fn moves(&mut self, g: Grid, cur: &[u8], changed: &[usize]) -> Vec<usize> {
-        if changed.len() < MIN_SCROLL_TILES {
+        if changed.len() < MIN_SCROLL_TILES || self.busy {
             return Vec::new();
         }
         let area = bounds(g, changed);
@@ -158,6 +182,7 @@ impl State {
         self.publish(
             &SessionMessage::Copy(CopyUpdate {
                 frame: self.frame_no,
+                capture_us: self.capture_us,
                 monitor: self.monitor,
                 width: g.width,
                 height: g.height,

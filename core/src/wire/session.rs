@@ -336,6 +336,9 @@ pub struct Clipboard {
     pub text: String,
 }
 
+// Media messages sent per captured frame use one-letter field names on the wire (each
+// message would otherwise spend ~50 bytes on names: a typed key costs ~100 bytes in all).
+
 /// Most copies in one [`CopyUpdate`].
 pub const MAX_COPIES: usize = 64;
 
@@ -344,10 +347,13 @@ pub const MAX_COPIES: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CopyRect {
     /// Where the pixels come from.
+    #[serde(rename = "s")]
     pub src: Rect,
     /// Left of the destination.
+    #[serde(rename = "x")]
     pub dst_x: u32,
     /// Top of the destination.
+    #[serde(rename = "y")]
     pub dst_y: u32,
 }
 
@@ -355,15 +361,24 @@ pub struct CopyRect {
 /// the same captured frame (a scroll costs a few bytes instead of the scrolled pixels).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CopyUpdate {
-    /// The encoder's number for the captured frame this belongs to (counts picture updates).
+    /// The encoder's number for the captured frame this belongs to.
+    #[serde(rename = "f")]
     pub frame: u64,
+    /// Capture time of that frame, µs since the Unix epoch (the same in every message of
+    /// one captured frame: viewers count picture updates by it).
+    #[serde(rename = "t")]
+    pub capture_us: u64,
     /// Monitor index.
+    #[serde(rename = "m")]
     pub monitor: u8,
     /// Screen width (the coordinate space).
+    #[serde(rename = "w")]
     pub width: u32,
     /// Screen height.
+    #[serde(rename = "h")]
     pub height: u32,
     /// The moves, in order (at most [`MAX_COPIES`]).
+    #[serde(rename = "c")]
     pub copies: Vec<CopyRect>,
 }
 
@@ -372,22 +387,29 @@ pub struct CopyUpdate {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LosslessUpdate {
     /// The encoder's number for the captured frame this belongs to.
+    #[serde(rename = "f")]
     pub frame: u64,
     /// Capture time of that frame, µs since the Unix epoch.
+    #[serde(rename = "t")]
     pub capture_us: u64,
     /// Monitor index.
+    #[serde(rename = "m")]
     pub monitor: u8,
     /// Screen width (the coordinate space).
+    #[serde(rename = "w")]
     pub width: u32,
     /// Screen height.
+    #[serde(rename = "h")]
     pub height: u32,
     /// The compressor context starts afresh here (a viewer may start decoding here).
+    #[serde(rename = "r")]
     pub reset: bool,
     /// How many rectangles `data` holds.
+    #[serde(rename = "n")]
     pub rects: u32,
     /// The rectangles, each with its position and coding, in one flushed zstd block
     /// sequence that continues the previous update's context unless `reset`.
-    #[serde(with = "serde_bytes")]
+    #[serde(rename = "d", with = "serde_bytes")]
     pub data: Vec<u8>,
 }
 

@@ -225,6 +225,7 @@ fn session_messages() -> Vec<SessionMessage> {
         SessionMessage::SelectMonitor(SelectMonitor { index: Some(1) }),
         SessionMessage::Copy(CopyUpdate {
             frame: 12,
+            capture_us: 5,
             monitor: 0,
             width: 16,
             height: 16,
