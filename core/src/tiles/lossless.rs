@@ -5,8 +5,10 @@
 //! width−1, height−1: u8) and one of:
 //!
 //! - `0` solid: one RGB colour;
-//! - `1` palette: the colour count − 1 (u8), the colours (RGB each), then one index byte
-//!   per pixel, row by row (text and UI rarely use more than a few dozen colours);
+//! - `1` palette: the colour count − 1 (u8), the colours (RGB each), then the indices row
+//!   by row, packed most significant bits first at 1, 2 or 4 bits for up to 2, 4 or 16
+//!   colours (8 bits above), each row starting on a byte (text is mostly two colours: one
+//!   bit per pixel before zstd, as in VNC's Tight);
 //! - `2` raw: RGB per pixel, row by row.
 //!
 //! All rectangles of every update of a stream go through **one** zstd stream, flushed at the
@@ -26,8 +28,9 @@ use crate::wire::session::Rect;
 pub const WINDOW_LOG: u32 = 22;
 /// Largest window a viewer accepts (bounds its memory per stream).
 pub const MAX_WINDOW_LOG: u32 = 23;
-/// zstd level: the fastest; the context, not the level, is what pays off on screen content.
-const LEVEL: i32 = 1;
+/// zstd level: 3 codes bit-packed text ~5% smaller than 1 at no visible cost (updates are
+/// small); the context, not the level, is what pays off on screen content.
+const LEVEL: i32 = 3;
 /// Most colours a palette rectangle holds.
 pub const MAX_PALETTE: usize = 256;
 /// Most rectangles in one update (a 4K screen in 64×64 tiles is 2,040).
@@ -229,7 +232,12 @@ impl LosslessEncoder {
             for &c in &p.colours {
                 out.extend_from_slice(&rgb(c));
             }
-            out.extend_from_slice(&self.indices);
+            pack(
+                &self.indices,
+                r.w as usize,
+                index_bits(p.colours.len()),
+                out,
+            );
         } else {
             out.push(RAW);
             for px in pixels(rgba, width, r) {
@@ -386,7 +394,11 @@ fn decode_all(
                 let len = usize::from(len[0]) + 1;
                 let mut colours = [0u8; MAX_PALETTE * 3];
                 input.read(&mut colours[..len * 3])?;
-                input.read(&mut buf[..n])?;
+                let bits = index_bits(len);
+                let packed = r.h as usize * row_bytes(r.w as usize, bits);
+                let mut raw = [0u8; (TILE * TILE) as usize];
+                input.read(&mut raw[..packed])?;
+                unpack(&raw[..packed], r.w as usize, bits, &mut buf[..n]);
                 if let Some(&index) = buf[..n].iter().find(|&&i| usize::from(i) >= len) {
                     return Err(LosslessError::BadIndex { index, len });
                 }
@@ -408,6 +420,55 @@ fn decode_all(
     }
     input.finish()?;
     Ok(rects)
+}
+
+/// Bits per palette index: 1, 2 or 4 for palettes of up to 2, 4 or 16 colours (text is
+/// mostly two), else 8.
+fn index_bits(colours: usize) -> usize {
+    match colours {
+        0..=2 => 1,
+        3..=4 => 2,
+        5..=16 => 4,
+        _ => 8,
+    }
+}
+
+/// Bytes per packed row of `w` indices.
+fn row_bytes(w: usize, bits: usize) -> usize {
+    (w * bits).div_ceil(8)
+}
+
+/// Packs indices row by row, most significant bits first, each row starting on a byte.
+fn pack(indices: &[u8], w: usize, bits: usize, out: &mut Vec<u8>) {
+    if bits == 8 {
+        out.extend_from_slice(indices);
+        return;
+    }
+    let per = 8 / bits;
+    for row in indices.chunks_exact(w) {
+        for group in row.chunks(per) {
+            let mut b = 0u8;
+            for (k, &i) in group.iter().enumerate() {
+                b |= i << (8 - bits * (k + 1));
+            }
+            out.push(b);
+        }
+    }
+}
+
+/// The inverse of [`pack`]: `out` holds `w`-wide rows of indices.
+fn unpack(packed: &[u8], w: usize, bits: usize, out: &mut [u8]) {
+    if bits == 8 {
+        out.copy_from_slice(packed);
+        return;
+    }
+    let (per, mask) = (8 / bits, (1u8 << bits) - 1);
+    let rb = row_bytes(w, bits);
+    for (row, src) in out.chunks_exact_mut(w).zip(packed.chunks_exact(rb)) {
+        for (x, i) in row.iter_mut().enumerate() {
+            *i = (src[x / per] >> (8 - bits * (x % per + 1))) & mask;
+        }
+    }
 }
 
 /// Writes `r`'s pixels: `at(i)` is the RGB of the rectangle's `i`-th pixel (row by row).
@@ -490,7 +551,7 @@ mod tests {
         assert_eq!(shown, opaque(&first));
         // The same content again costs a fraction: the context remembers it.
         let b = enc.encode(&first, w, &rects).unwrap();
-        assert!(b.len() * 4 < a.len(), "{} vs {}", b.len(), a.len());
+        assert!(b.len() * 3 < a.len(), "{} vs {}", b.len(), a.len());
         decode(&mut dec, false, rects.len(), &b, w, h, &mut shown).unwrap();
         assert_eq!(shown, opaque(&first));
         // A photo-like region goes raw and still round-trips.
@@ -548,11 +609,12 @@ mod tests {
             Err(LosslessError::BadRect { .. })
         ));
         let craft = |body: &[u8]| zstd::bulk::compress(body, 1).unwrap();
-        let mut bad_index = vec![0, 0, 0, 0, 3, 0, PALETTE, 1, 1, 2, 3, 4, 5, 6];
-        bad_index.extend_from_slice(&[0, 1, 2, 0]);
+        // Three colours (2-bit indices), the last pixel's index 3 points past them.
+        let mut bad_index = vec![0, 0, 0, 0, 3, 0, PALETTE, 2, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+        bad_index.push(0b00_01_10_11);
         assert!(matches!(
             decode(&mut dec, true, 1, &craft(&bad_index), w, h, &mut shown),
-            Err(LosslessError::BadIndex { index: 2, len: 2 })
+            Err(LosslessError::BadIndex { index: 3, len: 3 })
         ));
         assert!(matches!(
             decode(
