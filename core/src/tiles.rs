@@ -49,6 +49,38 @@ impl Grid {
         self.len() == 0
     }
 
+    /// Tiles a rectangle (inside the screen) touches, row by row.
+    pub fn touching(&self, r: Rect) -> impl Iterator<Item = usize> {
+        let cols = self.cols();
+        let (c0, r0) = (r.x / TILE, r.y / TILE);
+        let c1 = (r.x + r.w).div_ceil(TILE).min(cols);
+        let r1 = (r.y + r.h).div_ceil(TILE).min(self.rows());
+        (r0..r1).flat_map(move |row| (c0..c1).map(move |c| (row * cols + c) as usize))
+    }
+
+    /// The bounding box of tiles (`None` for none).
+    pub fn bounds(&self, tiles: &[usize]) -> Option<Rect> {
+        let mut it = tiles.iter().map(|&i| self.rect(i));
+        let first = it.next()?;
+        let (x0, y0, x1, y1) = it.fold(
+            (first.x, first.y, first.x + first.w, first.y + first.h),
+            |(x0, y0, x1, y1), r| {
+                (
+                    x0.min(r.x),
+                    y0.min(r.y),
+                    x1.max(r.x + r.w),
+                    y1.max(r.y + r.h),
+                )
+            },
+        );
+        Some(Rect {
+            x: x0,
+            y: y0,
+            w: x1 - x0,
+            h: y1 - y0,
+        })
+    }
+
     /// The rectangle of tile `i` (clipped to the screen).
     pub fn rect(&self, i: usize) -> Rect {
         let (c, r) = (i as u32 % self.cols(), i as u32 / self.cols());
@@ -78,6 +110,23 @@ pub fn changed_tiles(grid: Grid, prev: &[u8], cur: &[u8]) -> Vec<usize> {
         }
     }
     out
+}
+
+/// Whether two rectangles overlap (saturating: safe on rectangles from a peer).
+pub fn intersects(a: &Rect, b: &Rect) -> bool {
+    a.x < b.x.saturating_add(b.w)
+        && b.x < a.x.saturating_add(a.w)
+        && a.y < b.y.saturating_add(b.h)
+        && b.y < a.y.saturating_add(a.h)
+}
+
+/// Copies `r` from one RGBA frame to another of the same width.
+pub fn copy_rect(from: &[u8], to: &mut [u8], width: u32, r: Rect) {
+    let len = r.w as usize * 4;
+    for y in r.y..r.y + r.h {
+        let at = (y as usize * width as usize + r.x as usize) * 4;
+        to[at..at + len].copy_from_slice(&from[at..at + len]);
+    }
 }
 
 /// Merges tile indices into rectangles: horizontal runs of adjacent tiles per tile row.
@@ -147,6 +196,26 @@ mod tests {
         }
         let tiles = changed_tiles(g, &a, &b);
         assert_eq!(tiles, vec![1, 2, 11]);
+        assert_eq!(
+            g.bounds(&tiles),
+            Some(Rect {
+                x: 64,
+                y: 0,
+                w: 136,
+                h: 130
+            })
+        );
+        assert_eq!(g.bounds(&[]), None);
+        assert_eq!(
+            g.touching(Rect {
+                x: 60,
+                y: 60,
+                w: 10,
+                h: 10
+            })
+            .collect::<Vec<_>>(),
+            vec![0, 1, 4, 5]
+        );
         assert_eq!(
             damage_rects(g, &tiles),
             vec![

@@ -9,8 +9,8 @@ use openh264::decoder::Decoder;
 use portico_core::tiles::exact::Exact;
 use portico_core::tiles::lossless::{Canvas, LosslessDecoder, LosslessError};
 use portico_core::tiles::scroll::{self, CopyError};
-use portico_core::tiles::Grid;
-use portico_core::wire::session::{CopyUpdate, LosslessUpdate, Rect, VideoFrame, MAX_COPIES};
+use portico_core::tiles::{copy_rect, intersects, Grid};
+use portico_core::wire::session::{CopyUpdate, LosslessUpdate, VideoFrame, MAX_COPIES};
 
 /// Largest picture accepted from a host (8K).
 const MAX_SIDE: u32 = 8192;
@@ -194,21 +194,6 @@ impl Picture {
     }
 }
 
-fn intersects(a: &Rect, b: &Rect) -> bool {
-    a.x < b.x + b.w
-        && b.x < a.x.saturating_add(a.w)
-        && a.y < b.y + b.h
-        && b.y < a.y.saturating_add(a.h)
-}
-
-fn copy_rect(src: &[u8], dst: &mut [u8], width: u32, r: Rect) {
-    for y in r.y..r.y + r.h {
-        let row = ((y * width + r.x) * 4) as usize;
-        let len = (r.w * 4) as usize;
-        dst[row..row + len].copy_from_slice(&src[row..row + len]);
-    }
-}
-
 /// The remote pointer: its shape (premultiplied RGBA, with hotspot) and where it is.
 #[derive(Debug, Clone, Default)]
 pub struct Cursor {
@@ -256,7 +241,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use portico_core::tiles::lossless::LosslessEncoder;
-    use portico_core::wire::session::{CopyRect, CursorPosition, CursorShape};
+    use portico_core::wire::session::{CopyRect, CursorPosition, CursorShape, Rect};
 
     fn lossless(reset: bool, rects: u32, data: Vec<u8>) -> LosslessUpdate {
         LosslessUpdate {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use portico_core::tiles::exact::Exact;
 use portico_core::tiles::lossless::{few_colours, LosslessEncoder};
-use portico_core::tiles::{scroll, Grid};
+use portico_core::tiles::{copy_rect, scroll, Grid};
 use portico_core::wire::session::{CopyUpdate, LosslessUpdate, Rect, SessionMessage};
 use tokio::sync::broadcast;
 
@@ -158,7 +158,9 @@ impl State {
         if changed.len() < MIN_SCROLL_TILES || self.busy {
             return Vec::new();
         }
-        let area = bounds(g, changed);
+        let Some(area) = g.bounds(changed) else {
+            return Vec::new();
+        };
         let copies = scroll::detect(&self.model, cur, g.width, g.height, area);
         let mut written = Vec::new();
         for c in &copies {
@@ -174,7 +176,7 @@ impl State {
                 y: c.dst_y,
                 ..c.src
             };
-            written.extend((0..g.len()).filter(|&i| overlaps(&g.rect(i), &dst)));
+            written.extend(g.touching(dst));
         }
         if copies.is_empty() {
             return written;
@@ -291,36 +293,5 @@ impl State {
                 self.exact.written(r);
             }
         }
-    }
-}
-
-/// The bounding box of tiles.
-fn bounds(g: Grid, tiles: &[usize]) -> Rect {
-    let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
-    for &i in tiles {
-        let r = g.rect(i);
-        x0 = x0.min(r.x);
-        y0 = y0.min(r.y);
-        x1 = x1.max(r.x + r.w);
-        y1 = y1.max(r.y + r.h);
-    }
-    Rect {
-        x: x0,
-        y: y0,
-        w: x1 - x0,
-        h: y1 - y0,
-    }
-}
-
-fn overlaps(a: &Rect, b: &Rect) -> bool {
-    a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h
-}
-
-/// Copies `r` from one RGBA frame to another of the same width.
-fn copy_rect(from: &[u8], to: &mut [u8], width: u32, r: Rect) {
-    for y in r.y..r.y + r.h {
-        let at = (y as usize * width as usize + r.x as usize) * 4;
-        let len = r.w as usize * 4;
-        to[at..at + len].copy_from_slice(&from[at..at + len]);
     }
 }

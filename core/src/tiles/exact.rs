@@ -56,7 +56,7 @@ impl Exact {
     /// A lossless rectangle was written: a tile it covers whole becomes exact; a tile it
     /// covers in part keeps its flag (exact stays exact, video stays video).
     pub fn written(&mut self, r: Rect) {
-        for i in self.touching(r) {
+        for i in self.grid.touching(r) {
             let t = self.grid.rect(i);
             if contains(&r, &t) {
                 self.flags[i] = true;
@@ -73,7 +73,7 @@ impl Exact {
             ..c.src
         };
         let before = self.flags.clone();
-        for i in self.touching(dst) {
+        for i in self.grid.touching(dst) {
             let t = self.grid.rect(i);
             let Some(part) = intersect(&t, &dst) else {
                 continue;
@@ -84,18 +84,8 @@ impl Exact {
                 ..part
             };
             let own = contains(&dst, &t) || before[i];
-            self.flags[i] = own && self.touching(from).all(|s| before[s]);
+            self.flags[i] = own && self.grid.touching(from).all(|s| before[s]);
         }
-    }
-
-    /// Tiles a rectangle touches.
-    fn touching(&self, r: Rect) -> impl Iterator<Item = usize> {
-        let t = super::TILE;
-        let cols = self.grid.cols();
-        let (c0, r0) = (r.x / t, r.y / t);
-        let c1 = (r.x + r.w).div_ceil(t).min(cols);
-        let r1 = (r.y + r.h).div_ceil(t).min(self.grid.rows());
-        (r0..r1).flat_map(move |row| (c0..c1).map(move |c| (row * cols + c) as usize))
     }
 }
 

@@ -65,12 +65,9 @@ pub fn apply(rgba: &mut [u8], width: u32, height: u32, c: &CopyRect) -> Result<(
     let len = c.src.w as usize * 4;
     let row = |y: u32, x: u32| y as usize * stride + x as usize * 4;
     // Moving down: copy bottom rows first, so a source row is read before it is written.
-    let order: Box<dyn Iterator<Item = u32>> = if c.dst_y > c.src.y {
-        Box::new((0..c.src.h).rev())
-    } else {
-        Box::new(0..c.src.h)
-    };
-    for dy in order {
+    let down = c.dst_y > c.src.y;
+    for k in 0..c.src.h {
+        let dy = if down { c.src.h - 1 - k } else { k };
         let from = row(c.src.y + dy, c.src.x);
         rgba.copy_within(from..from + len, row(c.dst_y + dy, c.dst_x));
     }
@@ -266,34 +263,24 @@ mod tests {
         let frame: Vec<u8> = (0..h)
             .flat_map(|y| (0..w).flat_map(move |_| px(y as u8)))
             .collect();
-        let mut down = frame.clone();
-        let c = CopyRect {
-            src: Rect {
-                x: 0,
-                y: 0,
-                w,
-                h: 4,
-            },
-            dst_x: 0,
-            dst_y: 2,
+        // Rows 4 high moved from `from` to `to`: each row's first byte after the copy.
+        let moved = |from: u32, to: u32| -> Vec<u8> {
+            let mut f = frame.clone();
+            let c = CopyRect {
+                src: Rect {
+                    x: 0,
+                    y: from,
+                    w,
+                    h: 4,
+                },
+                dst_x: 0,
+                dst_y: to,
+            };
+            apply(&mut f, w, h, &c).unwrap();
+            f.chunks_exact((w * 4) as usize).map(|r| r[0]).collect()
         };
-        apply(&mut down, w, h, &c).unwrap();
-        let rows: Vec<u8> = down.chunks_exact((w * 4) as usize).map(|r| r[0]).collect();
-        assert_eq!(rows, [0, 1, 0, 1, 2, 3]);
-        let mut up = frame.clone();
-        let c = CopyRect {
-            src: Rect {
-                x: 0,
-                y: 2,
-                w,
-                h: 4,
-            },
-            dst_x: 0,
-            dst_y: 0,
-        };
-        apply(&mut up, w, h, &c).unwrap();
-        let rows: Vec<u8> = up.chunks_exact((w * 4) as usize).map(|r| r[0]).collect();
-        assert_eq!(rows, [2, 3, 4, 5, 4, 5]);
+        assert_eq!(moved(0, 2), [0, 1, 0, 1, 2, 3]);
+        assert_eq!(moved(2, 0), [2, 3, 4, 5, 4, 5]);
     }
 
     #[test]

@@ -148,8 +148,10 @@ fn content_coding(w: u32, h: u32, frames: &[Vec<u8>]) -> anyhow::Result<()> {
         let mut model = prev.clone();
         let t = Instant::now();
         let changed = changed_tiles(grid, prev, cur);
-        let area = bounds(grid, &changed);
-        let moves = scroll::detect(&model, cur, w, h, area);
+        let moves = match grid.bounds(&changed) {
+            Some(area) => scroll::detect(&model, cur, w, h, area),
+            None => Vec::new(),
+        };
         for c in &moves {
             scroll::apply(&mut model, w, h, c)?;
         }
@@ -179,29 +181,6 @@ fn content_coding(w: u32, h: u32, frames: &[Vec<u8>]) -> anyhow::Result<()> {
         photo as f64 / n
     );
     Ok(())
-}
-
-fn bounds(g: Grid, tiles: &[usize]) -> Rect {
-    let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
-    for &i in tiles {
-        let r = g.rect(i);
-        (x0, y0) = (x0.min(r.x), y0.min(r.y));
-        (x1, y1) = (x1.max(r.x + r.w), y1.max(r.y + r.h));
-    }
-    if x0 == u32::MAX {
-        return Rect {
-            x: 0,
-            y: 0,
-            w: 0,
-            h: 0,
-        };
-    }
-    Rect {
-        x: x0,
-        y: y0,
-        w: x1 - x0,
-        h: y1 - y0,
-    }
 }
 
 /// Capture cost on a private Xvfb of this size, when Xvfb is installed.
