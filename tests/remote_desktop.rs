@@ -207,7 +207,11 @@ fn raw_stream(
     use futures::StreamExt;
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (stream, peer) = rt.block_on(async {
-        let mut swarm = portico_actors::network::build_swarm(identity, false).unwrap();
+        let mut swarm = portico_actors::network::build_swarm(
+            identity,
+            portico_actors::network::PeerOptions::viewer(),
+        )
+        .unwrap();
         let mut control = swarm.behaviour().stream.new_control();
         let ma: libp2p::Multiaddr = addr.parse().unwrap();
         let peer = ma

@@ -222,7 +222,13 @@ fn publish_cursor(
     c: CursorUpdate,
 ) {
     let (msg, shape) = match c {
-        CursorUpdate::Shape(s) => (SessionMessage::CursorShape(s), true),
+        CursorUpdate::Shape(s) => match s.compress() {
+            Ok(image) => (SessionMessage::Cursor(image), true),
+            Err(e) => {
+                tracing::warn!(error = %e, serial = s.serial, "cursor shape not sent");
+                return;
+            }
+        },
         CursorUpdate::Position(p) => (SessionMessage::CursorPosition(p), false),
     };
     let Some(p) = packet(&msg, false, true) else {

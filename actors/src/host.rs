@@ -19,7 +19,9 @@ use crate::access::AccessControl;
 use crate::capture::{x11::X11Source, Capture, FrameSource, Outputs, Pacing, Source, XcapSource};
 use crate::encoder::Encoder;
 use crate::input::Input;
-use crate::network::{build_swarm, HostStatus, Network, ServerLink, DEFAULT_PORT, SESSION};
+use crate::network::{
+    build_swarm, HostStatus, Network, PeerOptions, ServerLink, DEFAULT_PORT, SESSION,
+};
 use crate::session::{self, SessionDeps};
 
 /// The host's config file (`portico host --config FILE`, TOML). Every field is optional.
@@ -320,7 +322,8 @@ pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle,
     }
     let peers: crate::network::PeerAddrs = Default::default();
 
-    let mut swarm = build_swarm(&identity, config.mdns).map_err(HostError::Network)?;
+    let mut swarm =
+        build_swarm(&identity, PeerOptions::host(config.mdns)).map_err(HostError::Network)?;
     for addr in &config.listen {
         swarm
             .listen_on(addr.clone())

@@ -25,7 +25,9 @@ use crate::access::{AccessControl, ServerChange, ServerTrust, SetServer};
 pub type PeerAddrs =
     std::sync::Arc<std::sync::Mutex<std::collections::HashMap<PeerId, (String, bool)>>>;
 
-pub use portico_signal_client::peer::{build_swarm, PeerBehaviour, PeerBehaviourEvent, SESSION};
+pub use portico_signal_client::peer::{
+    build_swarm, PeerBehaviour, PeerBehaviourEvent, PeerOptions, SESSION,
+};
 
 /// Default direct port (TCP and QUIC).
 pub const DEFAULT_PORT: u16 = portico_signal_client::ports::HOST_PORT;
@@ -174,6 +176,9 @@ impl Network {
 
     fn dial_server(&mut self) {
         if let Some(s) = &self.server {
+            if let Some(autonat) = self.swarm.behaviour_mut().autonat.as_mut() {
+                autonat.add_server(s.peer, Some(s.addr.clone()));
+            }
             let addr = s.addr.clone().with(Protocol::P2p(s.peer));
             if let Err(e) = self.swarm.dial(addr) {
                 tracing::warn!(error = %e, "cannot dial the server");

@@ -12,12 +12,58 @@ use portico_core::identity::Identity;
 pub const SESSION: StreamProtocol = StreamProtocol::new(portico_core::wire::session::PROTOCOL);
 pub use crate::peer_behaviour::{PeerBehaviour, PeerBehaviourEvent};
 
-/// Builds a swarm for `identity` (host or viewer): the shared transport stack with every
-/// behaviour a Portico peer runs.
-pub fn build_swarm(identity: &Identity, with_mdns: bool) -> Result<Swarm<PeerBehaviour>, String> {
+/// What a peer's swarm runs beyond the stack every peer shares.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerOptions {
+    /// LAN discovery by mDNS (hosts announce themselves; off for `--no-mdns`).
+    pub mdns: bool,
+    /// AutoNAT: a host learns from its server whether its addresses are reachable from
+    /// outside (it asks only servers added with `add_server`). A viewer
+    /// never accepts connections, so asking a host to dial it back (AutoNAT's probe, ~300
+    /// bytes each way some seconds into every session) would only cost both sides.
+    pub autonat: bool,
+}
+
+impl PeerOptions {
+    /// A host: AutoNAT, and mDNS when `mdns`.
+    pub fn host(mdns: bool) -> Self {
+        Self {
+            mdns,
+            autonat: true,
+        }
+    }
+
+    /// A viewer: neither.
+    pub fn viewer() -> Self {
+        Self {
+            mdns: false,
+            autonat: false,
+        }
+    }
+}
+
+/// Builds a swarm for `identity` (host or viewer): the shared transport stack with the
+/// behaviours `options` asks for.
+pub fn build_swarm(
+    identity: &Identity,
+    options: PeerOptions,
+) -> Result<Swarm<PeerBehaviour>, String> {
     crate::swarm::build(identity, Duration::from_secs(60), |key, relay| {
         let peer = key.public().to_peer_id();
-        let mdns = if with_mdns {
+        let autonat = options.autonat.then(|| {
+            autonat::Behaviour::new(
+                peer,
+                autonat::Config {
+                    only_global_ips: false,
+                    // Probes go to the host's own server (added as a server when it is
+                    // dialled), never to connected viewers: strangers are not asked to dial
+                    // back, and an idle session carries no probes.
+                    use_connected: false,
+                    ..Default::default()
+                },
+            )
+        });
+        let mdns = if options.mdns {
             mdns::tokio::Behaviour::new(mdns::Config::default(), peer)
                 .map_err(|err| tracing::warn!(error = %err, "mDNS unavailable; LAN discovery off"))
                 .ok()
@@ -33,13 +79,7 @@ pub fn build_swarm(identity: &Identity, with_mdns: bool) -> Result<Swarm<PeerBeh
             ping: ping::Behaviour::default(),
             relay,
             dcutr: dcutr::Behaviour::new(peer),
-            autonat: autonat::Behaviour::new(
-                peer,
-                autonat::Config {
-                    only_global_ips: false,
-                    ..Default::default()
-                },
-            ),
+            autonat: Toggle::from(autonat),
             mdns: Toggle::from(mdns),
             signal: crate::swarm::signal(),
         }

@@ -20,8 +20,8 @@ pub struct PeerBehaviour {
     pub relay: relay::client::Behaviour,
     /// Hole punching over a relayed connection.
     pub dcutr: dcutr::Behaviour,
-    /// Learns whether we are reachable.
-    pub autonat: autonat::Behaviour,
+    /// Learns whether we are reachable (hosts only).
+    pub autonat: Toggle<autonat::Behaviour>,
     /// LAN discovery.
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     /// `/portico/signal/1` (server registration, events).

@@ -217,7 +217,8 @@ def one(args, system, work, clip):
                                 "--listen", f"127.0.0.1:{port}", "--no-mdns", "--console", "off"],
                                {"DISPLAY": src}, stdout=hlog)
         time.sleep(1.5)
-        run.spawn([sys.executable, f"{HERE}/count_proxy.py", str(proxy), str(port), bytes_file])
+        run.spawn([sys.executable, f"{HERE}/count_proxy.py", str(proxy), str(port), bytes_file],
+                  {"COUNT_PROXY_LOG": f"{tmp}/proxy.log"} if args.keep else None)
         time.sleep(0.5)
         if system == "portico":
             peer = None

@@ -3,15 +3,21 @@
 SIGTERM/SIGINT, so a caller can read the counters at the start and end of a window.
 
 Usage: count_proxy.py LISTEN_PORT TARGET_PORT OUT_JSON
+
+With COUNT_PROXY_LOG=FILE set, every read is also logged as "seconds direction bytes" (to see
+where the bytes of a connect or an idle window go).
 """
 import asyncio
 import json
 import os
 import signal
 import sys
+import time
 
 listen, target, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 counts = {"to_client": 0, "to_server": 0}
+log = open(os.environ["COUNT_PROXY_LOG"], "w", buffering=1) if os.environ.get("COUNT_PROXY_LOG") else None
+start = time.monotonic()
 
 
 async def pipe(reader, writer, key):
@@ -21,6 +27,8 @@ async def pipe(reader, writer, key):
             if not data:
                 break
             counts[key] += len(data)
+            if log:
+                log.write(f"{time.monotonic() - start:.3f} {key} {len(data)}\n")
             writer.write(data)
             await writer.drain()
     except (ConnectionError, asyncio.CancelledError):

@@ -11,7 +11,7 @@ use portico_core::identity::Identity;
 use tokio::sync::oneshot;
 
 use crate::{Dial, ViewerError};
-use portico_signal_client::peer::build_swarm;
+use portico_signal_client::peer::{build_swarm, PeerOptions};
 
 /// A connection to the host.
 pub(crate) struct Connected {
@@ -29,7 +29,7 @@ pub(crate) struct Connected {
 
 /// Dials and waits for a connection to the host.
 pub(crate) async fn connect(identity: &Identity, dial: &Dial) -> Result<Connected, ViewerError> {
-    let mut swarm = build_swarm(identity, false).map_err(ViewerError::Connect)?;
+    let mut swarm = build_swarm(identity, PeerOptions::viewer()).map_err(ViewerError::Connect)?;
     let control = swarm.behaviour().stream.new_control();
     // Listening gives hole punching (DCUtR) a port to punch from; failures only cost that.
     for a in ["/ip4/0.0.0.0/udp/0/quic-v1", "/ip4/0.0.0.0/tcp/0"] {

@@ -478,6 +478,10 @@ impl<'o> Driver<'o> {
                 self.cursor_stat(false);
                 self.show();
             }
+            ViewerEvent::BadCursor(why) => {
+                tracing::warn!(%why, "the host sent a cursor shape that cannot be drawn");
+                self.report.bad_updates += 1;
+            }
             ViewerEvent::CursorPosition(p) => {
                 self.cursor.position = Some(p);
                 self.cursor_stat(true);

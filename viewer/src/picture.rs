@@ -276,7 +276,7 @@ mod tests {
                 h: 64,
             },
         ];
-        let mut enc = LosslessEncoder::new().unwrap();
+        let mut enc = LosslessEncoder::new();
         let data = enc.encode(&src, 128, &rects).unwrap();
         assert_eq!(p.lossless(&lossless(true, 2, data)).unwrap(), 2);
         assert_eq!(p.rgba(), &src[..]);
@@ -326,7 +326,7 @@ mod tests {
             Err(PictureError::Lossless(LosslessError::NoContext))
         ));
         // The next start works again; a valid copy applies.
-        enc.reset().unwrap();
+        enc.reset();
         let data = enc.encode(&src, 128, &rects).unwrap();
         assert_eq!(p.lossless(&lossless(true, 2, data)).unwrap(), 2);
         p.copy(&copy(32, 1)).unwrap();

@@ -40,8 +40,6 @@ pub(super) struct State {
     exact: Exact,
     /// The lossless stream.
     lossless: LosslessEncoder,
-    /// The next lossless update starts a new compressor context.
-    reset_next: bool,
     /// The H.264 stream.
     pub(super) video: Video,
     /// The capture reported the screen still and nothing changed since.
@@ -72,8 +70,7 @@ impl State {
             capture_us: 0,
             frame_no: 0,
             exact: Exact::new(grid),
-            lossless: LosslessEncoder::new()?,
-            reset_next: true,
+            lossless: LosslessEncoder::new(),
             video: Video::new(),
             at_rest: false,
             changed_at: Vec::new(),
@@ -201,11 +198,7 @@ impl State {
         let Some(g) = self.grid else { return };
         self.frame_no += 1;
         self.exact.clear();
-        if let Err(e) = self.lossless.reset() {
-            tracing::error!(error = %e, "cannot reset the lossless context");
-            return;
-        }
-        self.reset_next = true;
+        self.lossless.reset();
         let (mut text, mut photo) = (Vec::new(), Vec::new());
         for i in 0..g.len() {
             let r = g.rect(i);
@@ -264,6 +257,7 @@ impl State {
     fn send_lossless(&mut self, rects: &[Rect], start: bool) {
         let Some(g) = self.grid else { return };
         for (n, batch) in rects.chunks(RECTS_PER_MESSAGE).enumerate() {
+            let reset = self.lossless.at_start();
             let data = match self.lossless.encode(&self.model, g.width, batch) {
                 Ok(d) => d,
                 Err(e) => {
@@ -271,10 +265,7 @@ impl State {
                     // tile counts as inexact, so the rest refresh re-sends the whole picture.
                     tracing::error!(error = %e, "lossless coding failed; starting a new context");
                     self.exact.clear();
-                    self.reset_next = true;
-                    if let Err(e) = self.lossless.reset() {
-                        tracing::error!(error = %e, "cannot reset the lossless context");
-                    }
+                    self.lossless.reset();
                     return;
                 }
             };
@@ -284,7 +275,7 @@ impl State {
                 monitor: self.monitor,
                 width: g.width,
                 height: g.height,
-                reset: std::mem::take(&mut self.reset_next),
+                reset,
                 rects: batch.len() as u32,
                 data,
             });

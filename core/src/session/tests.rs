@@ -442,7 +442,7 @@ fn the_host_closing_mid_session_ends_the_viewer() {
 }
 
 #[test]
-fn cursor_updates_pass_the_keyframe_gate_and_bad_shapes_are_dropped() {
+fn cursor_updates_pass_the_keyframe_gate_and_bad_shapes_are_reported() {
     use crate::wire::session::{CursorPosition, CursorShape};
     let mut p = Pair::live(Permissions::VIEW_ONLY, true);
     let shape = CursorShape {
@@ -453,7 +453,7 @@ fn cursor_updates_pass_the_keyframe_gate_and_bad_shapes_are_dropped() {
         hot_y: 0,
         rgba: vec![1, 2, 3, 255],
     };
-    let mut bad = shape.clone();
+    let mut bad = shape.compress().unwrap();
     bad.width = 2; // the image holds one pixel, not two
     let pos = CursorPosition {
         x: 10,
@@ -462,8 +462,8 @@ fn cursor_updates_pass_the_keyframe_gate_and_bad_shapes_are_dropped() {
         serial: 3,
     };
     for m in [
-        SessionMessage::CursorShape(shape.clone()),
-        SessionMessage::CursorShape(bad),
+        SessionMessage::Cursor(shape.compress().unwrap()),
+        SessionMessage::Cursor(bad),
         SessionMessage::CursorPosition(pos),
     ] {
         // No keyframe was sent yet: video would be held back, the cursor is not.
@@ -474,6 +474,7 @@ fn cursor_updates_pass_the_keyframe_gate_and_bad_shapes_are_dropped() {
         p.viewer_events(),
         vec![
             ViewerEvent::CursorShape(shape),
+            ViewerEvent::BadCursor("cursor image does not decompress to 8 bytes: 4 bytes".into()),
             ViewerEvent::CursorPosition(pos)
         ]
     );

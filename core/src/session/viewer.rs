@@ -46,6 +46,8 @@ pub enum ViewerEvent {
     Lossless(LosslessUpdate),
     /// The pointer's shape (checked: size and image agree, within the limits).
     CursorShape(CursorShape),
+    /// A pointer shape that cannot be drawn (why): the shape is dropped, the session goes on.
+    BadCursor(String),
     /// Where the pointer is.
     CursorPosition(CursorPosition),
     /// What the session may do changed.
@@ -236,9 +238,11 @@ impl ViewerSession {
             (State::Live, SessionMessage::Video(v)) => ViewerEvent::Video(v),
             (State::Live, SessionMessage::Copy(c)) => ViewerEvent::Copy(c),
             (State::Live, SessionMessage::Lossless(l)) => ViewerEvent::Lossless(l),
-            (State::Live, SessionMessage::CursorShape(c)) if c.is_valid() => {
-                ViewerEvent::CursorShape(c)
-            }
+            (State::Live, SessionMessage::Cursor(c)) => match CursorShape::try_from(c) {
+                Ok(shape) => ViewerEvent::CursorShape(shape),
+                // The cursor is drawn locally; a bad image only loses the shape.
+                Err(e) => ViewerEvent::BadCursor(e.to_string()),
+            },
             (State::Live, SessionMessage::CursorPosition(p)) => ViewerEvent::CursorPosition(p),
             (State::Live, SessionMessage::PermissionsChanged(p)) => {
                 self.permissions = p.permissions;

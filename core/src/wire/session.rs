@@ -52,8 +52,7 @@ wire_enum! {
         /// Either way: clipboard text.
         16 => Clipboard(Clipboard),
         // 17 was `Tiles` (per-tile zstd RGB); content coding replaced it with 21 and 22.
-        /// Host → viewer: the pointer's shape (sent once per shape; cached by serial).
-        18 => CursorShape(CursorShape),
+        // 18 was `CursorShape` with raw RGBA; 23 carries it compressed.
         /// Host → viewer: where the pointer is, at input rate.
         19 => CursorPosition(CursorPosition),
         /// Viewer → host: show this monitor (or the whole desktop).
@@ -62,6 +61,9 @@ wire_enum! {
         21 => Copy(CopyUpdate),
         /// Host → viewer: regions coded losslessly in the stream's persistent context.
         22 => Lossless(LosslessUpdate),
+        /// Host → viewer: the pointer's shape, compressed (sent once per shape; the viewer
+        /// keeps the last by serial).
+        23 => Cursor(CursorImage),
     }
 }
 
@@ -416,10 +418,10 @@ pub struct LosslessUpdate {
 /// Largest cursor image edge accepted (X servers allow 64; some themes use 256).
 pub const MAX_CURSOR_EDGE: u16 = 256;
 
-/// The pointer's shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The pointer's shape, as the host reads it and the viewer draws it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CursorShape {
-    /// The X server's serial for this shape (the viewer caches by it).
+    /// The X server's serial for this shape (the viewer keeps the last by it).
     pub serial: u32,
     /// Width in pixels (at most [`MAX_CURSOR_EDGE`]).
     pub width: u16,
@@ -430,19 +432,131 @@ pub struct CursorShape {
     /// Hotspot y.
     pub hot_y: u16,
     /// RGBA, premultiplied alpha, `width * height * 4` bytes.
-    #[serde(with = "serde_bytes")]
     pub rgba: Vec<u8>,
 }
 
+/// The pointer's shape on the wire: [`CursorShape`] with its image zstd-compressed (a
+/// 16×16 I-beam is 1 KiB of RGBA, ~60 bytes compressed; mostly transparent pixels).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CursorImage {
+    /// The X server's serial for this shape.
+    #[serde(rename = "s")]
+    pub serial: u32,
+    /// Width in pixels (at most [`MAX_CURSOR_EDGE`]).
+    #[serde(rename = "w")]
+    pub width: u16,
+    /// Height in pixels (at most [`MAX_CURSOR_EDGE`]).
+    #[serde(rename = "h")]
+    pub height: u16,
+    /// Hotspot x.
+    #[serde(rename = "x")]
+    pub hot_x: u16,
+    /// Hotspot y.
+    #[serde(rename = "y")]
+    pub hot_y: u16,
+    /// The RGBA image (premultiplied), one zstd frame.
+    #[serde(rename = "z", with = "serde_bytes")]
+    pub zrgba: Vec<u8>,
+}
+
+/// Why a cursor image from the host cannot be drawn.
+#[derive(Debug, thiserror::Error)]
+pub enum CursorError {
+    /// Larger than [`MAX_CURSOR_EDGE`] or a hotspot outside the image.
+    #[error("cursor {width}×{height} with hotspot ({hot_x}, {hot_y}) is outside the limits (edge ≤ {MAX_CURSOR_EDGE})")]
+    BadSize {
+        /// Width.
+        width: u16,
+        /// Height.
+        height: u16,
+        /// Hotspot x.
+        hot_x: u16,
+        /// Hotspot y.
+        hot_y: u16,
+    },
+    /// The image does not decompress to exactly `width * height * 4` bytes.
+    #[error("cursor image does not decompress to {expected} bytes: {reason}")]
+    BadImage {
+        /// The size the dimensions call for.
+        expected: usize,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The local compressor failed.
+    #[error("cannot compress the cursor image: {0}")]
+    Compress(std::io::Error),
+}
+
 impl CursorShape {
+    /// The wire form (the image compressed), checked against the limits first.
+    pub fn compress(&self) -> Result<CursorImage, CursorError> {
+        self.check()?;
+        Ok(CursorImage {
+            serial: self.serial,
+            width: self.width,
+            height: self.height,
+            hot_x: self.hot_x,
+            hot_y: self.hot_y,
+            zrgba: zstd::bulk::compress(&self.rgba, 19).map_err(CursorError::Compress)?,
+        })
+    }
+
     /// Whether the image is as large as its size says and within the limits (checked
     /// before the viewer draws it).
     pub fn is_valid(&self) -> bool {
-        self.width <= MAX_CURSOR_EDGE
-            && self.height <= MAX_CURSOR_EDGE
-            && self.hot_x <= self.width
-            && self.hot_y <= self.height
-            && self.rgba.len() == usize::from(self.width) * usize::from(self.height) * 4
+        self.check().is_ok()
+    }
+
+    fn expected(width: u16, height: u16) -> usize {
+        usize::from(width) * usize::from(height) * 4
+    }
+
+    fn check(&self) -> Result<(), CursorError> {
+        check_size(self.width, self.height, self.hot_x, self.hot_y)?;
+        let expected = Self::expected(self.width, self.height);
+        if self.rgba.len() != expected {
+            return Err(CursorError::BadImage {
+                expected,
+                reason: format!("{} bytes", self.rgba.len()),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn check_size(width: u16, height: u16, hot_x: u16, hot_y: u16) -> Result<(), CursorError> {
+    if width > MAX_CURSOR_EDGE || height > MAX_CURSOR_EDGE || hot_x > width || hot_y > height {
+        return Err(CursorError::BadSize {
+            width,
+            height,
+            hot_x,
+            hot_y,
+        });
+    }
+    Ok(())
+}
+
+impl TryFrom<CursorImage> for CursorShape {
+    type Error = CursorError;
+
+    /// Decompresses at most the size the dimensions call for (≤ 256 KiB), and refuses an
+    /// image of any other size.
+    fn try_from(c: CursorImage) -> Result<Self, CursorError> {
+        check_size(c.width, c.height, c.hot_x, c.hot_y)?;
+        let expected = Self::expected(c.width, c.height);
+        let bad = |reason: String| CursorError::BadImage { expected, reason };
+        let rgba = zstd::bulk::decompress(&c.zrgba, expected).map_err(|e| bad(e.to_string()))?;
+        if rgba.len() != expected {
+            return Err(bad(format!("{} bytes", rgba.len())));
+        }
+        Ok(Self {
+            serial: c.serial,
+            width: c.width,
+            height: c.height,
+            hot_x: c.hot_x,
+            hot_y: c.hot_y,
+            rgba,
+        })
     }
 }
 

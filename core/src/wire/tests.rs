@@ -208,13 +208,13 @@ fn session_messages() -> Vec<SessionMessage> {
         SessionMessage::Clipboard(Clipboard {
             text: "hello".into(),
         }),
-        SessionMessage::CursorShape(CursorShape {
+        SessionMessage::Cursor(CursorImage {
             serial: 7,
             width: 2,
             height: 1,
             hot_x: 1,
             hot_y: 0,
-            rgba: vec![0, 0, 0, 255, 255, 255, 255, 255],
+            zrgba: vec![0x28, 0xb5, 0x2f, 0xfd],
         }),
         SessionMessage::CursorPosition(CursorPosition {
             x: 640,

@@ -115,7 +115,7 @@ fn lossless_steps(w: u32, h: u32, frame: &[u8]) -> anyhow::Result<()> {
         per_tile += zstd::bulk::compress(&rgb, 3)?.len();
     }
     let per_tile_ms = t.elapsed().as_secs_f64() * 1e3;
-    let mut enc = LosslessEncoder::new()?;
+    let mut enc = LosslessEncoder::new();
     let t = Instant::now();
     let first = enc.encode(frame, w, &text)?.len();
     let first_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -140,7 +140,7 @@ fn content_coding(w: u32, h: u32, frames: &[Vec<u8>]) -> anyhow::Result<()> {
         width: w,
         height: h,
     };
-    let mut enc = LosslessEncoder::new()?;
+    let mut enc = LosslessEncoder::new();
     let (mut ms, mut bytes, mut fresh_bytes, mut copies, mut photo) =
         (vec![], 0usize, 0usize, 0usize, 0usize);
     for pair in frames.windows(2) {
@@ -169,7 +169,7 @@ fn content_coding(w: u32, h: u32, frames: &[Vec<u8>]) -> anyhow::Result<()> {
         ms.push(t.elapsed().as_secs_f64() * 1e3);
         bytes += data.len() + moves.len() * 24;
         copies += moves.len();
-        fresh_bytes += LosslessEncoder::new()?.encode(cur, w, &text)?.len();
+        fresh_bytes += LosslessEncoder::new().encode(cur, w, &text)?.len();
     }
     let n = (frames.len() - 1) as f64;
     println!(
@@ -244,7 +244,7 @@ fn damage_capture(w: u32, h: u32) -> anyhow::Result<String> {
     let (mut full, mut still, mut line, mut line_tiles, mut encode) =
         (vec![], vec![], vec![], vec![], vec![]);
     let mut lossless = vec![];
-    let mut lossless_enc = LosslessEncoder::new()?;
+    let mut lossless_enc = LosslessEncoder::new();
     let mut enc = h264_encoder(bitrate_for(w))?;
     let mut yuv = YUVBuffer::new(w as usize, h as usize);
     for i in 0..20u32 {
