@@ -58,6 +58,10 @@ else
   echo "sharing the existing display $DISPLAY"
 fi
 
+step "Enroll a host: the server admits only hosts an admin allowed (a one-use token)"
+TOKEN=$("$BIN/portico-signal" --data "$SERVER" node enroll /Office --uses 1 --hours 1 | grep '^enroll-')
+echo "enrollment token for /Office: ${TOKEN:0:14}…"
+
 step "Start a host registered at the server as /Office/desk-1, trusting this viewer's key"
 VIEWER_PEER=$("$BIN/portico" --data "$VIEWER" id | awk '/PeerId/{print $2}')
 mkdir -p "$HOSTDATA"
@@ -68,7 +72,7 @@ principal = "peer:$VIEWER_PEER"
 permissions = ["view", "control"]
 TOML
 "$BIN/portico" --data "$HOSTDATA" host --config "$HOSTDATA/host.toml" --listen 127.0.0.1:0 \
-  --server "127.0.0.1:$PORT" --name /Office/desk-1 > "$DEMO/host.log" 2>&1 &
+  --server "127.0.0.1:$PORT" --name /Office/desk-1 --enroll "$TOKEN" > "$DEMO/host.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 100); do grep -q "^Internet-ID:" "$DEMO/host.log" && break; sleep 0.1; done
 grep -v "INFO\|WARN" "$DEMO/host.log" || true

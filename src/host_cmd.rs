@@ -17,9 +17,20 @@ pub(crate) struct HostArgs {
     /// Register with this server (HOST[:PORT]) for an Internet-ID, relaying and access control.
     #[arg(long, value_name = "HOST[:PORT]")]
     server: Option<String>,
-    /// Node path wanted at the server on first registration (e.g. /Sales/pc-7).
+    /// Node path wanted at the server on first registration (e.g. /Sales/pc-7; with an
+    /// enrollment token only its last part counts: the token names the folder).
     #[arg(long, value_name = "PATH")]
     name: Option<String>,
+    /// Enrollment token from the server's admin (`portico-signal node enroll FOLDER`),
+    /// needed once, for the first registration. Without one the host waits for the admin's
+    /// approval (`portico-signal host approve PEERID`).
+    #[arg(
+        long,
+        env = "PORTICO_ENROLL",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    enroll: Option<String>,
     /// Listen address, IP:PORT (TCP and QUIC) or a multiaddr; repeatable. Default 0.0.0.0:5650.
     #[arg(long, value_name = "ADDR")]
     listen: Vec<String>,
@@ -47,9 +58,13 @@ pub(crate) struct HostArgs {
     #[arg(long)]
     allow_visitors: bool,
     /// Apply a provisioning bundle from `portico-signal bundle`: pins its server key, adds its
-    /// grants to the ACL, registers at its server under its node path.
-    #[arg(long, value_name = "FILE")]
+    /// grants to the ACL, enrolls at its server under its node path. Needs --trust-server.
+    #[arg(long, value_name = "FILE", requires = "trust_server")]
     provision: Option<PathBuf>,
+    /// The server key fingerprint (or PeerId) a bundle must be signed with, as your server's
+    /// admin reads it from `portico-signal id`: a bundle proves its origin only against it.
+    #[arg(long, value_name = "FINGERPRINT")]
+    trust_server: Option<String>,
     /// Where received files land (default ~/Downloads/Portico).
     #[arg(long, value_name = "DIR")]
     download_dir: Option<PathBuf>,
@@ -85,9 +100,9 @@ pub(crate) fn run(data: &Path, identity: Identity, args: HostArgs) -> anyhow::Re
     for spec in &listen_specs {
         listen.extend(host::listen_addrs(spec)?);
     }
-    let provisioned = match &args.provision {
-        Some(p) => Some(provision(data, p, &identity)?),
-        None => None,
+    let provisioned = match (&args.provision, &args.trust_server) {
+        (Some(p), Some(trusted)) => Some(provision(data, p, trusted, &identity)?),
+        _ => None,
     };
     let server_spec = args
         .server
@@ -109,6 +124,10 @@ pub(crate) fn run(data: &Path, identity: Identity, args: HostArgs) -> anyhow::Re
                 addr: portico_signal_client::client::server_multiaddr(&s)?,
                 peer: client.server_peer(),
                 name,
+                enroll: args
+                    .enroll
+                    .clone()
+                    .or_else(|| provisioned.as_ref().and_then(|b| b.2.clone())),
             };
             drop(client);
             Some(link)
@@ -181,6 +200,7 @@ pub(crate) fn run(data: &Path, identity: Identity, args: HostArgs) -> anyhow::Re
         let mut status = handle.status.clone();
         let mut shown_id = false;
         let mut shown_relay = false;
+        let mut shown_refusal = None;
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("watching SIGTERM")?;
         loop {
             tokio::select! {
@@ -207,6 +227,10 @@ pub(crate) fn run(data: &Path, identity: Identity, args: HostArgs) -> anyhow::Re
                         }
                         say(&format!("Internet-ID: {} ({} at {})", r.internet_id, r.node_path, r.server_name));
                     }
+                    if s.registered.is_none() && s.refused.is_some() && s.refused != shown_refusal {
+                        shown_refusal = s.refused.clone();
+                        say(&format!("Server:      not registered yet: {}", s.refused.as_deref().unwrap_or_default()));
+                    }
                     if s.relayed && !shown_relay {
                         shown_relay = true;
                         say("Relay:       reservation held at the server (reachable from outside the LAN)");
@@ -219,11 +243,17 @@ pub(crate) fn run(data: &Path, identity: Identity, args: HostArgs) -> anyhow::Re
     })
 }
 
-/// Applies a bundle: pins its server key, merges its grants into `DATA/acl.toml`; returns the
-/// server address and node path it names.
-fn provision(data: &Path, path: &Path, identity: &Identity) -> anyhow::Result<(String, String)> {
+/// Applies a bundle signed by the `trusted` server key: pins that key, merges its grants
+/// into `DATA/acl.toml`; returns the server address, the node path and the enrollment token
+/// it names.
+fn provision(
+    data: &Path,
+    path: &Path,
+    trusted: &str,
+    identity: &Identity,
+) -> anyhow::Result<(String, String, Option<String>)> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let (bundle, key) = portico_core::bundle::read(&bytes)
+    let (bundle, key) = portico_core::bundle::read_trusted(&bytes, trusted)
         .with_context(|| format!("{} is not a usable bundle", path.display()))?;
     let server = bundle
         .server_addrs
@@ -268,7 +298,7 @@ fn provision(data: &Path, path: &Path, identity: &Identity) -> anyhow::Result<(S
         },
         &identity.fingerprint()[..4]
     );
-    Ok((server, name))
+    Ok((server, name, bundle.enroll))
 }
 
 /// `--capture`.

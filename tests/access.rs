@@ -34,11 +34,20 @@ fn visitor_is_named_in_the_console_and_refused_when_a_switch_is_off() {
         &["node", "set", "/Lab", "--allow-visitors", "on"],
         None,
     );
+    let token = enroll_token(&sdir, "/Lab");
     let mut host = Host::start(
         &x,
         &dir.path().join("host"),
         "",
-        &["--server", &server, "--name", "/Lab/pc", "--allow-visitors"],
+        &[
+            "--server",
+            &server,
+            "--name",
+            "/Lab/pc",
+            "--allow-visitors",
+            "--enroll",
+            &token,
+        ],
     );
     let url = host.wait_line("Console:");
     let id = host
@@ -147,6 +156,7 @@ fn server_user_connects_without_prompt_and_is_revoked_centrally_and_forced_users
     admin(&sdir, &["group", "add", "Sales"], None);
     admin(&sdir, &["group", "add-member", "Sales", "alice"], None);
     let acl = "[[acl]]\nprincipal = \"group:Sales\"\npermissions = [\"view\", \"control\"]\napproval = \"never\"\n";
+    let token = enroll_token(&sdir, "/Sales");
     let mut host = Host::start(
         &x,
         &dir.path().join("host"),
@@ -157,6 +167,8 @@ fn server_user_connects_without_prompt_and_is_revoked_centrally_and_forced_users
             "--name",
             "/Sales/pc-7",
             "--allow-guests",
+            "--enroll",
+            &token,
         ],
     );
     let id = host

@@ -53,12 +53,45 @@ fn bundle_provisions_a_host_and_acl_changes_apply_live() {
         None,
     );
 
+    let fingerprint = admin(&sdir, &["id"], None)
+        .lines()
+        .find_map(|l| l.strip_prefix("Fingerprint:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    // A bundle proves its origin only against a key the host was told to trust: without
+    // one, or with another, the host refuses it and says what to check.
     let hdir = dir.path().join("host");
+    let bundle_arg = bundle_path.to_str().unwrap();
+    let none = run_at(
+        &hdir,
+        &["host", "--provision", bundle_arg, "--console", "off"],
+    );
+    assert!(!none.status.success());
+    assert!(text(&none).contains("--trust-server"), "{}", text(&none));
+    let wrong = run_at(
+        &hdir,
+        &[
+            "host",
+            "--provision",
+            bundle_arg,
+            "--trust-server",
+            "0000-0000-0000-0000-0000",
+            "--console",
+            "off",
+        ],
+    );
+    assert!(!wrong.status.success());
+    assert!(
+        text(&wrong).contains(&format!("signed by server key {fingerprint}")),
+        "{}",
+        text(&wrong)
+    );
     let mut host = Host::start(
         &x,
         &hdir,
         "",
-        &["--provision", bundle_path.to_str().unwrap()],
+        &["--provision", bundle_arg, "--trust-server", &fingerprint],
     );
     let provisioned = host.wait_line("Provisioned from");
     assert!(

@@ -136,11 +136,19 @@ fn connect_by_internet_id_direct_and_through_the_relay() {
     let server = signal.addr();
     let viewer = dir.path().join("viewer");
     let vpeer = peer_of(&viewer);
+    let token = enroll_token(&dir.path().join("server"), "/Lab");
     let mut host = Host::start(
         &x,
         &dir.path().join("host"),
         &acl(&vpeer, "view,control"),
-        &["--server", &server, "--name", "/Lab/pc-1"],
+        &[
+            "--server",
+            &server,
+            "--name",
+            "/Lab/pc-1",
+            "--enroll",
+            &token,
+        ],
     );
     let id_line = host.wait_line("Internet-ID:");
     assert!(id_line.contains("/Lab/pc-1"), "{id_line}");

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use portico_core::identity::Identity;
-use portico_core::wire::signal::{Register, SignalRequest};
+use portico_core::wire::signal::{Register, SignalRequest, SignalResponse};
 use portico_signal_client::client::SignalClient;
 
 #[path = "support/procs.rs"]
@@ -15,7 +15,7 @@ mod procs;
 #[path = "support/x11.rs"]
 mod x11;
 
-use procs::{add_user, admin, Server};
+use procs::{add_user, admin, enroll_token, Server};
 
 fn portico(data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_portico"))
@@ -65,13 +65,20 @@ async fn login_whoami_nodes_logout_and_key_change() {
     let host = SignalClient::connect(&Identity::generate(), tcp.clone(), Some(server_peer))
         .await
         .unwrap();
-    host.request(SignalRequest::Register(Register {
-        node_path: Some("/Sales/pc-7".into()),
-        addrs: vec![],
-        agent: "t".into(),
-    }))
-    .await
-    .unwrap();
+    let token = enroll_token(sdir.path(), "/Sales");
+    let registered = host
+        .request(SignalRequest::Register(Register {
+            node_path: Some("/Sales/pc-7".into()),
+            addrs: vec![],
+            agent: "t".into(),
+            enroll: Some(token),
+        }))
+        .await
+        .unwrap();
+    assert!(
+        matches!(registered, SignalResponse::Registered(_)),
+        "{registered:?}"
+    );
 
     let vdir = tempfile::tempdir().unwrap();
     let v = vdir.path().to_path_buf();

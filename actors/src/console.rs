@@ -48,10 +48,26 @@ fn token_ok(expected: &str, given: &str) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Whether the request names a loopback host. Only the `Host` header (or an HTTP/2
+/// authority) counts: actix's `connection_info()` would believe `X-Forwarded-Host` and
+/// `Forwarded`, which a DNS-rebinding page can set on its own requests.
 fn loopback_host(req: &HttpRequest) -> bool {
-    let host = req.connection_info().host().to_string();
-    let name = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(&host);
-    matches!(name, "127.0.0.1" | "localhost" | "[::1]")
+    let host = req
+        .headers()
+        .get(actix_web::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()));
+    host.is_some_and(|h| is_loopback_name(&h))
+}
+
+/// `127.0.0.1`, `localhost` or `[::1]`, with or without a port.
+fn is_loopback_name(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map(|(a, _)| a).unwrap_or(""),
+        None => host.split_once(':').map(|(h, _)| h).unwrap_or(host),
+    };
+    matches!(name, "127.0.0.1" | "localhost" | "::1")
 }
 
 fn bearer(req: &HttpRequest) -> Option<String> {
@@ -316,3 +332,42 @@ pub fn start(addr: SocketAddr, data: &Path, access: Addr<AccessControl>) -> Resu
 }
 
 const PAGE: &str = include_str!("console/page.html");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn only_the_host_header_decides_loopback() {
+        let host = |h: &str| {
+            TestRequest::default()
+                .insert_header(("host", h))
+                .to_http_request()
+        };
+        for ok in [
+            "127.0.0.1:5651",
+            "localhost:5651",
+            "[::1]:5651",
+            "localhost",
+            "[::1]",
+        ] {
+            assert!(loopback_host(&host(ok)), "{ok}");
+        }
+        for bad in [
+            "evil.example:5651",
+            "127.0.0.1.evil.example",
+            "[::2]:5651",
+            "",
+        ] {
+            assert!(!loopback_host(&host(bad)), "{bad}");
+        }
+        // A rebinding page names loopback in the forwarding headers; they do not count.
+        let spoofed = TestRequest::default()
+            .insert_header(("host", "evil.example:5651"))
+            .insert_header(("x-forwarded-host", "localhost:5651"))
+            .insert_header(("forwarded", "host=localhost:5651"))
+            .to_http_request();
+        assert!(!loopback_host(&spoofed));
+    }
+}

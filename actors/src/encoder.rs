@@ -13,6 +13,7 @@ mod video;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver};
 
@@ -28,6 +29,10 @@ pub use video::{h264_encoder, DEFAULT_BPS};
 /// Packets buffered per viewer before it counts as lagging (a frame may be a copy, a video
 /// frame and a lossless update).
 pub const BROADCAST_DEPTH: usize = 64;
+
+/// Shortest time between two start points (each codes the whole picture, ~30 ms for a
+/// 720p screen of text): however many viewers join or ask, at most four per second.
+pub const MIN_START_INTERVAL: Duration = Duration::from_millis(250);
 
 /// An encoded packet, ready to encrypt per session.
 #[derive(Debug)]
@@ -188,8 +193,17 @@ fn encode_loop(inputs: Inputs, out: broadcast::Sender<Arc<Packet>>, monitor: u8)
     };
     // The last cursor shape and position, published again for viewers that join.
     let mut cursor: (Option<Arc<Packet>>, Option<Arc<Packet>>) = (None, None);
+    // Start points are spaced out: requests within MIN_START_INTERVAL of the last one are
+    // served together when it has passed (joins, lags and viewers' requests alike).
+    let mut last_start: Option<Instant> = None;
+    let mut start_due = false;
     loop {
+        let timer = match (start_due, last_start) {
+            (true, Some(t)) => crossbeam_channel::at(t + MIN_START_INTERVAL),
+            _ => crossbeam_channel::never(),
+        };
         select! {
+            recv(timer) -> _ => {}
             recv(inputs.frames) -> f => match f {
                 Ok(f) => st.frame(f),
                 Err(_) => return,
@@ -200,18 +214,21 @@ fn encode_loop(inputs: Inputs, out: broadcast::Sender<Arc<Packet>>, monitor: u8)
                 Err(_) => return,
             },
             recv(inputs.control) -> c => match c {
-                Ok(Control::Resync) => {
-                    for p in [cursor.0.clone(), cursor.1.clone()].into_iter().flatten() {
-                        st.send(p);
-                    }
-                    st.start();
-                }
+                Ok(Control::Resync) => start_due = true,
                 Ok(Control::Bitrate(bps)) => {
                     st.video.bps = bps;
                     st.video.restart();
                 }
                 Err(_) => return,
             },
+        }
+        if start_due && last_start.is_none_or(|t| t.elapsed() >= MIN_START_INTERVAL) {
+            start_due = false;
+            last_start = Some(Instant::now());
+            for p in [cursor.0.clone(), cursor.1.clone()].into_iter().flatten() {
+                st.send(p);
+            }
+            st.start();
         }
     }
 }

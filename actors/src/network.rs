@@ -15,7 +15,7 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{mdns, relay, Multiaddr, PeerId, Swarm};
 use portico_core::policy::ServerFlags;
 use portico_core::wire::signal::{
-    Ack, Change, Heartbeat, Register, Registered, SignalRequest, SignalResponse,
+    Ack, Change, ErrorCode, Heartbeat, Register, Registered, SignalRequest, SignalResponse,
 };
 use tokio::sync::watch;
 
@@ -29,6 +29,9 @@ pub use portico_signal_client::peer::{
     build_swarm, PeerBehaviour, PeerBehaviourEvent, PeerOptions, SESSION,
 };
 
+/// How often a host that waits for the admin's approval asks again.
+const ENROLL_RETRY: Duration = Duration::from_secs(5);
+
 /// Default direct port (TCP and QUIC).
 pub const DEFAULT_PORT: u16 = portico_signal_client::ports::HOST_PORT;
 
@@ -41,6 +44,9 @@ pub struct HostStatus {
     pub registered: Option<Registered>,
     /// A relay reservation is held.
     pub relayed: bool,
+    /// Why the server has not registered this host yet (waiting for the admin's approval,
+    /// or a refused token), in the server's words.
+    pub refused: Option<String>,
 }
 
 /// The host's server link.
@@ -52,6 +58,8 @@ pub struct ServerLink {
     pub peer: PeerId,
     /// Node path wanted on first registration.
     pub name: Option<String>,
+    /// Enrollment token for the first registration (from the server's admin or a bundle).
+    pub enroll: Option<String>,
 }
 
 /// The host's network actor.
@@ -192,6 +200,7 @@ impl Network {
             node_path: s.name.clone(),
             addrs: self.direct_addrs(),
             agent: format!("portico/{}", env!("CARGO_PKG_VERSION")),
+            enroll: s.enroll.clone(),
         });
         let peer = s.peer;
         self.swarm.behaviour_mut().signal.send_request(&peer, req);
@@ -218,7 +227,10 @@ impl Network {
                 tracing::info!(id = %r.internet_id, path = %r.node_path, "registered with the server");
                 self.trust(&r);
                 let first = self.status.borrow().registered.is_none();
-                self.status.send_modify(|s| s.registered = Some(r.clone()));
+                self.status.send_modify(|s| {
+                    s.registered = Some(r.clone());
+                    s.refused = None;
+                });
                 if first {
                     let circuit = server
                         .addr
@@ -250,8 +262,24 @@ impl Network {
                 ..
             } => {
                 tracing::warn!(code = ?e.code, message = %e.message, "the server refused a request");
-                if e.code == portico_core::wire::signal::ErrorCode::NotRegistered {
-                    self.register();
+                match e.code {
+                    ErrorCode::NotRegistered => self.register(),
+                    // Not enrolled yet: ask again until the admin decides (a rejected or
+                    // refused host stops asking; its owner sees why).
+                    ErrorCode::PendingApproval | ErrorCode::RateLimited
+                        if self.status.borrow().registered.is_none() =>
+                    {
+                        self.status
+                            .send_modify(|s| s.refused = Some(e.message.clone()));
+                        ctx.run_later(ENROLL_RETRY, |act, _| act.register());
+                    }
+                    ErrorCode::Forbidden | ErrorCode::BadRequest
+                        if self.status.borrow().registered.is_none() =>
+                    {
+                        self.status
+                            .send_modify(|s| s.refused = Some(e.message.clone()));
+                    }
+                    _ => {}
                 }
             }
             request_response::Message::Response { .. } => {}

@@ -4,7 +4,9 @@
 //!
 //! The file is CBOR `SignedBundle{body, signature}`; `body` is the CBOR of [`Bundle`] and the
 //! signature is the server's over `"portico-bundle-v1\0" || body`, checked against the key
-//! inside the bundle. Whoever hands out the file vouches for that key; the host pins it.
+//! inside the bundle. That proves only that the holder of that key made the file, so a host
+//! applies a bundle only when its key's fingerprint is one the host was told to trust
+//! (`--trust-server`, checked by the admin against `portico-signal id`): [`read_trusted`].
 
 use libp2p_identity::PublicKey;
 use serde::{Deserialize, Serialize};
@@ -37,6 +39,10 @@ pub struct Bundle {
     pub acl: Vec<AclEntry>,
     /// Unix seconds.
     pub issued_at: u64,
+    /// The enrollment token hosts from this bundle register with (the server admits no
+    /// host without one, or an admin's approval).
+    #[serde(default)]
+    pub enroll: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -65,6 +71,12 @@ pub enum BundleError {
     /// The signature does not verify.
     #[error("bundle signature does not verify: the file was altered or not made by its server")]
     BadSignature,
+    /// Signed by a server key the host was not told to trust.
+    #[error("the bundle is signed by server key {fingerprint}, not the one given to trust; check the fingerprint with your server's admin (`portico-signal id` prints it) and pass it as --trust-server")]
+    Untrusted {
+        /// The bundle's server key fingerprint.
+        fingerprint: String,
+    },
 }
 
 fn cbor<T: Serialize>(v: &T) -> Result<Vec<u8>, BundleError> {
@@ -101,6 +113,24 @@ pub fn read(bytes: &[u8]) -> Result<(Bundle, PublicKey), BundleError> {
     Ok((bundle, key))
 }
 
+/// Reads a bundle like [`read`] and accepts it only when its server key has the fingerprint
+/// (or PeerId) `trusted` — so a bundle proves its origin, not only its integrity.
+pub fn read_trusted(bytes: &[u8], trusted: &str) -> Result<(Bundle, PublicKey), BundleError> {
+    let (bundle, key) = read(bytes)?;
+    let norm = |s: &str| -> String {
+        s.chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase()
+    };
+    let fp = crate::identity::fingerprint(&key);
+    let peer = key.to_peer_id().to_string();
+    if norm(trusted).is_empty() || (norm(trusted) != norm(&fp) && trusted.trim() != peer) {
+        return Err(BundleError::Untrusted { fingerprint: fp });
+    }
+    Ok((bundle, key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +152,7 @@ mod tests {
                 expires_at: None,
             }],
             issued_at: 1,
+            enroll: Some("enroll-00".into()),
         };
         let file = write(&b, &server).unwrap();
         let (got, key) = read(&file).unwrap();
@@ -142,6 +173,22 @@ mod tests {
         assert!(matches!(
             read(&vec![0; MAX_BUNDLE_LEN + 1]),
             Err(BundleError::TooLarge { .. })
+        ));
+        // Origin: accepted with the server's fingerprint (any spelling) or PeerId; a
+        // bundle its maker signed with another key is refused, whatever it says inside.
+        let fp = server.fingerprint();
+        assert!(read_trusted(&file, &fp).is_ok());
+        assert!(read_trusted(&file, &fp.to_uppercase().replace('-', ":")).is_ok());
+        assert!(read_trusted(&file, &server.peer_id().to_string()).is_ok());
+        assert!(read_trusted(&file, "").is_err());
+        let forger = Identity::generate();
+        let mut forged = b.clone();
+        forged.server_key = forger.public().encode_protobuf();
+        let forged = write(&forged, &forger).unwrap();
+        assert!(read(&forged).is_ok(), "integrity alone holds");
+        assert!(matches!(
+            read_trusted(&forged, &fp),
+            Err(BundleError::Untrusted { .. })
         ));
     }
 }

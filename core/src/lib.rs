@@ -17,6 +17,7 @@ pub mod policy;
 pub mod ratelimit;
 pub mod session;
 pub mod table;
+pub mod text;
 pub mod ticket;
 pub mod tiles;
 pub mod wire;

@@ -39,8 +39,14 @@ pub const MAX_TICKETS: usize = 4;
 /// Requests waiting for the owner at once (each kind); more are refused, so a flood cannot
 /// hide real ones.
 pub const MAX_PENDING: usize = 32;
+/// Requests waiting for the owner from one address: PeerIds are free, addresses are not, so
+/// one address cannot fill the queue that real guests need.
+pub const MAX_PENDING_PER_IP: usize = 4;
 /// Characters of a viewer's message kept for the owner.
 pub const MAX_MESSAGE_CHARS: usize = 500;
+/// Disabled users remembered (their older tickets are refused); the oldest is forgotten
+/// first, once its tickets have long expired.
+pub const MAX_REVOKED_USERS: usize = 4096;
 /// Ticket nonces remembered against replay.
 const REPLAY_CAPACITY: usize = 4096;
 
@@ -235,6 +241,9 @@ pub struct SessionTable {
     server: Option<ServerTrust>,
     /// Seen ticket nonces.
     replay: ReplayCache,
+    /// Users the server disabled, with when (Unix seconds): their tickets issued until then
+    /// are refused, even the ones still within their lifetime.
+    revoked_users: BTreeMap<String, u64>,
     /// Next request / session number (one counter: numbers never collide).
     next_id: u64,
     /// How long the owner has to answer.
@@ -267,6 +276,7 @@ impl SessionTable {
             acl,
             server: None,
             replay: ReplayCache::new(REPLAY_CAPACITY),
+            revoked_users: BTreeMap::new(),
             next_id: 1,
             owner_timeout,
             pending: BTreeMap::new(),
@@ -320,7 +330,7 @@ impl SessionTable {
         let name = ticket
             .as_ref()
             .map(|t| t.subject.user.clone())
-            .unwrap_or_else(|| req.display_name.clone());
+            .unwrap_or_else(|| crate::text::clean(&req.display_name, crate::text::MAX_NAME_CHARS));
         let decision = self.policy(req.kind, inc.viewer, req.mode, ticket.as_ref(), now.unix);
         match decision {
             Decision::Allow { permissions } => {
@@ -352,8 +362,14 @@ impl SessionTable {
                         "too many requests are waiting for the owner; try again later",
                     ));
                 }
+                if self.pending.values().filter(|q| q.ip == inc.ip).count() >= MAX_PENDING_PER_IP {
+                    return Err(Refusal::new(
+                        "busy",
+                        "too many requests from your address are waiting for the owner; try again later",
+                    ));
+                }
                 let id = self.id();
-                let message: String = req.message.chars().take(MAX_MESSAGE_CHARS).collect();
+                let message = crate::text::clean(&req.message, MAX_MESSAGE_CHARS);
                 self.audit(
                     "asked_owner",
                     format!(
@@ -373,7 +389,7 @@ impl SessionTable {
                             .filter(|_| !guest)
                             .map(|t| t.subject.user.clone()),
                         name: if guest {
-                            req.display_name.clone()
+                            crate::text::clean(&req.display_name, crate::text::MAX_NAME_CHARS)
                         } else {
                             name
                         },
@@ -462,12 +478,25 @@ impl SessionTable {
         let mut last = None;
         for t in req.tickets.iter().take(MAX_TICKETS) {
             match ticket::verify(t, &server.key, &self.me, viewer, unix, &mut self.replay) {
+                Ok(t) if self.revoked(&t) => {
+                    last = Some(format!(
+                        "the account {} was disabled at the server after this ticket was issued",
+                        t.subject.user
+                    ))
+                }
                 Ok(t) => return Ok(Some(t)),
-                Err(e) => last = Some(e),
+                Err(e) => last = Some(e.to_string()),
             }
         }
-        let e = last.map(|e| e.to_string()).unwrap_or_default();
+        let e = last.unwrap_or_default();
         Err(Refusal::new("bad_ticket", format!("ticket refused: {e}")))
+    }
+
+    /// Whether the server disabled the ticket's user at or after the ticket's issue.
+    fn revoked(&self, t: &Ticket) -> bool {
+        self.revoked_users
+            .get(&t.subject.user)
+            .is_some_and(|&at| t.issued_at <= at)
     }
 
     /// The owner answers a pending request. An accept is checked again against the policy

@@ -107,23 +107,18 @@ pub trait WireMessage: Sized {
     fn tag(&self) -> u16;
     /// The variant's name (for logs and errors).
     fn variant_name(&self) -> &'static str;
-    /// The body as a CBOR value.
-    fn body(&self) -> Result<ciborium::Value, EncodeError>;
-    /// Rebuilds a message from its variant number and body.
-    fn from_parts(tag: u16, body: ciborium::Value) -> Result<Self, DecodeError>;
-
-    /// Encodes the message as its CBOR envelope (no length prefix).
-    fn encode(&self) -> Result<Vec<u8>, EncodeError> {
-        let envelope = (Self::VERSION, self.tag(), self.body()?);
-        let mut out = Vec::new();
-        ciborium::ser::into_writer(&envelope, &mut out).map_err(|e| EncodeError {
-            variant: self.variant_name(),
-            reason: e.to_string(),
-        })?;
-        Ok(out)
-    }
+    /// Encodes the message as its CBOR envelope `[version, tag, body]` (no length prefix).
+    fn encode(&self) -> Result<Vec<u8>, EncodeError>;
+    /// Decodes the body of the envelope `bytes` (already checked: size, shape, version) as
+    /// variant `tag`'s type, straight from the bytes.
+    fn decode_body(tag: u16, bytes: &[u8]) -> Result<Self, DecodeError>;
 
     /// Decodes one message from exactly `bytes`.
+    ///
+    /// Two passes over at most [`Self::MAX_LEN`] bytes, neither building a generic CBOR value
+    /// tree (which costs 32–64× the input for a message of many small items): the first
+    /// checks the envelope and skips the body, the second deserializes the body as the
+    /// variant's own type, whose fields are all bounded by the input.
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         if bytes.len() > Self::MAX_LEN {
             return Err(DecodeError::TooLarge {
@@ -133,7 +128,7 @@ pub trait WireMessage: Sized {
             });
         }
         let mut rest = bytes;
-        let (version, tag, body): (u8, u16, ciborium::Value) =
+        let (version, tag, serde::de::IgnoredAny): (u8, u16, serde::de::IgnoredAny) =
             ciborium::de::from_reader_with_recursion_limit(&mut rest, MAX_DEPTH).map_err(|e| {
                 DecodeError::Malformed {
                     protocol: Self::PROTOCOL,
@@ -153,7 +148,7 @@ pub trait WireMessage: Sized {
                 supported: Self::VERSION,
             });
         }
-        Self::from_parts(tag, body)
+        Self::decode_body(tag, bytes)
     }
 }
 
@@ -195,17 +190,26 @@ macro_rules! wire_enum {
                 match self { $( Self::$variant(_) => stringify!($variant), )* }
             }
 
-            fn body(&self) -> Result<ciborium::Value, $crate::wire::EncodeError> {
-                match self {
-                    $( Self::$variant(b) => ciborium::Value::serialized(b).map_err(|e| {
-                        $crate::wire::EncodeError { variant: stringify!($variant), reason: e.to_string() }
-                    }), )*
-                }
+            fn encode(&self) -> Result<Vec<u8>, $crate::wire::EncodeError> {
+                let mut out = Vec::new();
+                let written = match self {
+                    $( Self::$variant(b) => ciborium::ser::into_writer(&($version, $tag, b), &mut out), )*
+                };
+                written.map_err(|e| $crate::wire::EncodeError {
+                    variant: self.variant_name(),
+                    reason: e.to_string(),
+                })?;
+                Ok(out)
             }
 
-            fn from_parts(tag: u16, body: ciborium::Value) -> Result<Self, $crate::wire::DecodeError> {
+            fn decode_body(tag: u16, bytes: &[u8]) -> Result<Self, $crate::wire::DecodeError> {
                 match tag {
-                    $( $tag => body.deserialized::<$body>().map(Self::$variant).map_err(|e| {
+                    $( $tag => ciborium::de::from_reader_with_recursion_limit::<(u8, u16, $body), _>(
+                        bytes,
+                        $crate::cbor::MAX_DEPTH,
+                    )
+                    .map(|(_, _, b)| Self::$variant(b))
+                    .map_err(|e| {
                         $crate::wire::DecodeError::BadBody {
                             protocol: $proto,
                             variant: stringify!($variant),

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::{NodePath, Store, StoreError};
 
+mod enroll;
+
 /// A command from `portico-signal` admin subcommands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)] // variant fields are the subcommand's arguments of the same name
@@ -66,13 +68,28 @@ pub enum AdminCommand {
     SettingsShow,
     /// Print (and optionally verify) the audit log.
     Audit { tail: Option<usize>, verify: bool },
-    /// Write a provisioning bundle.
+    /// Write a provisioning bundle (with an enrollment token for `uses` hosts, valid
+    /// `hours`).
     Bundle {
         node: String,
         grants: Vec<String>,
         approval: Approval,
         server_addrs: Vec<String>,
+        uses: u32,
+        hours: u64,
     },
+    /// Make an enrollment token for `uses` hosts into the folder `path`, valid `hours`.
+    NodeEnroll { path: String, uses: u32, hours: u64 },
+    /// List enrollment tokens.
+    EnrollList,
+    /// Revoke an enrollment token by its id.
+    EnrollRevoke { id: String },
+    /// List hosts waiting for approval.
+    HostPending,
+    /// Approve a waiting host (at `path`, or where it asked).
+    HostApprove { peer: String, path: Option<String> },
+    /// Reject a waiting host.
+    HostReject { peer: String },
 }
 
 /// The reply.
@@ -416,11 +433,19 @@ fn run(ctx: &AdminContext<'_>, cmd: AdminCommand) -> Result<Outcome, AdminError>
             }
             done(out.trim_end().to_string(), vec![])
         }
+        cmd @ (AdminCommand::NodeEnroll { .. }
+        | AdminCommand::EnrollList
+        | AdminCommand::EnrollRevoke { .. }
+        | AdminCommand::HostPending
+        | AdminCommand::HostApprove { .. }
+        | AdminCommand::HostReject { .. }) => enroll::run(ctx, cmd),
         AdminCommand::Bundle {
             node,
             grants,
             approval,
             server_addrs,
+            uses,
+            hours,
         } => {
             let path = NodePath::parse(&node)?;
             let acl = parse_grants(s, &grants, approval)?;
@@ -435,6 +460,8 @@ fn run(ctx: &AdminContext<'_>, cmd: AdminCommand) -> Result<Outcome, AdminError>
                         .into(),
                 ));
             }
+            let expires_at = ctx.now.saturating_add(hours.saturating_mul(3600));
+            let (token, token_id) = s.create_enrollment(&path, uses, expires_at, ctx.now)?;
             let b = Bundle {
                 version: BUNDLE_VERSION,
                 server_name: ctx.server_name.to_string(),
@@ -443,18 +470,25 @@ fn run(ctx: &AdminContext<'_>, cmd: AdminCommand) -> Result<Outcome, AdminError>
                 node_path: path.to_string(),
                 acl,
                 issued_at: ctx.now,
+                enroll: Some(token),
             };
             let file =
                 bundle::write(&b, ctx.identity).map_err(|e| AdminError::Invalid(e.to_string()))?;
             audit(
                 "bundle.write",
-                format!("{path} grants={}", grants.join(" ")),
+                format!(
+                    "{path} grants={} enrollment {token_id} for {uses} host(s)",
+                    grants.join(" ")
+                ),
             )?;
             Ok((
                 format!(
-                    "bundle for {path}: {} grant(s), server {}",
+                    "bundle for {path}: {} grant(s), server {}, enrollment {token_id} for {uses} \
+                     host(s) valid {hours} h\nhosts apply it with: portico host --provision FILE \
+                     --trust-server {}",
                     b.acl.len(),
-                    b.server_addrs.join(", ")
+                    b.server_addrs.join(", "),
+                    ctx.identity.fingerprint()
                 ),
                 vec![],
                 Some(file),

@@ -1,5 +1,5 @@
-//! The command line: `serve`, `id`, and the admin commands (users, groups, nodes, settings,
-//! audit, bundle). Admin commands go to the running server's admin socket when it runs and
+//! The command line: `serve`, `id`, and the admin commands (users, groups, nodes and
+//! enrollment, waiting hosts, settings, audit, bundle). Admin commands go to the running server's admin socket when it runs and
 //! straight to the store when it does not.
 
 use std::net::SocketAddr;
@@ -46,9 +46,12 @@ enum Command {
     /// Manage groups.
     #[command(subcommand)]
     Group(GroupCmd),
-    /// Manage the node tree (folders and hosts).
+    /// Manage the node tree (folders and hosts) and enrollment tokens.
     #[command(subcommand)]
     Node(NodeCmd),
+    /// Hosts waiting for approval: list, approve, reject.
+    #[command(subcommand)]
+    Host(HostCmd),
     /// Global switches.
     #[command(subcommand)]
     Settings(SettingsCmd),
@@ -75,6 +78,12 @@ enum Command {
         /// Server address hosts should use (`HOST:PORT` or multiaddr; repeatable).
         #[arg(long = "server", value_name = "ADDR")]
         servers: Vec<String>,
+        /// How many hosts the bundle's enrollment token admits.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        uses: u32,
+        /// Hours the bundle's enrollment token stays valid.
+        #[arg(long, default_value_t = 168, value_name = "H")]
+        hours: u64,
         /// Output file.
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
@@ -178,6 +187,37 @@ enum NodeCmd {
         #[arg(long, value_enum)]
         allow_visitors: Option<OnOff>,
     },
+    /// Make an enrollment token: hosts that register with it go into the folder PATH
+    /// (created if missing). Shown once; hosts use `portico host --enroll TOKEN`.
+    Enroll {
+        path: String,
+        /// How many hosts it admits.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        uses: u32,
+        /// Hours it stays valid.
+        #[arg(long, default_value_t = 24, value_name = "H")]
+        hours: u64,
+    },
+    /// List enrollment tokens (id, folder, uses left, time left).
+    Enrollments,
+    /// Revoke an enrollment token by its id (from `node enrollments`).
+    RevokeEnrollment { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum HostCmd {
+    /// List hosts that asked to register without a token.
+    Pending,
+    /// Approve a waiting host: it registers at PATH (or where it asked) at its next attempt.
+    Approve {
+        /// Its PeerId (from `host pending`).
+        peer: String,
+        /// Where it goes in the tree (default: the path it asked for, or /unassigned/).
+        #[arg(long)]
+        path: Option<String>,
+    },
+    /// Reject a waiting host: it leaves the list and is refused from then on.
+    Reject { peer: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -278,6 +318,14 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
                 allow_guests: allow_guests.map(Into::into),
                 allow_visitors: allow_visitors.map(Into::into),
             },
+            NodeCmd::Enroll { path, uses, hours } => AdminCommand::NodeEnroll { path, uses, hours },
+            NodeCmd::Enrollments => AdminCommand::EnrollList,
+            NodeCmd::RevokeEnrollment { id } => AdminCommand::EnrollRevoke { id },
+        },
+        Command::Host(h) => match h {
+            HostCmd::Pending => AdminCommand::HostPending,
+            HostCmd::Approve { peer, path } => AdminCommand::HostApprove { peer, path },
+            HostCmd::Reject { peer } => AdminCommand::HostReject { peer },
         },
         Command::Settings(SettingsCmd::Set { key, value }) => AdminCommand::SettingsSet {
             key,
@@ -290,6 +338,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
             grants,
             approval,
             servers,
+            uses,
+            hours,
             output,
         } => {
             let approval = match approval {
@@ -304,6 +354,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
                     grants,
                     approval,
                     server_addrs: servers,
+                    uses,
+                    hours,
                 },
             )?;
             let file = reply.file.context("the server returned no bundle")?;

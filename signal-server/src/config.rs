@@ -39,6 +39,8 @@ pub struct Config {
     pub login: LoginConfig,
     /// Request rates (`[rate]`).
     pub rate: RateConfig,
+    /// How hosts the server does not know get in (`[enrollment]`).
+    pub enrollment: EnrollmentConfig,
 }
 
 /// Relay limits, sized for desktop video. libp2p's defaults (2 minutes, 128 KiB per circuit)
@@ -86,6 +88,31 @@ impl Default for RateConfig {
     }
 }
 
+/// Host enrollment. A host the server does not know registers with an enrollment token
+/// (`portico-signal node enroll FOLDER`, or inside a provisioning bundle), or waits for an
+/// admin's `portico-signal host approve`. There is no open registration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnrollmentConfig {
+    /// Hosts without a token wait for approval (`host pending|approve|reject`); off: they
+    /// are refused. Default on.
+    pub approval: bool,
+    /// Most hosts waiting at once (more are refused until the admin clears some). Default 1000.
+    pub max_pending: usize,
+    /// Most waiting hosts from one IP address (one address cannot fill the queue). Default 8.
+    pub max_pending_per_ip: usize,
+}
+
+impl Default for EnrollmentConfig {
+    fn default() -> Self {
+        Self {
+            approval: true,
+            max_pending: 1000,
+            max_pending_per_ip: 8,
+        }
+    }
+}
+
 /// Login backoff policy (per IP and per account).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -112,6 +139,7 @@ impl Default for Config {
             relay: RelayConfig::default(),
             login: LoginConfig::default(),
             rate: RateConfig::default(),
+            enrollment: EnrollmentConfig::default(),
         }
     }
 }

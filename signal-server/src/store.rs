@@ -7,6 +7,7 @@
 pub mod audit;
 
 pub mod accounts;
+pub mod enroll;
 pub mod nodes;
 
 use std::path::{Path, PathBuf};
@@ -15,7 +16,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use accounts::{Group, LoginSession, User};
-pub use nodes::{HostRecord, Node, NodePath};
+pub use enroll::{Enrollment, PendingHost, PendingLimits};
+pub use nodes::{HostRecord, Node, NodePath, Placement};
 
 /// The schema this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -99,6 +101,23 @@ pub enum StoreError {
     /// No Internet-ID left (100 million hosts registered).
     #[error("no free Internet-ID left")]
     IdsExhausted,
+    /// An enrollment token that cannot be used.
+    #[error("{reason}")]
+    Token {
+        /// Why.
+        reason: &'static str,
+    },
+    /// The waiting list (or one address's share of it) is full.
+    #[error("{} hosts already wait for approval{}; ask the admin to approve or reject them (portico-signal host pending)", .limit, .ip.as_ref().map(|ip| format!(" from {ip}")).unwrap_or_default())]
+    PendingFull {
+        /// The limit reached.
+        limit: usize,
+        /// The address, when its share is full.
+        ip: Option<String>,
+    },
+    /// No host with that PeerId waits for approval.
+    #[error("no host {0} waits for approval; `portico-signal host pending` lists them")]
+    NotPending(String),
 }
 
 /// The opened store.
@@ -120,6 +139,12 @@ pub struct Store {
     sessions: sled::Tree,
     /// key → CBOR value: global switches.
     settings: sled::Tree,
+    /// sha256(token) → [`Enrollment`].
+    enrollments: sled::Tree,
+    /// PeerId (string) → [`PendingHost`]: hosts waiting for approval.
+    pending: sled::Tree,
+    /// PeerId (string) → Unix seconds: hosts an admin rejected.
+    rejected: sled::Tree,
     /// The audit log.
     audit: audit::Audit,
 }
@@ -175,6 +200,9 @@ impl Store {
             ids: db.open_tree("ids")?,
             sessions: db.open_tree("sessions")?,
             settings: db.open_tree("settings")?,
+            enrollments: db.open_tree("enrollments")?,
+            pending: db.open_tree("pending")?,
+            rejected: db.open_tree("rejected")?,
             audit,
             db,
         })

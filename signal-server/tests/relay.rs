@@ -71,14 +71,12 @@ async fn relay_serves_registered_hosts_only_and_carries_video_sized_circuits() {
         listen: "127.0.0.1:0".parse().unwrap(),
         ..Config::default()
     };
-    let server = portico_signal::start(
-        config,
-        server_id,
-        Store::open(dir.path()).unwrap(),
-        dir.path(),
-    )
-    .await
-    .unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let home = portico_signal::store::NodePath::parse("/Home").unwrap();
+    let (token, _) = store.create_enrollment(&home, 1, u64::MAX, 0).unwrap();
+    let server = portico_signal::start(config, server_id, store, dir.path())
+        .await
+        .unwrap();
     let tcp = server
         .listen_addrs
         .iter()
@@ -95,7 +93,29 @@ async fn relay_serves_registered_hosts_only_and_carries_video_sized_circuits() {
         "unregistered peer got a reservation"
     );
 
-    // A registered host gets one.
+    // Nor is a peer that asked to register without a token (it waits for an admin).
+    let pending = SignalClient::connect(&stranger, tcp.clone(), Some(server.peer_id))
+        .await
+        .unwrap();
+    let r = pending
+        .request(SignalRequest::Register(Register {
+            node_path: Some("/Home/squat".into()),
+            addrs: vec![],
+            agent: "t".into(),
+            enroll: None,
+        }))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&r, SignalResponse::Error(e) if e.code == portico_core::wire::signal::ErrorCode::PendingApproval),
+        "{r:?}"
+    );
+    assert!(
+        !reserve(&mut s, circuit.clone()).await,
+        "a host waiting for approval got a reservation"
+    );
+
+    // An enrolled host gets one.
     let host_id = Identity::generate();
     let signal = SignalClient::connect(&host_id, tcp.clone(), Some(server.peer_id))
         .await
@@ -105,6 +125,7 @@ async fn relay_serves_registered_hosts_only_and_carries_video_sized_circuits() {
             node_path: Some("/Home/pc".into()),
             addrs: vec![],
             agent: "t".into(),
+            enroll: Some(token),
         }))
         .await
         .unwrap();
@@ -146,6 +167,7 @@ async fn relay_serves_registered_hosts_only_and_carries_video_sized_circuits() {
             node_path: None,
             addrs: vec![],
             agent: "t".into(),
+            enroll: None,
         }))
         .await
         .unwrap()

@@ -2,7 +2,6 @@
 //! admin commands through the real admin socket.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use libp2p::PeerId;
@@ -13,65 +12,13 @@ use portico_core::policy::{
 use portico_core::ticket::{self, ReplayCache, TicketKind};
 use portico_core::wire::signal::*;
 use portico_core::InternetId;
-use portico_signal::admin::socket::{self, Sent};
 use portico_signal::admin::AdminCommand;
-use portico_signal::{Config, Running, Store};
+use portico_signal::Config;
 use portico_signal_client::client::SignalClient;
 
-struct Server {
-    dir: PathBuf,
-    identity: Identity,
-    running: Running,
-}
-
-async fn start_in(dir: &Path, config: Config) -> Server {
-    let (identity, _) = Identity::load_or_create(dir).unwrap();
-    let store = Store::open(dir).unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..config
-    };
-    let running = portico_signal::start(config, identity.clone(), store, dir)
-        .await
-        .unwrap();
-    Server {
-        dir: dir.to_path_buf(),
-        identity,
-        running,
-    }
-}
-
-impl Server {
-    fn tcp_addr(&self) -> libp2p::Multiaddr {
-        self.running
-            .listen_addrs
-            .iter()
-            .find(|a| a.to_string().contains("/tcp/"))
-            .unwrap()
-            .clone()
-    }
-
-    async fn client(&self, id: &Identity) -> SignalClient {
-        SignalClient::connect(id, self.tcp_addr(), Some(self.running.peer_id))
-            .await
-            .unwrap()
-    }
-
-    async fn admin(&self, cmd: AdminCommand) -> String {
-        let dir = self.dir.clone();
-        let reply = tokio::task::spawn_blocking(move || socket::send(&dir, &cmd))
-            .await
-            .unwrap()
-            .unwrap();
-        match reply {
-            Sent::Reply(r) => {
-                assert!(r.ok, "admin command failed: {}", r.output);
-                r.output
-            }
-            Sent::NotRunning => panic!("server not running"),
-        }
-    }
-}
+#[path = "support/inproc.rs"]
+mod inproc;
+use inproc::{start_in, Server};
 
 fn user_add(name: &str, force: bool) -> AdminCommand {
     AdminCommand::UserAdd {
@@ -81,12 +28,20 @@ fn user_add(name: &str, force: bool) -> AdminCommand {
     }
 }
 
-async fn register(c: &SignalClient, path: Option<&str>) -> Registered {
+/// Registers (or refreshes) a host with an enrollment token the admin makes for the
+/// path's folder (`/unassigned` without a path).
+async fn register(s: &Server, c: &SignalClient, path: Option<&str>) -> Registered {
+    let folder = path
+        .and_then(|p| p.rsplit_once('/'))
+        .map(|(f, _)| if f.is_empty() { "/" } else { f })
+        .unwrap_or("/unassigned");
+    let token = s.enroll_token(folder).await;
     match c
         .request(SignalRequest::Register(Register {
             node_path: path.map(Into::into),
             addrs: vec!["/ip4/10.1.0.10/tcp/5650".into()],
             agent: "test".into(),
+            enroll: Some(token),
         }))
         .await
         .unwrap()
@@ -146,7 +101,7 @@ async fn register_lookup_login_tickets() {
     // A host registers under /Sales/pc-7; another without a name lands in /unassigned/.
     let host_id = Identity::generate();
     let host = s.client(&host_id).await;
-    let reg = register(&host, Some("/Sales/pc-7")).await;
+    let reg = register(&s, &host, Some("/Sales/pc-7")).await;
     assert_eq!(reg.node_path, "/Sales/pc-7");
     assert_eq!(reg.server_name, "hq");
     assert!(
@@ -154,14 +109,14 @@ async fn register_lookup_login_tickets() {
         "all sharing off by default"
     );
     let other = s.client(&Identity::generate()).await;
-    let reg2 = register(&other, None).await;
+    let reg2 = register(&s, &other, None).await;
     assert!(
         reg2.node_path.starts_with("/unassigned/"),
         "{}",
         reg2.node_path
     );
     // Re-registering keeps the ID.
-    assert_eq!(register(&host, None).await.internet_id, reg.internet_id);
+    assert_eq!(register(&s, &host, None).await.internet_id, reg.internet_id);
 
     // Lookup by Internet-ID works without signing in; by path needs a session.
     let viewer_id = Identity::generate();
@@ -454,7 +409,7 @@ async fn hosts_hear_group_user_and_flag_changes() {
     })
     .await;
     let mut host = s.client(&Identity::generate()).await;
-    register(&host, Some("/Sales/pc-1")).await;
+    register(&s, &host, Some("/Sales/pc-1")).await;
 
     s.admin(AdminCommand::GroupMember {
         group: "Sales".into(),
@@ -516,7 +471,7 @@ async fn restart_keeps_everything_and_pinning_refuses_another_key() {
         s.admin(user_add("carol", false)).await;
         s.admin(AdminCommand::GroupAdd { name: "Ops".into() }).await;
         let host = s.client(&host_id).await;
-        let r = register(&host, Some("/Ops/srv")).await;
+        let r = register(&s, &host, Some("/Ops/srv")).await;
         let pinned = s.running.peer_id;
         s.running.shutdown().await;
         (r.internet_id, pinned)
@@ -527,7 +482,7 @@ async fn restart_keeps_everything_and_pinning_refuses_another_key() {
         "the server key survives restarts"
     );
     let host = s.client(&host_id).await;
-    let r = register(&host, None).await;
+    let r = register(&s, &host, None).await;
     assert_eq!(r.internet_id, id1);
     assert_eq!(r.node_path, "/Ops/srv");
     let viewer = s.client(&Identity::generate()).await;
@@ -582,7 +537,7 @@ async fn metrics_count_hosts_logins_and_tickets() {
     s.admin(user_add("dora", false)).await;
     let host_id = Identity::generate();
     let host = s.client(&host_id).await;
-    register(&host, Some("/m/h")).await;
+    register(&s, &host, Some("/m/h")).await;
     let viewer = s.client(&Identity::generate()).await;
     login(&viewer, "dora", "bad").await;
     let session = token(&login(&viewer, "dora", "dora-pw").await);
@@ -637,10 +592,10 @@ async fn quic_and_tcp_both_serve_and_two_servers_share_a_process() {
             .await
             .unwrap();
         assert!(
-            matches!(register(&c, None).await.node_path.as_str(), p if p.starts_with("/unassigned/"))
+            matches!(register(s, &c, None).await.node_path.as_str(), p if p.starts_with("/unassigned/"))
         );
         let c = s.client(&Identity::generate()).await;
-        register(&c, None).await;
+        register(s, &c, None).await;
     }
     a.running.shutdown().await;
     b.running.shutdown().await;

@@ -98,8 +98,9 @@ for modes in "easy easy" "easy sym" "sym easy" "sym sym"; do
   printf '[[acl]]\nprincipal = "peer:%s"\npermissions = ["view"]\n[[acl]]\nprincipal = "peer:%s"\npermissions = ["view"]\n' "$LANP" "$NETP" > "$H/host.toml"
   nsx pub "$BIN/portico-signal" --data "$S" serve --listen 203.0.113.10:5655 > "$S.log" 2>&1 & PIDS+=($!)
   for _ in $(seq 1 50); do [ -S "$S/admin.sock" ] && break; sleep 0.1; done
+  TOKEN=$("$BIN/portico-signal" --data "$S" node enroll /nat | grep '^enroll-')
   nsx h1 env DISPLAY="$DISP" "$BIN/portico" --data "$H" host --config "$H/host.toml" --server 203.0.113.10:5655 \
-    --name "/nat/$1-$2" --listen 0.0.0.0:5650 --no-mdns --console off > "$H.log" 2>&1 & PIDS+=($!)
+    --name "/nat/$1-$2" --enroll "$TOKEN" --listen 0.0.0.0:5650 --no-mdns --console off > "$H.log" 2>&1 & PIDS+=($!)
   for _ in $(seq 1 100); do grep -q '^Relay:' "$H.log" && break; sleep 0.1; done
   ID=$(sed -n 's/^Internet-ID: \([0-9 ]*\) (.*/\1/p' "$H.log")
   if [ -z "$ID" ]; then echo "$1/$2: the host did not register"; cat "$H.log"; continue; fi

@@ -308,6 +308,15 @@ pub fn admin(dir: &Path, args: &[&str], stdin: Option<&str>) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// An enrollment token for one host into `folder` (`portico-signal node enroll`).
+pub fn enroll_token(dir: &Path, folder: &str) -> String {
+    let out = admin(dir, &["node", "enroll", folder], None);
+    out.lines()
+        .find(|l| l.starts_with("enroll-"))
+        .unwrap_or_else(|| panic!("no token in {out}"))
+        .to_string()
+}
+
 /// Adds user `name` with password `NAME-pw` (`force`: Custom Server Security only).
 pub fn add_user(dir: &Path, name: &str, force: bool) {
     let mut args = vec!["user", "add", name, "--password-stdin"];

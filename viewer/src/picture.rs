@@ -277,8 +277,9 @@ mod tests {
             },
         ];
         let mut enc = LosslessEncoder::new();
-        let data = enc.encode(&src, 128, &rects).unwrap();
-        assert_eq!(p.lossless(&lossless(true, 2, data)).unwrap(), 2);
+        let c = enc.encode(&src, 128, &rects).unwrap();
+        assert_eq!(c.rects, 2);
+        assert_eq!(p.lossless(&lossless(true, 2, c.data)).unwrap(), 2);
         assert_eq!(p.rgba(), &src[..]);
         assert_eq!(p.exact_tiles(), 2);
         let copy = |dst_y: u32, n: usize| CopyUpdate {
@@ -320,14 +321,14 @@ mod tests {
             p.lossless(&lossless(true, 1, b"junk".to_vec())),
             Err(PictureError::Lossless(_))
         ));
-        let more = enc.encode(&src, 128, &rects).unwrap();
+        let more = enc.encode(&src, 128, &rects).unwrap().data;
         assert!(matches!(
             p.lossless(&lossless(false, 2, more)),
             Err(PictureError::Lossless(LosslessError::NoContext))
         ));
         // The next start works again; a valid copy applies.
         enc.reset();
-        let data = enc.encode(&src, 128, &rects).unwrap();
+        let data = enc.encode(&src, 128, &rects).unwrap().data;
         assert_eq!(p.lossless(&lossless(true, 2, data)).unwrap(), 2);
         p.copy(&copy(32, 1)).unwrap();
         assert_eq!(&p.rgba()[128 * 32 * 4..], &src[..128 * 32 * 4]);

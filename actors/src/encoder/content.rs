@@ -258,8 +258,8 @@ impl State {
         let Some(g) = self.grid else { return };
         for (n, batch) in rects.chunks(RECTS_PER_MESSAGE).enumerate() {
             let reset = self.lossless.at_start();
-            let data = match self.lossless.encode(&self.model, g.width, batch) {
-                Ok(d) => d,
+            let coded = match self.lossless.encode(&self.model, g.width, batch) {
+                Ok(c) => c,
                 Err(e) => {
                     // The viewers' contexts no longer match ours: a new context, and every
                     // tile counts as inexact, so the rest refresh re-sends the whole picture.
@@ -276,8 +276,8 @@ impl State {
                 width: g.width,
                 height: g.height,
                 reset,
-                rects: batch.len() as u32,
-                data,
+                rects: coded.rects,
+                data: coded.data,
             });
             self.publish(&msg, start && n == 0);
             for &r in batch {

@@ -301,10 +301,24 @@ impl HostSession {
                         HostEvent::InputDropped
                     })
             }
-            SessionMessage::RequestKeyframe(_) => self.events.push_back(HostEvent::Keyframe),
-            SessionMessage::SetBitrate(b) => self.events.push_back(HostEvent::Bitrate(b.bps)),
-            SessionMessage::SelectMonitor(m) => {
+            // One request outstanding per viewer: it gets its start point before it may ask
+            // again, so asking costs it the start point's bytes each time (and the encoder
+            // spaces start points out for everyone).
+            SessionMessage::RequestKeyframe(_) if !self.need_keyframe => {
+                self.need_keyframe = true;
+                self.events.push_back(HostEvent::Keyframe);
+            }
+            SessionMessage::RequestKeyframe(_) => {}
+            // The encoder and the shared area serve every viewer: only a session that may
+            // control the machine changes them, never a view-only one.
+            SessionMessage::SetBitrate(b) if self.permissions.has(Permission::Control) => {
+                self.events.push_back(HostEvent::Bitrate(b.bps))
+            }
+            SessionMessage::SelectMonitor(m) if self.permissions.has(Permission::Control) => {
                 self.events.push_back(HostEvent::SelectMonitor(m.index))
+            }
+            SessionMessage::SetBitrate(_) | SessionMessage::SelectMonitor(_) => {
+                self.events.push_back(HostEvent::InputDropped)
             }
             SessionMessage::Clipboard(c) => self.clipboard_in(c.text)?,
             SessionMessage::FileOffer(o) => self.offer(o)?,

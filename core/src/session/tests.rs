@@ -208,13 +208,27 @@ fn video_waits_for_a_keyframe_and_again_after_lagging() {
         .collect();
     assert_eq!(seqs, vec![2, 3, 5]);
     assert_eq!(p.host_events(), vec![HostEvent::Keyframe]);
+    // A viewer's keyframe requests: one at a time. Until its start point goes out, more
+    // requests are dropped; then it may ask again.
+    for _ in 0..5 {
+        p.viewer.request_keyframe().unwrap();
+    }
+    p.pump();
+    assert_eq!(p.host_events(), vec![HostEvent::Keyframe]);
+    p.host.media(&video(6, false), false).unwrap();
+    p.host.media(&video(7, true), true).unwrap();
     p.viewer.request_keyframe().unwrap();
+    p.pump();
+    assert_eq!(p.host_events(), vec![HostEvent::Keyframe]);
+    // A view-only viewer cannot retune the shared encoder or switch the shared monitor.
     p.viewer.set_bitrate(500_000).unwrap();
     p.pump();
-    assert_eq!(
-        p.host_events(),
-        vec![HostEvent::Keyframe, HostEvent::Bitrate(500_000)]
-    );
+    assert_eq!(p.host_events(), vec![HostEvent::InputDropped]);
+    // An interactive one can.
+    let mut q = Pair::live(Permissions::INTERACTIVE, false);
+    q.viewer.set_bitrate(500_000).unwrap();
+    q.pump();
+    assert_eq!(q.host_events(), vec![HostEvent::Bitrate(500_000)]);
 }
 
 #[test]

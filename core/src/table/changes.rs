@@ -89,6 +89,9 @@ impl SessionTable {
             disabled,
         } = change
         {
+            if *disabled {
+                self.remember_revoked(user, now.unix);
+            }
             let mut gone = Vec::new();
             for (id, s) in self.sessions.iter_mut() {
                 let Some(t) = s.ticket.as_mut() else { continue };
@@ -115,6 +118,23 @@ impl SessionTable {
             }
         }
         self.recheck(now);
+    }
+
+    /// Remembers that `user` was disabled at `unix`: tickets issued until then are refused.
+    fn remember_revoked(&mut self, user: &str, unix: u64) {
+        if self.revoked_users.len() >= super::MAX_REVOKED_USERS
+            && !self.revoked_users.contains_key(user)
+        {
+            if let Some(oldest) = self
+                .revoked_users
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(u, _)| u.clone())
+            {
+                self.revoked_users.remove(&oldest);
+            }
+        }
+        self.revoked_users.insert(user.to_string(), unix);
     }
 
     /// A session ended on its own (viewer left, stream broke).

@@ -66,6 +66,17 @@ impl Harness {
         mode: RequestedMode,
         tickets: Vec<crate::ticket::SignedTicket>,
     ) -> Result<Outcome, Refusal> {
+        self.request_from("10.0.0.9", viewer, kind, mode, tickets)
+    }
+
+    fn request_from(
+        &mut self,
+        ip: &str,
+        viewer: PeerId,
+        kind: AccessKind,
+        mode: RequestedMode,
+        tickets: Vec<crate::ticket::SignedTicket>,
+    ) -> Result<Outcome, Refusal> {
         let req = AccessRequest {
             kind,
             display_name: "Gus".into(),
@@ -79,7 +90,7 @@ impl Harness {
             now,
             Incoming {
                 viewer,
-                ip: "10.0.0.9",
+                ip,
                 relayed: false,
                 request: &req,
             },
@@ -603,16 +614,43 @@ fn server_users_follow_group_changes_and_disabling() {
         matches!(&e[..], [Effect::End { reason: ByeReason::Revoked, message, .. }] if message.contains("disabled")),
         "{e:?}"
     );
+    // A ticket the server issued before disabling the account, still within its lifetime,
+    // is refused from then on; one issued after the account is enabled again is good.
+    let early = h.user_ticket(v, "alice", &["Sales"]);
+    h.advance(1);
+    let now = h.now();
+    h.table.server_change(now, &change(&["Sales"], true));
+    let refused = h
+        .request(v, AccessKind::User, RequestedMode::Interactive, vec![early])
+        .unwrap_err();
+    assert_eq!(refused.code, "bad_ticket");
+    assert!(refused.message.contains("disabled"), "{}", refused.message);
+    h.advance(1);
+    let now = h.now();
+    h.table.server_change(now, &change(&["Sales"], false));
+    let fresh = h.user_ticket(v, "alice", &["Sales"]);
+    granted(h.request(v, AccessKind::User, RequestedMode::Interactive, vec![fresh]));
 }
 
 #[test]
-fn pending_requests_are_bounded() {
+fn pending_requests_are_bounded_in_all_and_per_address() {
     let mut h = Harness::new(GUESTS_ON, vec![]);
-    for _ in 0..MAX_PENDING {
-        pending(h.guest());
+    let guest_from = |h: &mut Harness, ip: &str| {
+        let v = PeerId::random();
+        h.request_from(ip, v, AccessKind::Guest, RequestedMode::Interactive, vec![])
+    };
+    // One address: a few requests wait, the next is refused whatever its PeerId.
+    for _ in 0..MAX_PENDING_PER_IP {
+        pending(guest_from(&mut h, "203.0.113.7"));
     }
-    let r = h.guest();
-    assert_eq!(r.unwrap_err().code, "busy");
+    let r = guest_from(&mut h, "203.0.113.7").unwrap_err();
+    assert_eq!(r.code, "busy");
+    assert!(r.message.contains("your address"), "{}", r.message);
+    // Others still get through, up to the overall bound.
+    for i in MAX_PENDING_PER_IP..MAX_PENDING {
+        pending(guest_from(&mut h, &format!("10.9.{}.{}", i / 4, i % 4)));
+    }
+    assert_eq!(guest_from(&mut h, "10.10.0.1").unwrap_err().code, "busy");
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! Lossless coding of screen regions, in the spirit of VNC's ZRLE/Tight but with a longer
 //! memory.
 //!
-//! Each rectangle (at most [`TILE`]×[`TILE`]) is written as a 6-byte header (x, y: u16 LE;
-//! width−1, height−1: u8) and one of:
+//! Each rectangle (at most [`TILE`]×[`TILE`], solid ones up to [`MAX_SOLID`]×[`MAX_SOLID`])
+//! is written as a 6-byte header (x, y: u16 LE; width−1, height−1: u8) and one of:
 //!
 //! - `0` solid: one RGB colour;
 //! - `1` palette: the colour count − 1 (u8), the colours (RGB each), then the indices row
@@ -44,6 +44,9 @@ const START_SMALL: usize = 256 * 1024;
 /// Start points up to this size are coded at level 16 (about half the time of 18 per byte);
 /// larger ones (a screen of photos coded raw) at [`LEVEL`], which is ~10× faster.
 const START_LARGE: usize = 1024 * 1024;
+/// Largest edge of a solid rectangle (others are at most one tile): lined-up solid tiles of
+/// one colour are sent as one.
+pub const MAX_SOLID: u32 = 256;
 /// Most colours a palette rectangle holds.
 pub const MAX_PALETTE: usize = 256;
 /// Most rectangles in one update (a 4K screen in 64×64 tiles is 2,040).
@@ -57,7 +60,7 @@ const RAW: u8 = 2;
 #[derive(Debug, thiserror::Error)]
 pub enum LosslessError {
     /// A rectangle is empty, larger than a tile, or outside the screen.
-    #[error("rectangle {rect:?} is empty, larger than {TILE}×{TILE} or outside the {width}×{height} screen")]
+    #[error("rectangle {rect:?} is empty, larger than {TILE}×{TILE} ({MAX_SOLID}×{MAX_SOLID} if solid) or outside the {width}×{height} screen")]
     BadRect {
         /// The rectangle.
         rect: Rect,
@@ -168,6 +171,16 @@ fn pixels(rgba: &[u8], width: u32, r: Rect) -> impl Iterator<Item = &[u8]> {
     })
 }
 
+/// One coded update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coded {
+    /// The bytes for [`crate::wire::session::LosslessUpdate::data`].
+    pub data: Vec<u8>,
+    /// How many rectangles they hold ([`crate::wire::session::LosslessUpdate::rects`]):
+    /// fewer than asked for when solid ones were joined.
+    pub rects: u32,
+}
+
 /// The zstd level of a start point of `len` uncompressed bytes (see the module doc).
 pub fn start_level(len: usize) -> i32 {
     match len {
@@ -212,37 +225,51 @@ impl LosslessEncoder {
     }
 
     /// Codes `rects` (each within a tile and the frame) of a `width`-wide RGBA frame as one
-    /// update; returns the bytes for [`crate::wire::session::LosslessUpdate::data`].
+    /// update (lined-up solid ones joined).
     pub fn encode(
         &mut self,
         rgba: &[u8],
         width: u32,
         rects: &[Rect],
-    ) -> Result<Vec<u8>, LosslessError> {
+    ) -> Result<Coded, LosslessError> {
         self.raw.clear();
+        let mut solids = Vec::new();
+        let mut count = 0u32;
         for &r in rects {
-            self.rect(rgba, width, r);
+            match solid_colour(rgba, width, r) {
+                Some(c) => solids.push((r, c)),
+                None => {
+                    self.rect(rgba, width, r);
+                    count += 1;
+                }
+            }
+        }
+        for (r, c) in merge_solids(solids) {
+            self.raw.extend_from_slice(&header(r));
+            self.raw.push(SOLID);
+            self.raw.extend_from_slice(&rgb(c));
+            count += 1;
         }
         let Some(z) = self.z.as_mut() else {
             let mut one = zstd::bulk::Compressor::new(start_level(self.raw.len()))
                 .map_err(LosslessError::Compress)?;
             one.set_parameter(CParameter::WindowLog(WINDOW_LOG))
                 .map_err(LosslessError::Compress)?;
-            let start = one.compress(&self.raw).map_err(LosslessError::Compress)?;
+            let data = one.compress(&self.raw).map_err(LosslessError::Compress)?;
             self.z = Some(continuation(&self.raw)?);
-            return Ok(start);
+            return Ok(Coded { data, rects: count });
         };
         z.write_all(&self.raw).map_err(LosslessError::Compress)?;
         z.flush().map_err(LosslessError::Compress)?;
-        Ok(std::mem::take(z.get_mut()))
+        Ok(Coded {
+            data: std::mem::take(z.get_mut()),
+            rects: count,
+        })
     }
 
     fn rect(&mut self, rgba: &[u8], width: u32, r: Rect) {
         let out = &mut self.raw;
-        out.extend_from_slice(&(r.x as u16).to_le_bytes());
-        out.extend_from_slice(&(r.y as u16).to_le_bytes());
-        out.push((r.w - 1) as u8);
-        out.push((r.h - 1) as u8);
+        out.extend_from_slice(&header(r));
         let p = &mut self.palette;
         p.clear();
         self.indices.clear();
@@ -256,7 +283,6 @@ impl LosslessEncoder {
                 }
             }
         }
-        let rgb = |c: u32| [(c >> 16) as u8, (c >> 8) as u8, c as u8];
         if fits && p.colours.len() == 1 {
             out.push(SOLID);
             out.extend_from_slice(&rgb(p.colours[0]));
@@ -279,6 +305,55 @@ impl LosslessEncoder {
             }
         }
     }
+}
+
+/// A rectangle's first six header bytes: x, y (u16 LE), width−1, height−1.
+fn header(r: Rect) -> [u8; 6] {
+    let [x0, x1] = (r.x as u16).to_le_bytes();
+    let [y0, y1] = (r.y as u16).to_le_bytes();
+    [x0, x1, y0, y1, (r.w - 1) as u8, (r.h - 1) as u8]
+}
+
+fn rgb(c: u32) -> [u8; 3] {
+    [(c >> 16) as u8, (c >> 8) as u8, c as u8]
+}
+
+/// The rectangle's colour when it has only one.
+fn solid_colour(rgba: &[u8], width: u32, r: Rect) -> Option<u32> {
+    let mut px = pixels(rgba, width, r);
+    let first = key(px.next()?);
+    px.all(|p| key(p) == first).then_some(first)
+}
+
+/// Joins solid rectangles of one colour that line up — side by side in a row, then rows of
+/// the same span one above the other — into rectangles of up to [`MAX_SOLID`]×[`MAX_SOLID`]:
+/// a screen's empty background costs a few headers instead of one per tile.
+fn merge_solids(mut solids: Vec<(Rect, u32)>) -> Vec<(Rect, u32)> {
+    let joins = |a: &Rect, b: &Rect, side: bool| {
+        if side {
+            a.y == b.y && a.h == b.h && a.x + a.w == b.x && a.w + b.w <= MAX_SOLID
+        } else {
+            a.x == b.x && a.w == b.w && a.y + a.h == b.y && a.h + b.h <= MAX_SOLID
+        }
+    };
+    for side in [true, false] {
+        solids.sort_by_key(|(r, _)| if side { (r.y, r.x) } else { (r.x, r.y) });
+        let mut out: Vec<(Rect, u32)> = Vec::with_capacity(solids.len());
+        for (r, c) in solids {
+            match out.last_mut() {
+                Some((last, lc)) if *lc == c && joins(last, &r, side) => {
+                    if side {
+                        last.w += r.w;
+                    } else {
+                        last.h += r.h;
+                    }
+                }
+                _ => out.push((r, c)),
+            }
+        }
+        solids = out;
+    }
+    solids
 }
 
 /// The dictionary a start point leaves for the stream after it: eight zero bytes (never
@@ -457,7 +532,8 @@ fn decode_all(
             w: u32::from(head[4]) + 1,
             h: u32::from(head[5]) + 1,
         };
-        if r.w > TILE || r.h > TILE || r.x + r.w > c.width || r.y + r.h > c.height {
+        let edge = if head[6] == SOLID { MAX_SOLID } else { TILE };
+        if r.w > edge || r.h > edge || r.x + r.w > c.width || r.y + r.h > c.height {
             return Err(LosslessError::BadRect {
                 rect: r,
                 width: c.width,

@@ -85,6 +85,10 @@ pub struct Register {
     pub addrs: Vec<String>,
     /// Agent string (`portico/0.1.0`).
     pub agent: String,
+    /// An enrollment token from the server's admin (`portico-signal node enroll`), for a
+    /// host the server does not know yet; ignored once the host is registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enroll: Option<String>,
 }
 
 /// Presence heartbeat.
@@ -321,6 +325,8 @@ pub enum ErrorCode {
     Internal,
     /// The request is not supported by this server.
     Unsupported,
+    /// The host is not enrolled; it waits for the admin's approval (it retries).
+    PendingApproval,
 }
 
 /// A failed request.

@@ -45,6 +45,7 @@ fn signal_requests() -> Vec<SignalRequest> {
             node_path: Some("/Sales/pc-7".into()),
             addrs: vec!["/ip4/10.0.0.2/tcp/5650".into()],
             agent: "portico/0.1.0".into(),
+            enroll: None,
         }),
         SignalRequest::Heartbeat(Heartbeat {
             addrs: vec!["/ip4/10.0.0.2/udp/5650/quic-v1".into()],
@@ -78,6 +79,12 @@ fn signal_requests() -> Vec<SignalRequest> {
         }),
         SignalRequest::CheckPrincipals(CheckPrincipals {
             principals: vec!["group:Sales".into()],
+        }),
+        SignalRequest::Register(Register {
+            node_path: None,
+            addrs: vec![],
+            agent: "portico/0.1.0".into(),
+            enroll: Some("enroll-00ff".into()),
         }),
     ]
 }
@@ -339,7 +346,7 @@ fn envelope(version: u8, tag: u16, body: ciborium::Value) -> Vec<u8> {
 #[test]
 fn wrong_version_unknown_variant_and_bad_body_are_typed() {
     let ok = SessionMessage::SetBitrate(SetBitrate { bps: 1 });
-    let body = ok.body().unwrap();
+    let body = ciborium::Value::serialized(&SetBitrate { bps: 1 }).unwrap();
     assert!(matches!(
         SessionMessage::decode(&envelope(2, 7, body.clone())),
         Err(DecodeError::UnsupportedVersion {
@@ -461,7 +468,7 @@ proptest! {
 
     #[test]
     fn register_and_login_round_trip(path in proptest::option::of("/[a-z]{1,8}(/[a-z0-9-]{1,8}){0,3}"), user in ".{0,32}", password in ".{0,32}") {
-        let m = SignalRequest::Register(Register { node_path: path, addrs: vec![], agent: "a".into() });
+        let m = SignalRequest::Register(Register { node_path: path, addrs: vec![], agent: "a".into(), enroll: None });
         prop_assert_eq!(SignalRequest::decode(&m.encode().unwrap()).unwrap(), m);
         let m = SignalRequest::Login(Login { user, password });
         prop_assert_eq!(SignalRequest::decode(&m.encode().unwrap()).unwrap(), m);

@@ -22,6 +22,13 @@ pub fn serve(
     tx: mpsc::Sender<AdminRequest>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let path = dir.join(portico_core::data_dir::ADMIN_SOCKET);
+    // The data directory is the owner's alone (0700), so the socket is unreachable to others
+    // from the moment it exists, before its own mode is narrowed to 0600 below.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
     match std::fs::remove_file(&path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

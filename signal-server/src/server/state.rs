@@ -18,12 +18,14 @@ use rand::RngCore;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::store::{LoginSession, NodePath, Store, StoreError, User};
+use crate::store::{LoginSession, NodePath, PendingHost, PendingLimits, Store, StoreError, User};
 
 /// Most addresses a host may report.
 const MAX_ADDRS: usize = 32;
 /// Longest address string accepted.
 const MAX_ADDR_LEN: usize = 256;
+/// Longest agent string kept (longer ones are cut).
+const MAX_AGENT_LEN: usize = 64;
 
 /// Unix seconds now.
 pub(crate) fn unix_now() -> u64 {
@@ -176,7 +178,7 @@ impl State {
     ) -> SignalResponse {
         let now = Instant::now();
         let result = match req {
-            SignalRequest::Register(r) => self.register(peer, r, now),
+            SignalRequest::Register(r) => self.register(peer, ip, r, now),
             SignalRequest::Heartbeat(h) => self.heartbeat(peer, h, now),
             SignalRequest::Lookup(l) => {
                 self.rate(peer, ip, now).and_then(|()| self.lookup(peer, l))
@@ -229,44 +231,24 @@ impl State {
             })
     }
 
-    fn register(&mut self, peer: PeerId, r: Register, now: Instant) -> Reply {
-        let wanted = r
-            .node_path
-            .as_deref()
-            .map(NodePath::parse)
-            .transpose()
-            .map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
+    fn register(&mut self, peer: PeerId, ip: Option<IpAddr>, r: Register, now: Instant) -> Reply {
         let addrs = clean_addrs(r.addrs)?;
-        let (record, new) = self
+        let agent = portico_core::text::clean(&r.agent, MAX_AGENT_LEN);
+        let known = self
             .store
-            .register_host(
-                &peer.to_string(),
-                wanted.as_ref(),
-                addrs,
-                &r.agent,
-                unix_now(),
-            )
-            .map_err(|e| match e {
-                StoreError::PathExists(_)
-                | StoreError::NotAFolder(_)
-                | StoreError::BadPath { .. } => err(ErrorCode::BadRequest, e.to_string()),
-                other => internal(other),
-            })?;
-        if new {
-            self.store
-                .audit()
-                .append(
-                    &format!("peer:{peer}"),
-                    "host.register",
-                    &format!("{} {}", record.internet_id, record.node_path),
-                    unix_now(),
-                )
-                .map_err(internal)?;
+            .refresh_host(&peer.to_string(), addrs.clone(), &agent)
+            .map_err(internal)?;
+        let record = match known {
+            Some(record) => record,
+            None => self.admit(peer, ip, r.node_path, r.enroll, addrs, agent, now)?,
+        };
+        // Enrolled now, or approved by an admin since its last attempt: the relay reserves
+        // for it and server events reach it.
+        if !self.is_registered(&peer) {
             if let Ok(mut set) = self.registered.write() {
                 set.insert(peer);
                 self.metrics.registered.set(set.len() as i64);
             }
-            tracing::info!(%peer, id = %record.internet_id, path = %record.node_path, "host registered");
         }
         self.presence.insert(peer, now);
         self.metrics.online.set(self.presence.len() as i64);
@@ -286,6 +268,126 @@ impl State {
         }))
     }
 
+    /// A host the server does not know: enrolls it with its token, or puts it on the
+    /// waiting list for an admin. Every attempt costs a store lookup or write, so it is
+    /// rate-limited per IP and PeerId like lookups.
+    #[allow(clippy::too_many_arguments)]
+    fn admit(
+        &mut self,
+        peer: PeerId,
+        ip: Option<IpAddr>,
+        node_path: Option<String>,
+        token: Option<String>,
+        addrs: Vec<String>,
+        agent: String,
+        now: Instant,
+    ) -> Result<crate::store::HostRecord, SignalResponse> {
+        self.rate(peer, ip, now)?;
+        let id = peer.to_string();
+        let wanted = node_path
+            .as_deref()
+            .map(NodePath::parse)
+            .transpose()
+            .map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
+        let Some(token) = token else {
+            return Err(self.wait_for_approval(peer, ip, wanted, agent));
+        };
+        let name = wanted.as_ref().and_then(NodePath::name);
+        let record = self
+            .store
+            .enroll_host(&id, &token, name, addrs, &agent, unix_now())
+            .map_err(|e| match e {
+                StoreError::Token { .. } => err(
+                    ErrorCode::Forbidden,
+                    format!("{e}; ask the server's admin for a new one (portico-signal node enroll FOLDER)"),
+                ),
+                StoreError::PathExists(_)
+                | StoreError::PathNotFound(_)
+                | StoreError::NotAFolder(_)
+                | StoreError::BadPath { .. } => err(ErrorCode::BadRequest, e.to_string()),
+                other => internal(other),
+            })?;
+        self.store
+            .audit()
+            .append(
+                &format!("peer:{peer}"),
+                "host.enroll",
+                &format!(
+                    "{} {} from {}",
+                    record.internet_id,
+                    record.node_path,
+                    fmt_ip(ip)
+                ),
+                unix_now(),
+            )
+            .map_err(internal)?;
+        tracing::info!(%peer, id = %record.internet_id, path = %record.node_path, "host enrolled");
+        Ok(record)
+    }
+
+    /// The answer to a host without a token: refused (rejected, or approval off), or put on
+    /// the waiting list.
+    fn wait_for_approval(
+        &mut self,
+        peer: PeerId,
+        ip: Option<IpAddr>,
+        wanted: Option<NodePath>,
+        agent: String,
+    ) -> SignalResponse {
+        let id = peer.to_string();
+        match self.store.is_rejected(&id) {
+            Ok(true) => {
+                return err(
+                    ErrorCode::Forbidden,
+                    "the server's admin rejected this host",
+                )
+            }
+            Ok(false) => {}
+            Err(e) => return internal(e),
+        }
+        if !self.config.enrollment.approval {
+            return err(
+                ErrorCode::Forbidden,
+                "this server admits new hosts only with an enrollment token: ask its admin for one \
+                 (portico-signal node enroll FOLDER) and run portico host --enroll TOKEN",
+            );
+        }
+        let now = unix_now();
+        let waiting = PendingHost {
+            peer: id.clone(),
+            wanted,
+            ip: fmt_ip(ip),
+            agent,
+            first_seen: now,
+            last_seen: now,
+        };
+        let limits = PendingLimits {
+            total: self.config.enrollment.max_pending,
+            per_ip: self.config.enrollment.max_pending_per_ip,
+        };
+        match self.store.add_pending(waiting, limits) {
+            Ok(new) => {
+                if new {
+                    tracing::info!(%peer, ip = %fmt_ip(ip), "host waits for approval");
+                    if let Err(e) = self.store.audit().append(
+                        &format!("peer:{peer}"),
+                        "host.pending",
+                        &fmt_ip(ip),
+                        now,
+                    ) {
+                        return internal(e);
+                    }
+                }
+                err(
+                    ErrorCode::PendingApproval,
+                    format!("this host waits for the server admin's approval: portico-signal host approve {peer}"),
+                )
+            }
+            Err(e @ StoreError::PendingFull { .. }) => err(ErrorCode::RateLimited, e.to_string()),
+            Err(e) => internal(e),
+        }
+    }
+
     fn heartbeat(&mut self, peer: PeerId, h: Heartbeat, now: Instant) -> Reply {
         let record = self
             .store
@@ -295,7 +397,7 @@ impl State {
         let addrs = clean_addrs(h.addrs)?;
         if addrs != record.addrs {
             self.store
-                .register_host(&peer.to_string(), None, addrs, &record.agent, unix_now())
+                .refresh_host(&peer.to_string(), addrs, &record.agent)
                 .map_err(internal)?;
         }
         self.presence.insert(peer, now);

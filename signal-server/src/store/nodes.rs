@@ -59,6 +59,11 @@ impl NodePath {
         &self.0
     }
 
+    /// The last part (`pc-7` of `/Sales/pc-7`); `None` for the root.
+    pub fn name(&self) -> Option<&str> {
+        self.0.rsplit('/').next().filter(|n| !n.is_empty())
+    }
+
     /// Whether this is `/`.
     pub fn is_root(&self) -> bool {
         self.0 == "/"
@@ -149,6 +154,22 @@ pub struct HostRecord {
     pub agent: String,
     /// First registration, Unix seconds.
     pub registered_at: u64,
+}
+
+/// Where a new host goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// At this path; missing folders above it are created (an admin placed it).
+    At(NodePath),
+    /// In this existing folder (an enrollment token's), named `name` or by its Internet-ID.
+    In {
+        /// The folder; it must exist: hosts do not create folders.
+        folder: NodePath,
+        /// The host's name in it (one part).
+        name: Option<String>,
+    },
+    /// Under `/unassigned/`, named by its Internet-ID.
+    Unassigned,
 }
 
 /// Effective flags of a node.
@@ -307,37 +328,67 @@ impl Store {
         }
     }
 
-    /// Registers a host, or refreshes a known one (keeping its ID and place in the tree).
-    /// Returns the record and whether it is new.
+    /// Refreshes a registered host's addresses and agent; `None` when the server does not
+    /// know it (it must enroll).
+    pub fn refresh_host(
+        &self,
+        peer: &str,
+        addrs: Vec<String>,
+        agent: &str,
+    ) -> Result<Option<HostRecord>, StoreError> {
+        let Some(mut h) = self.host(peer)? else {
+            return Ok(None);
+        };
+        if h.addrs != addrs || h.agent != agent {
+            h.addrs = addrs;
+            h.agent = agent.to_string();
+            put(&self.hosts, peer.as_bytes(), &h)?;
+        }
+        Ok(Some(h))
+    }
+
+    /// Registers a host, or refreshes a known one (keeping its ID and place in the tree: a
+    /// node path, once taken, stays bound to its host's key). Returns the record and whether
+    /// it is new. Callers decide who may register (an enrollment token, an admin).
     pub fn register_host(
         &self,
         peer: &str,
-        wanted: Option<&NodePath>,
+        placement: &Placement,
         addrs: Vec<String>,
         agent: &str,
         now: u64,
     ) -> Result<(HostRecord, bool), StoreError> {
-        if let Some(mut h) = self.host(peer)? {
-            if h.addrs != addrs || h.agent != agent {
-                h.addrs = addrs;
-                h.agent = agent.to_string();
-                put(&self.hosts, peer.as_bytes(), &h)?;
-            }
+        if let Some(h) = self.refresh_host(peer, addrs.clone(), agent)? {
             return Ok((h, false));
         }
         let internet_id = self.free_internet_id()?;
-        let path = match wanted {
-            Some(p) if !p.is_root() => p.clone(),
-            Some(p) => {
+        let by_id = internet_id.to_string().replace(' ', "-");
+        let path = match placement {
+            Placement::At(p) if p.is_root() => {
                 return Err(StoreError::BadPath {
                     path: p.to_string(),
                     reason: "a host needs a name below /",
                 })
             }
-            None => NodePath::parse(&format!(
-                "/unassigned/{}",
-                internet_id.to_string().replace(' ', "-")
-            ))?,
+            Placement::At(p) => p.clone(),
+            Placement::Unassigned => NodePath::parse(&format!("/unassigned/{by_id}"))?,
+            Placement::In { folder, name } => {
+                let leaf = name.as_deref().unwrap_or(&by_id);
+                let path = NodePath::parse(&format!("{}/{leaf}", folder.as_str()))?;
+                if path.parent().as_ref() != Some(folder) {
+                    return Err(StoreError::BadPath {
+                        path: leaf.to_string(),
+                        reason: "a host's name is one part, without '/'",
+                    });
+                }
+                match self.node(folder)? {
+                    Some(n) if n.host.is_none() => {}
+                    None if folder.is_root() => {}
+                    Some(_) => return Err(StoreError::NotAFolder(folder.to_string())),
+                    None => return Err(StoreError::PathNotFound(folder.to_string())),
+                }
+                path
+            }
         };
         if self.node(&path)?.is_some() {
             return Err(StoreError::PathExists(path.to_string()));
@@ -405,7 +456,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
         let (h, new) = s
-            .register_host("peerA", Some(&p("/Sales/pc-7")), vec![], "t", 1)
+            .register_host("peerA", &Placement::At(p("/Sales/pc-7")), vec![], "t", 1)
             .unwrap();
         assert!(new);
         assert_eq!(h.node_path, p("/Sales/pc-7"));
@@ -416,7 +467,7 @@ mod tests {
         let (again, new) = s
             .register_host(
                 "peerA",
-                Some(&p("/Elsewhere")),
+                &Placement::At(p("/Elsewhere")),
                 vec!["/ip4/1.2.3.4/tcp/1".into()],
                 "t",
                 2,
@@ -425,15 +476,17 @@ mod tests {
         assert!(!new);
         assert_eq!(again.internet_id, h.internet_id, "stable Internet-ID");
         assert_eq!(again.node_path, h.node_path, "the tree is authoritative");
-        let (b, _) = s.register_host("peerB", None, vec![], "t", 3).unwrap();
+        let (b, _) = s
+            .register_host("peerB", &Placement::Unassigned, vec![], "t", 3)
+            .unwrap();
         assert!(b.node_path.as_str().starts_with("/unassigned/"));
         assert_ne!(b.internet_id, h.internet_id);
         assert!(matches!(
-            s.register_host("peerC", Some(&p("/Sales/pc-7")), vec![], "t", 4),
+            s.register_host("peerC", &Placement::At(p("/Sales/pc-7")), vec![], "t", 4),
             Err(StoreError::PathExists(_))
         ));
         assert!(matches!(
-            s.register_host("peerC", Some(&p("/Sales/pc-7/x")), vec![], "t", 4),
+            s.register_host("peerC", &Placement::At(p("/Sales/pc-7/x")), vec![], "t", 4),
             Err(StoreError::NotAFolder(_))
         ));
         // Flags: default off, inherited from the folder, overridden on the host.
@@ -466,7 +519,7 @@ mod tests {
     fn move_subtree_updates_hosts() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
-        s.register_host("peerA", Some(&p("/Sales/pc-7")), vec![], "t", 1)
+        s.register_host("peerA", &Placement::At(p("/Sales/pc-7")), vec![], "t", 1)
             .unwrap();
         s.mkdir(&p("/Marketing")).unwrap();
         assert!(matches!(

@@ -117,10 +117,10 @@ fn lossless_steps(w: u32, h: u32, frame: &[u8]) -> anyhow::Result<()> {
     let per_tile_ms = t.elapsed().as_secs_f64() * 1e3;
     let mut enc = LosslessEncoder::new();
     let t = Instant::now();
-    let first = enc.encode(frame, w, &text)?.len();
+    let first = enc.encode(frame, w, &text)?.data.len();
     let first_ms = t.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
-    let again = enc.encode(frame, w, &text)?.len();
+    let again = enc.encode(frame, w, &text)?.data.len();
     let again_ms = t.elapsed().as_secs_f64() * 1e3;
     println!(
         "  lossless, text area ({} KiB raw RGB): per-tile zstd {:.1} KiB in {per_tile_ms:.1} ms | palette + stream {:.1} KiB in {first_ms:.1} ms | the same again in context {:.2} KiB in {again_ms:.1} ms",
@@ -165,11 +165,11 @@ fn content_coding(w: u32, h: u32, frames: &[Vec<u8>]) -> anyhow::Result<()> {
                 }
             }
         }
-        let data = enc.encode(cur, w, &text)?;
+        let data = enc.encode(cur, w, &text)?.data;
         ms.push(t.elapsed().as_secs_f64() * 1e3);
         bytes += data.len() + moves.len() * 24;
         copies += moves.len();
-        fresh_bytes += LosslessEncoder::new().encode(cur, w, &text)?.len();
+        fresh_bytes += LosslessEncoder::new().encode(cur, w, &text)?.data.len();
     }
     let n = (frames.len() - 1) as f64;
     println!(

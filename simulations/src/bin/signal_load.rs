@@ -45,6 +45,8 @@ struct Args {
 }
 
 struct Server {
+    /// Enrollment tokens, one per rack folder (`/sim/rack-N`), each for all its hosts.
+    tokens: Vec<String>,
     child: Child,
     addr: Multiaddr,
     peer: PeerId,
@@ -61,10 +63,41 @@ impl Drop for Server {
     }
 }
 
-fn start_server(bin: &PathBuf) -> anyhow::Result<Server> {
+/// Racks (folders) the simulated hosts are spread over.
+const RACKS: usize = 32;
+
+fn start_server(bin: &PathBuf, hosts: usize) -> anyhow::Result<Server> {
     let dir = tempfile::tempdir()?;
+    // Every simulated host connects from 127.0.0.1: the per-IP limits (meant for strangers
+    // sharing nothing but an address) would throttle the whole fleet.
+    let config = dir.path().join("signal.toml");
+    std::fs::write(
+        &config,
+        "[rate]\nper_ip_burst = 1000000\nper_ip_per_sec = 1000000.0\n",
+    )?;
+    // An admin enrolls the fleet: one token per rack folder (the server is not running yet,
+    // so the command goes to the store).
+    let mut tokens = Vec::with_capacity(RACKS);
+    for rack in 0..RACKS {
+        let out = Command::new(bin)
+            .arg("--data")
+            .arg(dir.path())
+            .args(["node", "enroll", &format!("/sim/rack-{rack}"), "--uses"])
+            .arg(hosts.div_ceil(RACKS).max(1).to_string())
+            .env("RUST_LOG", "warn")
+            .output()
+            .with_context(|| format!("running {} node enroll", bin.display()))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let token = text
+            .lines()
+            .find(|l| l.starts_with("enroll-"))
+            .with_context(|| format!("node enroll printed no token: {text}"))?;
+        tokens.push(token.to_string());
+    }
     let mut child = Command::new(bin)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data")
         .arg(dir.path())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -103,6 +136,7 @@ fn start_server(bin: &PathBuf) -> anyhow::Result<Server> {
         })
         .context("no /p2p in address")?;
     Ok(Server {
+        tokens,
         child,
         addr,
         peer,
@@ -117,7 +151,7 @@ async fn main() -> anyhow::Result<()> {
         Some(b) => b.clone(),
         None => std::env::current_exe()?.with_file_name("portico-signal"),
     };
-    let server = start_server(&bin)?;
+    let server = start_server(&bin, args.hosts)?;
     let pid = server.child.id();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_idle = rss_kib(pid).context("cannot read the server's RSS")?;
@@ -127,12 +161,13 @@ async fn main() -> anyhow::Result<()> {
     let results: Vec<anyhow::Result<(SignalClient, InternetId)>> = stream::iter(0..args.hosts)
         .map(|i| {
             let (addr, peer) = (server.addr.clone(), server.peer);
+            let token = server.tokens[i % RACKS].clone();
             async move {
                 let id = Identity::generate();
                 let c = SignalClient::connect(&id, addr, Some(peer)).await?;
                 let r = c
                     .request(SignalRequest::Register(Register {
-                        node_path: Some(format!("/sim/rack-{}/host-{i}", i % 32)),
+                        node_path: Some(format!("/sim/rack-{}/host-{i}", i % RACKS)),
                         addrs: vec![format!(
                             "/ip4/10.{}.{}.{}/tcp/5650",
                             i / 65536 % 256,
@@ -140,6 +175,7 @@ async fn main() -> anyhow::Result<()> {
                             i % 256
                         )],
                         agent: "signal_load".into(),
+                        enroll: Some(token),
                     }))
                     .await?;
                 match r {

@@ -59,7 +59,7 @@ fn updates_round_trip_and_the_context_pays_off() {
     let mut shown = vec![0u8; (w * h * 4) as usize];
     let rects = tiles(w, h);
     let first = text(w, h, 1);
-    let a = enc.encode(&first, w, &rects).unwrap();
+    let a = enc.encode(&first, w, &rects).unwrap().data;
     let got = decode(&mut dec, true, rects.len(), &a, w, h, &mut shown).unwrap();
     assert_eq!(got, rects);
     assert_eq!(shown, opaque(&first));
@@ -67,7 +67,7 @@ fn updates_round_trip_and_the_context_pays_off() {
     assert!(zstd::bulk::decompress(&a, 1 << 20).is_ok());
     // ...and the same content again costs a fraction: the stream after it has the start
     // point as its dictionary.
-    let b = enc.encode(&first, w, &rects).unwrap();
+    let b = enc.encode(&first, w, &rects).unwrap().data;
     assert!(b.len() * 3 < a.len(), "{} vs {}", b.len(), a.len());
     decode(&mut dec, false, rects.len(), &b, w, h, &mut shown).unwrap();
     assert_eq!(shown, opaque(&first));
@@ -75,7 +75,7 @@ fn updates_round_trip_and_the_context_pays_off() {
     let photo: Vec<u8> = (0..w * h * 4)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
-    let c = enc.encode(&photo, w, &rects[..3]).unwrap();
+    let c = enc.encode(&photo, w, &rects[..3]).unwrap().data;
     decode(&mut dec, false, 3, &c, w, h, &mut shown).unwrap();
     assert_eq!(shown[..64 * 4], opaque(&photo)[..64 * 4]);
     // A viewer that joins without the context waits for a reset.
@@ -85,8 +85,56 @@ fn updates_round_trip_and_the_context_pays_off() {
         Err(LosslessError::NoContext)
     ));
     enc.reset();
-    let d = enc.encode(&first, w, &rects).unwrap();
+    let d = enc.encode(&first, w, &rects).unwrap().data;
     decode(&mut late, true, rects.len(), &d, w, h, &mut shown).unwrap();
+}
+
+#[test]
+fn lined_up_solid_tiles_travel_as_one_rectangle() {
+    let (w, h) = (640u32, 300u32);
+    // A flat background with one tile of text in it.
+    let mut px: Vec<u8> = (0..w * h).flat_map(|_| [30, 40, 50, 255]).collect();
+    let t = text(64, 64, 5);
+    for y in 0..64usize {
+        let row = (y * w as usize + 128) * 4;
+        px[row..row + 256].copy_from_slice(&t[y * 256..y * 256 + 256]);
+    }
+    let rects = tiles(w, h);
+    let mut enc = LosslessEncoder::new();
+    let coded = enc.encode(&px, w, &rects).unwrap();
+    assert!(
+        (coded.rects as usize) * 5 < rects.len(),
+        "{} rectangles for {} tiles",
+        coded.rects,
+        rects.len()
+    );
+    let mut shown = vec![0u8; px.len()];
+    let got = decode(
+        &mut LosslessDecoder::new(),
+        true,
+        coded.rects as usize,
+        &coded.data,
+        w,
+        h,
+        &mut shown,
+    )
+    .unwrap();
+    assert!(shown == opaque(&px), "the picture differs");
+    assert!(got.iter().all(|r| r.w <= MAX_SOLID && r.h <= MAX_SOLID));
+    assert!(got.iter().any(|r| r.w > TILE || r.h > TILE));
+    // Only solid rectangles may be larger than a tile, and never past MAX_SOLID.
+    let craft = |w1: u8, kind: u8| {
+        let mut b = vec![0, 0, 0, 0, w1, 63, kind];
+        b.extend_from_slice(&[1, 2, 3]);
+        zstd::bulk::compress(&b, 1).unwrap()
+    };
+    let mut big = vec![0u8; (300 * 64 * 4) as usize];
+    let mut dec = LosslessDecoder::new();
+    assert!(decode(&mut dec, true, 1, &craft(255, SOLID), 300, 64, &mut big).is_ok());
+    assert!(matches!(
+        decode(&mut dec, true, 1, &craft(64, PALETTE), 300, 64, &mut big),
+        Err(LosslessError::BadRect { .. })
+    ));
 }
 
 #[test]
@@ -95,7 +143,7 @@ fn malformed_updates_are_typed_errors() {
     let mut enc = LosslessEncoder::new();
     let frame = text(w, h, 2);
     let rects = tiles(w, h);
-    let good = enc.encode(&frame, w, &rects).unwrap();
+    let good = enc.encode(&frame, w, &rects).unwrap().data;
     let mut shown = vec![0u8; (w * h * 4) as usize];
     let mut dec = LosslessDecoder::new();
     // More rectangles declared than the data holds; fewer; garbage; too many.
@@ -175,11 +223,14 @@ proptest! {
             .collect();
         let rects = tiles(w, h);
         let mut enc = LosslessEncoder::new();
-        let data = enc.encode(&px, w, &rects).unwrap();
+        let coded = enc.encode(&px, w, &rects).unwrap();
         let mut shown = vec![0u8; px.len()];
         let mut dec = LosslessDecoder::new();
-        decode(&mut dec, true, rects.len(), &data, w, h, &mut shown).unwrap();
+        let got = decode(&mut dec, true, coded.rects as usize, &coded.data, w, h, &mut shown).unwrap();
         prop_assert_eq!(shown, px);
+        // Every tile is covered, whether sent alone or in a joined solid rectangle.
+        let covered: u64 = got.iter().map(|r| u64::from(r.w * r.h)).sum();
+        prop_assert_eq!(covered, u64::from(w * h));
     }
 
     #[test]
@@ -190,7 +241,7 @@ proptest! {
         let _ = decode(&mut dec, true, count as usize, &junk, w, h, &mut shown);
         let src = text(w, h, 4);
         let rects = tiles(w, h);
-        let mut good = LosslessEncoder::new().encode(&src, w, &rects).unwrap();
+        let mut good = LosslessEncoder::new().encode(&src, w, &rects).unwrap().data;
         for (at, v) in flips {
             let i = at.index(good.len());
             good[i] ^= v;
