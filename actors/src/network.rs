@@ -15,11 +15,12 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{mdns, relay, Multiaddr, PeerId, Swarm};
 use portico_core::policy::ServerFlags;
 use portico_core::wire::signal::{
-    Ack, Change, ErrorCode, Heartbeat, Register, Registered, SignalRequest, SignalResponse,
+    Ack, Change, CheckUsers, ErrorCode, Heartbeat, Register, Registered, SignalRequest,
+    SignalResponse, MAX_CHECK_USERS,
 };
 use tokio::sync::watch;
 
-use crate::access::{AccessControl, ServerChange, ServerTrust, SetServer};
+use crate::access::{AccessControl, LiveUsers, ServerChange, ServerTrust, SetServer};
 
 /// The remote address (as text) and relayed flag of each connected peer's latest connection.
 pub type PeerAddrs =
@@ -76,6 +77,9 @@ pub struct Network {
     heartbeating: bool,
     /// Where each peer connects from (sessions show it to the owner).
     peers: PeerAddrs,
+    /// The number of the last server event this host applied (or heard of when it
+    /// registered): a higher number at a later registration means it missed some.
+    seen_version: Option<u64>,
 }
 
 impl Network {
@@ -94,6 +98,7 @@ impl Network {
             status,
             heartbeating: false,
             peers,
+            seen_version: None,
         }
     }
 
@@ -226,6 +231,12 @@ impl Network {
             } => {
                 tracing::info!(id = %r.internet_id, path = %r.node_path, "registered with the server");
                 self.trust(&r);
+                if self.seen_version.is_some_and(|v| v < r.state_version) {
+                    // Away from the server while things changed: ask now about the users
+                    // of live sessions (flags came with this answer).
+                    self.resync_users(ctx);
+                }
+                self.seen_version = Some(r.state_version);
                 let first = self.status.borrow().registered.is_none();
                 self.status.send_modify(|s| {
                     s.registered = Some(r.clone());
@@ -282,12 +293,27 @@ impl Network {
                     _ => {}
                 }
             }
+            request_response::Message::Response {
+                response: SignalResponse::Users(u),
+                ..
+            } => {
+                tracing::info!(
+                    users = u.users.len(),
+                    "the server's word on the users of live sessions"
+                );
+                for change in u.users {
+                    if matches!(change, Change::User { .. }) {
+                        self.access.do_send(ServerChange(change));
+                    }
+                }
+            }
             request_response::Message::Response { .. } => {}
             request_response::Message::Request {
                 request, channel, ..
             } => {
                 if let SignalRequest::Event(ev) = request {
                     tracing::info!(seq = ev.seq, change = ?ev.change, "server event");
+                    self.seen_version = Some(self.seen_version.unwrap_or(0).max(ev.seq));
                     self.apply_change(&ev.change);
                     if matches!(ev.change, Change::User { .. }) {
                         self.access.do_send(ServerChange(ev.change.clone()));
@@ -304,6 +330,38 @@ impl Network {
                 }
             }
         }
+    }
+
+    /// Asks the server for the state of the users of live sessions now.
+    fn resync_users(&mut self, ctx: &mut Context<Self>) {
+        self.access
+            .send(LiveUsers)
+            .into_actor(self)
+            .map(|users, act, _| {
+                let users = match users {
+                    Ok(u) => u,
+                    Err(e) => {
+                        tracing::error!(error = %e, "access control is gone; cannot resync users");
+                        return;
+                    }
+                };
+                let Some(server) = act.server.clone() else {
+                    return;
+                };
+                tracing::info!(
+                    users = users.len(),
+                    "missed server events while away; asking about the users of live sessions"
+                );
+                for chunk in users.chunks(MAX_CHECK_USERS) {
+                    act.swarm.behaviour_mut().signal.send_request(
+                        &server.peer,
+                        SignalRequest::CheckUsers(CheckUsers {
+                            users: chunk.to_vec(),
+                        }),
+                    );
+                }
+            })
+            .spawn(ctx);
     }
 
     fn trust(&self, r: &Registered) {

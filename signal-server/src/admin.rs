@@ -10,7 +10,7 @@ pub mod socket;
 use portico_core::bundle::{self, Bundle, BUNDLE_VERSION};
 use portico_core::identity::Identity;
 use portico_core::policy::{AclEntry, Approval, Permissions, Principal};
-use portico_core::wire::signal::Change;
+use portico_core::wire::signal::{Change, ServerEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::store::{NodePath, Store, StoreError};
@@ -153,15 +153,29 @@ fn on_off(b: bool) -> &'static str {
 }
 
 /// Runs a command. Returns the reply and the changes hosts must hear about.
-pub fn execute(ctx: &AdminContext<'_>, cmd: AdminCommand) -> (AdminReply, Vec<Change>) {
-    match run(ctx, cmd) {
-        Ok((output, changes, file)) => (
+pub fn execute(ctx: &AdminContext<'_>, cmd: AdminCommand) -> (AdminReply, Vec<ServerEvent>) {
+    match run(ctx, cmd).and_then(|(output, changes, file)| {
+        // Every change is numbered in the store, whether or not a server runs to push it:
+        // a host compares the number when it registers again, and asks about what it missed.
+        let events = changes
+            .into_iter()
+            .map(|change| {
+                Ok(ServerEvent {
+                    seq: ctx.store.next_state_version()?,
+                    change,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        ctx.store.flush()?;
+        Ok((output, events, file))
+    }) {
+        Ok((output, events, file)) => (
             AdminReply {
                 ok: true,
                 output,
                 file,
             },
-            changes,
+            events,
         ),
         Err(e) => (
             AdminReply {

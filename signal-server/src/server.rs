@@ -21,7 +21,7 @@ use libp2p::{
     autonat, identify, noise, ping, relay, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder,
 };
 use portico_core::identity::Identity;
-use portico_core::wire::signal::{Change, SignalRequest};
+use portico_core::wire::signal::{Change, ServerEvent, SignalRequest};
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
@@ -389,20 +389,26 @@ impl Loop {
             online: &online,
             now: unix_now(),
         };
-        let (reply, changes) = admin::execute(&ctx, cmd);
-        for change in changes {
-            self.broadcast(change);
+        let (reply, events) = admin::execute(&ctx, cmd);
+        for event in events {
+            self.broadcast(event);
         }
         reply
     }
 
-    /// Tells every connected registered host about a change.
-    fn broadcast(&mut self, change: Change) {
-        let event = self.state.next_event(change);
+    /// Tells the connected registered hosts a change concerns about it: a node's flags go
+    /// to the host at that node, user and global changes to every host. A host that is away
+    /// learns of what it missed by the event number when it registers again.
+    fn broadcast(&mut self, event: ServerEvent) {
+        let only = match &event.change {
+            Change::Node { path, .. } => Some(self.state.host_at(path)),
+            Change::User { .. } | Change::Global { .. } => None,
+        };
         let hosts: Vec<PeerId> = self
             .swarm
             .connected_peers()
             .filter(|p| self.state.is_registered(p))
+            .filter(|p| only.is_none_or(|host| host == Some(**p)))
             .copied()
             .collect();
         for host in hosts {

@@ -19,6 +19,9 @@ pub use accounts::{Group, LoginSession, User};
 pub use enroll::{Enrollment, PendingHost, PendingLimits};
 pub use nodes::{HostRecord, Node, NodePath, Placement};
 
+/// Settings key of [`Store::state_version`].
+const STATE_VERSION: &[u8] = b"state_version";
+
 /// The schema this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -227,6 +230,19 @@ impl Store {
     /// Sets a global switch.
     pub fn set_setting(&self, key: &str, on: bool) -> Result<(), StoreError> {
         put(&self.settings, key.as_bytes(), &on)
+    }
+
+    /// The number of the latest server event (0 before the first); it survives restarts,
+    /// so a host can tell whether it missed any.
+    pub fn state_version(&self) -> Result<u64, StoreError> {
+        Ok(get::<u64>(&self.settings, "settings", STATE_VERSION)?.unwrap_or(0))
+    }
+
+    /// Numbers the next server event.
+    pub fn next_state_version(&self) -> Result<u64, StoreError> {
+        let v = self.state_version()? + 1;
+        put(&self.settings, STATE_VERSION, &v)?;
+        Ok(v)
     }
 }
 

@@ -13,7 +13,7 @@ use portico_core::ticket::{self, ReplayCache, TicketKind};
 use portico_core::wire::signal::*;
 use portico_core::InternetId;
 use portico_signal::admin::AdminCommand;
-use portico_signal::Config;
+use portico_signal::{Config, Store};
 use portico_signal_client::client::SignalClient;
 
 #[path = "support/inproc.rs"]
@@ -476,6 +476,34 @@ async fn restart_keeps_everything_and_pinning_refuses_another_key() {
         s.running.shutdown().await;
         (r.internet_id, pinned)
     };
+    // While the server is down, an admin disables a user (straight in the store): the
+    // change is numbered all the same, so the host can tell it missed something.
+    let dir_arg = dir.path().to_path_buf();
+    let offline = tokio::task::spawn_blocking(move || {
+        let store = Store::open(&dir_arg).unwrap();
+        let identity = Identity::load_or_create(&dir_arg).unwrap().0;
+        let ctx = portico_signal::admin::AdminContext {
+            store: &store,
+            identity: &identity,
+            server_name: "hq",
+            server_addrs: vec![],
+            online: &|_| false,
+            now: 1,
+        };
+        let (reply, events) = portico_signal::admin::execute(&ctx, user_add("dave", false));
+        assert!(reply.ok && events.is_empty());
+        let (reply, events) = portico_signal::admin::execute(
+            &ctx,
+            AdminCommand::UserSetDisabled {
+                name: "dave".into(),
+                disabled: true,
+            },
+        );
+        assert!(reply.ok);
+        events[0].seq
+    })
+    .await
+    .unwrap();
     let s = start_in(dir.path(), Config::default()).await;
     assert_eq!(
         s.running.peer_id, pinned,
@@ -485,6 +513,22 @@ async fn restart_keeps_everything_and_pinning_refuses_another_key() {
     let r = register(&s, &host, None).await;
     assert_eq!(r.internet_id, id1);
     assert_eq!(r.node_path, "/Ops/srv");
+    // register() had the admin make a token (no event); the offline change is the latest.
+    assert_eq!(r.state_version, offline);
+    let users = host
+        .request(SignalRequest::CheckUsers(CheckUsers {
+            users: vec!["dave".into(), "carol".into(), "nobody".into()],
+        }))
+        .await
+        .unwrap();
+    let SignalResponse::Users(Users { users }) = users else {
+        panic!("{users:?}")
+    };
+    let disabled: Vec<bool> = users
+        .iter()
+        .map(|c| matches!(c, Change::User { disabled: true, .. }))
+        .collect();
+    assert_eq!(disabled, [true, false, true]);
     let viewer = s.client(&Identity::generate()).await;
     assert!(matches!(
         login(&viewer, "carol", "carol-pw").await,

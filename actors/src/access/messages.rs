@@ -146,6 +146,19 @@ impl Handler<ServerChange> for AccessControl {
     }
 }
 
+/// The server users of live sessions (the network actor asks the server for their state
+/// after missing events).
+#[derive(Message)]
+#[rtype(result = "Vec<String>")]
+pub struct LiveUsers;
+
+impl Handler<LiveUsers> for AccessControl {
+    type Result = Vec<String>;
+    fn handle(&mut self, _: LiveUsers, _: &mut Context<Self>) -> Vec<String> {
+        self.table.live_users()
+    }
+}
+
 /// Replace the managed part of the ACL (`DATA/acl.toml`); live sessions follow it.
 #[derive(Message, Debug, Clone, Deserialize)]
 #[rtype(result = "()")]

@@ -120,6 +120,19 @@ impl SessionTable {
         self.recheck(now);
     }
 
+    /// The server users of live sessions (each once): a host that missed server events
+    /// asks the server for their state now.
+    pub fn live_users(&self) -> Vec<String> {
+        let mut users: Vec<String> = self
+            .sessions
+            .values()
+            .filter_map(|s| s.ticket.as_ref().map(|t| t.subject.user.clone()))
+            .collect();
+        users.sort();
+        users.dedup();
+        users
+    }
+
     /// Remembers that `user` was disabled at `unix`: tickets issued until then are refused.
     fn remember_revoked(&mut self, user: &str, unix: u64) {
         if self.revoked_users.len() >= super::MAX_REVOKED_USERS

@@ -51,6 +51,8 @@ wire_enum! {
         9 => Event(ServerEvent),
         /// A host checks that ACL principals exist on the server.
         10 => CheckPrincipals(CheckPrincipals),
+        /// A host that missed events asks for the current state of some users.
+        11 => CheckUsers(CheckUsers),
     }
 }
 
@@ -73,6 +75,8 @@ wire_enum! {
         7 => Error(SignalError),
         /// Which principals exist.
         8 => Principals(Principals),
+        /// The current state of the users asked about.
+        9 => Users(Users),
     }
 }
 
@@ -234,6 +238,29 @@ pub struct Registered {
     pub server_name: String,
     /// Heartbeat interval the server expects, in seconds.
     pub heartbeat_secs: u32,
+    /// The number of the server's latest event ([`ServerEvent::seq`]; it survives
+    /// restarts). A host that re-registers with another number than the last event it
+    /// applied missed changes while away, and asks for its users' state ([`CheckUsers`]).
+    #[serde(default)]
+    pub state_version: u64,
+}
+
+/// Most users one [`CheckUsers`] may name.
+pub const MAX_CHECK_USERS: usize = 256;
+
+/// The users a host has live sessions of, to learn their state now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckUsers {
+    /// Account names (at most [`MAX_CHECK_USERS`]).
+    pub users: Vec<String>,
+}
+
+/// The state of the users asked about, in request order, as [`Change::User`] values
+/// (unknown or deleted users come back disabled, with no groups).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Users {
+    /// One `Change::User` per name asked.
+    pub users: Vec<Change>,
 }
 
 /// Acknowledgement.

@@ -86,6 +86,9 @@ fn signal_requests() -> Vec<SignalRequest> {
             agent: "portico/0.1.0".into(),
             enroll: Some("enroll-00ff".into()),
         }),
+        SignalRequest::CheckUsers(CheckUsers {
+            users: vec!["alice".into()],
+        }),
     ]
 }
 
@@ -100,6 +103,7 @@ fn signal_responses() -> Vec<SignalResponse> {
             visitor_sharing: false,
             server_name: "hq".into(),
             heartbeat_secs: 20,
+            state_version: 41,
         }),
         SignalResponse::Ack(Ack {}),
         SignalResponse::Found(Found {
@@ -136,6 +140,13 @@ fn signal_responses() -> Vec<SignalResponse> {
         }),
         SignalResponse::Principals(Principals {
             known: vec![true, false],
+        }),
+        SignalResponse::Users(Users {
+            users: vec![Change::User {
+                user: "alice".into(),
+                groups: vec!["Sales".into()],
+                disabled: true,
+            }],
         }),
     ]
 }

@@ -18,7 +18,7 @@ use rand::RngCore;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::store::{LoginSession, NodePath, PendingHost, PendingLimits, Store, StoreError, User};
+use crate::store::{LoginSession, NodePath, Store, StoreError, User};
 
 /// Most addresses a host may report.
 const MAX_ADDRS: usize = 32;
@@ -34,6 +34,8 @@ pub(crate) fn unix_now() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+mod hosts;
 
 /// The server's state.
 pub(crate) struct State {
@@ -61,8 +63,6 @@ pub(crate) struct State {
     ip_rate: TokenBucket<IpAddr>,
     /// Hash checked when the user does not exist, so timing does not tell.
     dummy_hash: String,
-    /// Next server-event number.
-    event_seq: u64,
     /// Prometheus metrics.
     pub(crate) metrics: Metrics,
 }
@@ -130,7 +130,6 @@ impl State {
             presence: HashMap::new(),
             reservations: HashSet::new(),
             public_addrs: Vec::new(),
-            event_seq: 0,
             config,
             identity,
             store,
@@ -160,13 +159,11 @@ impl State {
         self.metrics.online.set(self.presence.len() as i64);
     }
 
-    /// Numbers a server event.
-    pub(crate) fn next_event(&mut self, change: Change) -> ServerEvent {
-        self.event_seq += 1;
-        ServerEvent {
-            seq: self.event_seq,
-            change,
-        }
+    /// The registered host at `path`, when there is one (a node change concerns only it).
+    pub(crate) fn host_at(&self, path: &str) -> Option<PeerId> {
+        let path = NodePath::parse(path).ok()?;
+        let host = self.store.host_by_path(&path).ok()??;
+        host.peer.parse().ok()
     }
 
     /// Answers one request from `peer`, connected from `ip`.
@@ -206,6 +203,9 @@ impl State {
             SignalRequest::CheckPrincipals(c) => self
                 .rate(peer, ip, now)
                 .and_then(|()| self.check_principals(peer, c)),
+            SignalRequest::CheckUsers(c) => self
+                .rate(peer, ip, now)
+                .and_then(|()| self.check_users(peer, c)),
         };
         result.unwrap_or_else(|e| e)
     }
@@ -229,180 +229,6 @@ impl State {
                     retry_after_ms: Some(r.retry_after.as_millis() as u64),
                 })
             })
-    }
-
-    fn register(&mut self, peer: PeerId, ip: Option<IpAddr>, r: Register, now: Instant) -> Reply {
-        let addrs = clean_addrs(r.addrs)?;
-        let agent = portico_core::text::clean(&r.agent, MAX_AGENT_LEN);
-        let known = self
-            .store
-            .refresh_host(&peer.to_string(), addrs.clone(), &agent)
-            .map_err(internal)?;
-        let record = match known {
-            Some(record) => record,
-            None => self.admit(peer, ip, r.node_path, r.enroll, addrs, agent, now)?,
-        };
-        // Enrolled now, or approved by an admin since its last attempt: the relay reserves
-        // for it and server events reach it.
-        if !self.is_registered(&peer) {
-            if let Ok(mut set) = self.registered.write() {
-                set.insert(peer);
-                self.metrics.registered.set(set.len() as i64);
-            }
-        }
-        self.presence.insert(peer, now);
-        self.metrics.online.set(self.presence.len() as i64);
-        let flags = self
-            .store
-            .effective_flags(&record.node_path)
-            .map_err(internal)?;
-        Ok(SignalResponse::Registered(Registered {
-            internet_id: record.internet_id,
-            node_path: record.node_path.to_string(),
-            allow_guests: flags.allow_guests,
-            allow_visitors: flags.allow_visitors,
-            guest_sharing: self.store.setting("guest_sharing").map_err(internal)?,
-            visitor_sharing: self.store.setting("visitor_sharing").map_err(internal)?,
-            server_name: self.config.server_name.clone(),
-            heartbeat_secs: self.config.heartbeat_secs,
-        }))
-    }
-
-    /// A host the server does not know: enrolls it with its token, or puts it on the
-    /// waiting list for an admin. Every attempt costs a store lookup or write, so it is
-    /// rate-limited per IP and PeerId like lookups.
-    #[allow(clippy::too_many_arguments)]
-    fn admit(
-        &mut self,
-        peer: PeerId,
-        ip: Option<IpAddr>,
-        node_path: Option<String>,
-        token: Option<String>,
-        addrs: Vec<String>,
-        agent: String,
-        now: Instant,
-    ) -> Result<crate::store::HostRecord, SignalResponse> {
-        self.rate(peer, ip, now)?;
-        let id = peer.to_string();
-        let wanted = node_path
-            .as_deref()
-            .map(NodePath::parse)
-            .transpose()
-            .map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
-        let Some(token) = token else {
-            return Err(self.wait_for_approval(peer, ip, wanted, agent));
-        };
-        let name = wanted.as_ref().and_then(NodePath::name);
-        let record = self
-            .store
-            .enroll_host(&id, &token, name, addrs, &agent, unix_now())
-            .map_err(|e| match e {
-                StoreError::Token { .. } => err(
-                    ErrorCode::Forbidden,
-                    format!("{e}; ask the server's admin for a new one (portico-signal node enroll FOLDER)"),
-                ),
-                StoreError::PathExists(_)
-                | StoreError::PathNotFound(_)
-                | StoreError::NotAFolder(_)
-                | StoreError::BadPath { .. } => err(ErrorCode::BadRequest, e.to_string()),
-                other => internal(other),
-            })?;
-        self.store
-            .audit()
-            .append(
-                &format!("peer:{peer}"),
-                "host.enroll",
-                &format!(
-                    "{} {} from {}",
-                    record.internet_id,
-                    record.node_path,
-                    fmt_ip(ip)
-                ),
-                unix_now(),
-            )
-            .map_err(internal)?;
-        tracing::info!(%peer, id = %record.internet_id, path = %record.node_path, "host enrolled");
-        Ok(record)
-    }
-
-    /// The answer to a host without a token: refused (rejected, or approval off), or put on
-    /// the waiting list.
-    fn wait_for_approval(
-        &mut self,
-        peer: PeerId,
-        ip: Option<IpAddr>,
-        wanted: Option<NodePath>,
-        agent: String,
-    ) -> SignalResponse {
-        let id = peer.to_string();
-        match self.store.is_rejected(&id) {
-            Ok(true) => {
-                return err(
-                    ErrorCode::Forbidden,
-                    "the server's admin rejected this host",
-                )
-            }
-            Ok(false) => {}
-            Err(e) => return internal(e),
-        }
-        if !self.config.enrollment.approval {
-            return err(
-                ErrorCode::Forbidden,
-                "this server admits new hosts only with an enrollment token: ask its admin for one \
-                 (portico-signal node enroll FOLDER) and run portico host --enroll TOKEN",
-            );
-        }
-        let now = unix_now();
-        let waiting = PendingHost {
-            peer: id.clone(),
-            wanted,
-            ip: fmt_ip(ip),
-            agent,
-            first_seen: now,
-            last_seen: now,
-        };
-        let limits = PendingLimits {
-            total: self.config.enrollment.max_pending,
-            per_ip: self.config.enrollment.max_pending_per_ip,
-        };
-        match self.store.add_pending(waiting, limits) {
-            Ok(new) => {
-                if new {
-                    tracing::info!(%peer, ip = %fmt_ip(ip), "host waits for approval");
-                    if let Err(e) = self.store.audit().append(
-                        &format!("peer:{peer}"),
-                        "host.pending",
-                        &fmt_ip(ip),
-                        now,
-                    ) {
-                        return internal(e);
-                    }
-                }
-                err(
-                    ErrorCode::PendingApproval,
-                    format!("this host waits for the server admin's approval: portico-signal host approve {peer}"),
-                )
-            }
-            Err(e @ StoreError::PendingFull { .. }) => err(ErrorCode::RateLimited, e.to_string()),
-            Err(e) => internal(e),
-        }
-    }
-
-    fn heartbeat(&mut self, peer: PeerId, h: Heartbeat, now: Instant) -> Reply {
-        let record = self
-            .store
-            .host(&peer.to_string())
-            .map_err(internal)?
-            .ok_or_else(|| err(ErrorCode::NotRegistered, "register first"))?;
-        let addrs = clean_addrs(h.addrs)?;
-        if addrs != record.addrs {
-            self.store
-                .refresh_host(&peer.to_string(), addrs, &record.agent)
-                .map_err(internal)?;
-        }
-        self.presence.insert(peer, now);
-        self.metrics.online.set(self.presence.len() as i64);
-        Ok(SignalResponse::Ack(Ack {}))
     }
 
     fn lookup(&mut self, peer: PeerId, l: Lookup) -> Reply {
@@ -719,33 +545,6 @@ impl State {
             .map_err(internal)?;
         self.metrics.ticket(t.kind);
         Ok(SignalResponse::Ticket(signed))
-    }
-
-    fn check_principals(&mut self, peer: PeerId, c: CheckPrincipals) -> Reply {
-        if !self.is_registered(&peer) {
-            return Err(err(ErrorCode::NotRegistered, "register first"));
-        }
-        if c.principals.len() > 1024 {
-            return Err(err(
-                ErrorCode::BadRequest,
-                "at most 1024 principals at once",
-            ));
-        }
-        let mut known = Vec::with_capacity(c.principals.len());
-        for p in &c.principals {
-            let k = match p.parse::<portico_core::policy::Principal>() {
-                Ok(portico_core::policy::Principal::User(u)) => {
-                    self.store.user(&u).map_err(internal)?.is_some()
-                }
-                Ok(portico_core::policy::Principal::Group(g)) => {
-                    self.store.group(&g).map_err(internal)?.is_some()
-                }
-                Ok(portico_core::policy::Principal::Peer(_)) => true,
-                Err(_) => false,
-            };
-            known.push(k);
-        }
-        Ok(SignalResponse::Principals(Principals { known }))
     }
 }
 
