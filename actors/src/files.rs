@@ -31,6 +31,32 @@ pub enum FileError {
         /// Announced size.
         size: u64,
     },
+    /// The download folder's disk would be left with less than [`SPACE_MARGIN`].
+    #[error("not enough free space for {size} bytes in {path} ({free} bytes free, {SPACE_MARGIN} kept in reserve)")]
+    NoSpace {
+        /// Where.
+        path: PathBuf,
+        /// Announced size.
+        size: u64,
+        /// Bytes free for this user.
+        free: u64,
+    },
+}
+
+/// Free space a transfer must leave on the download folder's disk (a peer's file never
+/// fills the owner's disk to the last byte).
+pub const SPACE_MARGIN: u64 = 64 * 1024 * 1024;
+
+/// Whether `size` bytes fit in `dir` with `free` bytes free, leaving [`SPACE_MARGIN`].
+fn room(dir: &Path, size: u64, free: u64) -> Result<(), FileError> {
+    if size.saturating_add(SPACE_MARGIN) > free {
+        return Err(FileError::NoSpace {
+            path: dir.to_path_buf(),
+            size,
+            free,
+        });
+    }
+    Ok(())
 }
 
 /// `dir/name`, or `dir/name (1).ext`, `dir/name (2).ext`… — never an existing file.
@@ -94,6 +120,8 @@ impl Incoming {
             b.mode(0o700);
         }
         b.create(dir).map_err(io(dir))?;
+        // Checked before accepting (fail closed: a free space that cannot be read refuses).
+        room(dir, size, fs4::available_space(dir).map_err(io(dir))?)?;
         let partial = dir.join(format!(
             ".portico-partial-{}-{transfer_id}",
             std::process::id()
@@ -195,6 +223,8 @@ mod tests {
         assert_eq!(sanitize_name("/"), "file");
         assert_eq!(sanitize_name("a\u{0}b\nc.txt"), "abc.txt");
         assert_eq!(sanitize_name("report.pdf"), "report.pdf");
+        assert_eq!(sanitize_name("invoice\u{202E}fdp.exe"), "invoicefdp.exe");
+        assert_eq!(sanitize_name("a\u{200B}b\u{2066}.txt"), "ab.txt");
         assert_eq!(sanitize_name(&"x".repeat(500)).len(), 200);
     }
 
@@ -232,6 +262,12 @@ mod tests {
         let mut names = names;
         names.sort();
         assert_eq!(names, vec!["note (1).txt", "note.txt"]);
+        assert!(fs4::available_space(dir.path()).unwrap() > 0);
+        assert!(room(dir.path(), 1000, 1000 + SPACE_MARGIN).is_ok());
+        assert!(matches!(
+            room(dir.path(), 1001, 1000 + SPACE_MARGIN),
+            Err(FileError::NoSpace { .. })
+        ));
         assert!(matches!(
             Incoming::start(dir.path(), 4, "big", MAX_FILE + 1, vec![]),
             Err(FileError::TooLarge { .. })

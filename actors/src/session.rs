@@ -309,19 +309,35 @@ impl<'a> Shell<'a> {
                     offset,
                     data,
                 } => {
-                    let written = match self.incoming.get_mut(&transfer_id) {
-                        Some(inc) => inc.write(offset, &data).map_err(|e| e.to_string()),
+                    let written = match self.incoming.remove(&transfer_id) {
+                        // On the blocking pool: a slow disk holds up this transfer, not
+                        // the runtime the other sessions share.
+                        Some(mut inc) => match tokio::task::spawn_blocking(move || {
+                            let r = inc.write(offset, &data);
+                            (inc, r)
+                        })
+                        .await
+                        {
+                            Ok((inc, Ok(()))) => {
+                                self.incoming.insert(transfer_id, inc);
+                                Ok(())
+                            }
+                            // Dropping the transfer removes the partial file.
+                            Ok((_, Err(e))) => Err(e.to_string()),
+                            Err(e) => Err(format!("the write stopped: {e}")),
+                        },
                         None => Err("no such open transfer".into()),
                     };
                     if let Err(e) = written {
-                        // Dropping the transfer removes the partial file.
-                        self.incoming.remove(&transfer_id);
                         m.file_failed(transfer_id, e)?;
                     }
                 }
                 HostEvent::FinishFile(id) => {
                     let finished = match self.incoming.remove(&id) {
-                        Some(inc) => inc.finish().map_err(|e| e.to_string()),
+                        Some(inc) => tokio::task::spawn_blocking(move || inc.finish())
+                            .await
+                            .map_err(|e| format!("the check stopped: {e}"))
+                            .and_then(|r| r.map_err(|e| e.to_string())),
                         None => Err("no such open transfer".into()),
                     };
                     match &finished {

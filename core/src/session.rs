@@ -32,13 +32,14 @@ pub const MAX_TEXT: usize = 1024 * 1024;
 /// File transfers a session may have open (offered or receiving) at once.
 pub const MAX_TRANSFERS: usize = 4;
 
-/// A safe file name from whatever the peer sent: the last path component, no control
-/// characters, no leading dots (no hidden files, no `..`), at most 200 characters.
+/// A safe file name from whatever the peer sent: the last path component, no control,
+/// bidi or invisible characters (`invoice\u{202E}fdp.exe` would show as `invoiceexe.pdf`),
+/// no leading dots (no hidden files, no `..`), at most 200 characters.
 pub fn sanitize_name(name: &str) -> String {
     let last = name.rsplit(['/', '\\']).next().unwrap_or("");
     let cleaned: String = last
         .chars()
-        .filter(|c| !c.is_control() && *c != ':')
+        .filter(|&c| !crate::text::hidden(c) && c != ':')
         .collect();
     let cleaned = cleaned.trim().trim_start_matches('.').trim();
     let cleaned: String = cleaned.chars().take(200).collect();

@@ -11,7 +11,7 @@ pub const MAX_NAME_CHARS: usize = 64;
 
 /// Whether `c` is removed: controls, bidi embeddings/overrides/isolates/marks, zero-width
 /// and other invisible format characters (the zero-width joiner stays: emoji need it).
-fn hidden(c: char) -> bool {
+pub fn hidden(c: char) -> bool {
     c.is_control()
         || matches!(c,
             '\u{061C}' | '\u{200B}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}'

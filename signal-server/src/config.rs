@@ -113,7 +113,9 @@ impl Default for EnrollmentConfig {
     }
 }
 
-/// Login backoff policy (per IP and per account).
+/// Login backoff policy: per IP address, per IP address and account together (a stranger
+/// elsewhere cannot lock an account out), and a ceiling per account past which only known
+/// devices may try.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LoginConfig {
@@ -123,6 +125,9 @@ pub struct LoginConfig {
     pub base_ms: u64,
     /// Longest wait, in seconds. Default 900.
     pub max_secs: u64,
+    /// Failed logins for one account, from anywhere, after which it admits only devices
+    /// (PeerIds) that signed in as it before, with the usual backoff. Default 100.
+    pub account_ceiling: u32,
 }
 
 impl Default for Config {
@@ -163,6 +168,7 @@ impl Default for LoginConfig {
             free_failures: 5,
             base_ms: 1000,
             max_secs: 900,
+            account_ceiling: 100,
         }
     }
 }

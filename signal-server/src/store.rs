@@ -148,6 +148,9 @@ pub struct Store {
     pending: sled::Tree,
     /// PeerId (string) → Unix seconds: hosts an admin rejected.
     rejected: sled::Tree,
+    /// `user\0PeerId` → Unix seconds: devices that signed in as the user (they still may
+    /// when strangers have pushed the account over its failure ceiling).
+    devices: sled::Tree,
     /// The audit log.
     audit: audit::Audit,
 }
@@ -206,6 +209,7 @@ impl Store {
             enrollments: db.open_tree("enrollments")?,
             pending: db.open_tree("pending")?,
             rejected: db.open_tree("rejected")?,
+            devices: db.open_tree("devices")?,
             audit,
             db,
         })

@@ -394,6 +394,41 @@ async fn login_backoff_after_repeated_failures() {
 }
 
 #[tokio::test]
+async fn an_account_attacked_from_everywhere_still_admits_its_known_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    // The tests all come from 127.0.0.1: the per-address backoffs stay out of the way, so
+    // only the account's ceiling acts.
+    config.login.free_failures = 1000;
+    config.login.account_ceiling = 3;
+    config.login.base_ms = 60_000;
+    let s = start_in(dir.path(), config).await;
+    s.admin(user_add("erin", false)).await;
+    let laptop = s.client(&Identity::generate()).await;
+    assert!(matches!(
+        login(&laptop, "erin", "erin-pw").await,
+        SignalResponse::LoggedIn(_)
+    ));
+    // Strangers with fresh keys fail past the ceiling...
+    for _ in 0..4 {
+        let c = s.client(&Identity::generate()).await;
+        login(&c, "erin", "guess").await;
+    }
+    // ...so a device erin never used waits, even with the right password,
+    let newcomer = s.client(&Identity::generate()).await;
+    assert_eq!(
+        error_code(&login(&newcomer, "erin", "erin-pw").await),
+        ErrorCode::RateLimited
+    );
+    // while her own laptop still gets in.
+    assert!(matches!(
+        login(&laptop, "erin", "erin-pw").await,
+        SignalResponse::LoggedIn(_)
+    ));
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
 async fn hosts_hear_group_user_and_flag_changes() {
     let dir = tempfile::tempdir().unwrap();
     let s = start_in(dir.path(), Config::default()).await;

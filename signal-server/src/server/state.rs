@@ -24,6 +24,8 @@ use crate::store::{LoginSession, NodePath, Store, StoreError, User};
 const MAX_ADDRS: usize = 32;
 /// Longest address string accepted.
 const MAX_ADDR_LEN: usize = 256;
+/// The address key of a login whose address is not known.
+const UNKNOWN_IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
 /// Longest agent string kept (longer ones are cut).
 const MAX_AGENT_LEN: usize = 64;
 
@@ -55,7 +57,9 @@ pub(crate) struct State {
     pub(crate) public_addrs: Vec<Multiaddr>,
     /// Login backoff per IP.
     ip_backoff: Backoff<IpAddr>,
-    /// Login backoff per account name.
+    /// Login backoff per address and account name together.
+    pair_backoff: Backoff<(IpAddr, String)>,
+    /// Failures per account from anywhere: past the ceiling only known devices may try.
     account_backoff: Backoff<String>,
     /// Lookup and ticket request rate per peer.
     request_rate: TokenBucket<PeerId>,
@@ -115,7 +119,8 @@ impl State {
         Ok(Self {
             dummy_hash: crate::store::accounts::hash_password("portico-dummy")?,
             ip_backoff: Backoff::new(lc.free_failures, lc.base(), lc.max(), 100_000),
-            account_backoff: Backoff::new(lc.free_failures, lc.base(), lc.max(), 100_000),
+            pair_backoff: Backoff::new(lc.free_failures, lc.base(), lc.max(), 100_000),
+            account_backoff: Backoff::new(lc.account_ceiling, lc.base(), lc.max(), 100_000),
             request_rate: TokenBucket::new(
                 config.rate.per_peer_burst,
                 config.rate.per_peer_per_sec,
@@ -295,10 +300,22 @@ impl State {
                 retry_after_ms: Some(r.retry_after.as_millis() as u64),
             })
         };
+        let pair = (ip.unwrap_or(UNKNOWN_IP), l.user.clone());
         if let Some(ip) = ip {
             self.ip_backoff.check(&ip, now).map_err(limited)?;
         }
-        self.account_backoff.check(&l.user, now).map_err(limited)?;
+        self.pair_backoff.check(&pair, now).map_err(limited)?;
+        if let Err(r) = self.account_backoff.check(&l.user, now) {
+            // Strangers have failed many times: a device this user signed in from before
+            // may still try (with its own backoff above); others wait.
+            if !self
+                .store
+                .known_device(&l.user, &peer.to_string())
+                .map_err(internal)?
+            {
+                return Err(limited(r));
+            }
+        }
         let user = self.store.user(&l.user).map_err(internal)?;
         // An unknown account is checked against a dummy hash, so timing does not tell.
         let hash = user
@@ -340,6 +357,8 @@ impl State {
                 if let Some(ip) = ip {
                     self.ip_backoff.failure(&ip, now);
                 }
+                self.pair_backoff
+                    .failure(&(ip.unwrap_or(UNKNOWN_IP), l.user.clone()), now);
                 self.account_backoff.failure(&l.user, now);
                 self.metrics.login(false);
                 let why = if other.is_some_and(|u| u.disabled) && ok {
@@ -369,7 +388,11 @@ impl State {
         if let Some(ip) = ip {
             self.ip_backoff.success(&ip);
         }
-        self.account_backoff.success(&l.user);
+        self.pair_backoff
+            .success(&(ip.unwrap_or(UNKNOWN_IP), l.user.clone()));
+        self.store
+            .remember_device(&user.name, &peer.to_string(), unix_now())
+            .map_err(internal)?;
         let mut token = vec![0u8; 32];
         rand::thread_rng().fill_bytes(&mut token);
         let session = LoginSession {

@@ -60,6 +60,10 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
     })
 }
 
+fn device_key(user: &str, peer: &str) -> Vec<u8> {
+    [user.as_bytes(), b"\0", peer.as_bytes()].concat()
+}
+
 fn token_key(token: &[u8]) -> Vec<u8> {
     Sha256::digest(token).to_vec()
 }
@@ -221,7 +225,17 @@ impl Store {
         }
     }
 
-    /// Ends one session.
+    /// Records that `peer` signed in as `user`.
+    pub fn remember_device(&self, user: &str, peer: &str, now: u64) -> Result<(), StoreError> {
+        put(&self.devices, &device_key(user, peer), &now)
+    }
+
+    /// Whether `peer` has signed in as `user` before.
+    pub fn known_device(&self, user: &str, peer: &str) -> Result<bool, StoreError> {
+        Ok(self.devices.contains_key(device_key(user, peer))?)
+    }
+
+    /// Ends one sign-in session; whether it existed.
     pub fn end_session(&self, token: &[u8]) -> Result<bool, StoreError> {
         Ok(self.sessions.remove(token_key(token))?.is_some())
     }
