@@ -50,8 +50,13 @@ pub struct Config {
 pub struct RelayConfig {
     /// Longest a relayed circuit may live, in seconds. Default 86400 (24 h).
     pub max_circuit_secs: u64,
-    /// Most bytes a circuit may carry in each direction; 0 = unlimited. Default 0.
+    /// Most bytes a circuit may carry in each direction; 0 = unlimited. Default 16 GiB (a
+    /// 3 Mbit/s session for ~12 hours; sessions that can go direct do).
     pub max_circuit_bytes: u64,
+    /// New circuits a source PeerId may open per minute; 0 = unlimited. Default 30.
+    pub circuits_per_minute_per_peer: u32,
+    /// New circuits a source IP address may open per minute; 0 = unlimited. Default 120.
+    pub circuits_per_minute_per_ip: u32,
     /// Most circuits at once. Default 256.
     pub max_circuits: usize,
     /// Most circuits per peer at once. Default 16.
@@ -153,7 +158,9 @@ impl Default for RelayConfig {
     fn default() -> Self {
         Self {
             max_circuit_secs: 24 * 3600,
-            max_circuit_bytes: 0,
+            max_circuit_bytes: 16 << 30,
+            circuits_per_minute_per_peer: 30,
+            circuits_per_minute_per_ip: 120,
             max_circuits: 256,
             max_circuits_per_peer: 16,
             max_reservations: 4096,
@@ -230,7 +237,7 @@ mod tests {
             toml::from_str("server_name = \"hq\"\n[relay]\nmax_circuit_secs = 60\n").unwrap();
         assert_eq!(c.server_name, "hq");
         assert_eq!(c.relay.max_circuit_secs, 60);
-        assert_eq!(c.relay.max_circuit_bytes, 0);
+        assert_eq!(c.relay.max_circuit_bytes, 16 << 30);
         assert_eq!(c.listen.port(), DEFAULT_PORT);
         assert!(toml::from_str::<Config>("lisen = \"0.0.0.0:1\"").is_err());
     }

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -133,6 +134,16 @@ fn build_swarm(
         max_circuit_duration: Duration::from_secs(rc.max_circuit_secs),
         max_circuit_bytes: rc.max_circuit_bytes,
         circuit_src_rate_limiters: vec![],
+    };
+    // New circuits per source, by key (free to make) and by address (not).
+    let minute = Duration::from_secs(60);
+    let relay_config = match NonZeroU32::new(rc.circuits_per_minute_per_peer) {
+        Some(n) => relay_config.circuit_src_per_peer(n, minute),
+        None => relay_config,
+    };
+    let relay_config = match NonZeroU32::new(rc.circuits_per_minute_per_ip) {
+        Some(n) => relay_config.circuit_src_per_ip(n, minute),
+        None => relay_config,
     };
     let fail = |reason: String| ServerError::Listen {
         addr: config.listen.to_string(),

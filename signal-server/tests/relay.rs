@@ -67,10 +67,12 @@ async fn reserve(swarm: &mut Swarm<Peer>, circuit: Multiaddr) -> bool {
 async fn relay_serves_registered_hosts_only_and_carries_video_sized_circuits() {
     let dir = tempfile::tempdir().unwrap();
     let (server_id, _) = Identity::load_or_create(dir.path()).unwrap();
-    let config = Config {
+    let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         ..Config::default()
     };
+    // Every peer here comes from 127.0.0.1: three new circuits a minute from it, at most.
+    config.relay.circuits_per_minute_per_ip = 3;
     let store = Store::open(dir.path()).unwrap();
     let home = portico_signal::store::NodePath::parse("/Home").unwrap();
     let (token, _) = store.create_enrollment(&home, 1, u64::MAX, 0).unwrap();
@@ -200,7 +202,7 @@ async fn relay_serves_registered_hosts_only_and_carries_video_sized_circuits() {
     // The viewer dials through the relay and pushes 12 MB.
     let mut viewer = peer_swarm(&viewer_id);
     let mut control = viewer.behaviour().stream.new_control();
-    viewer.dial(relayed).unwrap();
+    viewer.dial(relayed.clone()).unwrap();
     let host_peer: PeerId = host_id.peer_id();
     let (conn_tx, conn_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
@@ -239,5 +241,34 @@ async fn relay_serves_registered_hosts_only_and_carries_video_sized_circuits() {
         TOTAL as u64,
         "the circuit was cut before 12 MB"
     );
+    // New circuits from one address are limited per minute, whatever the PeerIds: two more
+    // get through, the next is refused.
+    let mut opened = Vec::new();
+    for _ in 0..3 {
+        opened.push(dial_relayed(&Identity::generate(), relayed.clone(), host_peer).await);
+    }
+    assert_eq!(opened, [true, true, false]);
     server.shutdown().await;
+}
+
+/// Dials `addr` (a relayed address of `host`) from a fresh swarm; whether a connection to
+/// the host came up through the relay.
+async fn dial_relayed(id: &Identity, addr: Multiaddr, host: PeerId) -> bool {
+    let mut swarm = peer_swarm(id);
+    swarm.dial(addr).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == host => {
+                    return true
+                }
+                SwarmEvent::OutgoingConnectionError {
+                    peer_id: Some(p), ..
+                } if p == host => return false,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or(false)
 }
