@@ -7,6 +7,7 @@
 //! - [`swarm`]: the one transport stack (TCP + QUIC, Noise, Yamux, DNS, relay client) and the
 //!   behaviour pieces (identify, signal) every Portico swarm is built from;
 //! - [`peer`]: the host's and viewer's swarm (session streams, relay client, DCUtR, mDNS);
+//! - [`ip_limits`]: inbound connections per IP address, checked before the handshake;
 //! - [`session_io`]: framed handshake reads and stream errors for `/portico/session/1`;
 //! - [`password`]: reading a password at a prompt or from stdin;
 //! - [`ports`]: the default ports.
@@ -16,6 +17,7 @@
 
 pub mod client;
 pub mod codec;
+pub mod ip_limits;
 pub mod password;
 pub mod peer;
 mod peer_behaviour;

@@ -71,6 +71,7 @@ pub fn build_swarm(
             None
         };
         PeerBehaviour {
+            limits: crate::ip_limits::IpLimits::new(crate::ip_limits::MAX_INBOUND_PER_IP),
             stream: libp2p_stream::Behaviour::new(),
             identify: crate::swarm::identify(
                 &key.public(),

@@ -10,6 +10,8 @@ use libp2p::{autonat, dcutr, identify, mdns, ping, relay, request_response};
 #[derive(NetworkBehaviour)]
 #[behaviour(prelude = "libp2p::swarm::derive_prelude")]
 pub struct PeerBehaviour {
+    /// Inbound connections per address (first: it refuses before the others see anything).
+    pub limits: crate::ip_limits::IpLimits,
     /// Session streams.
     pub stream: libp2p_stream::Behaviour,
     /// Learns addresses and protocols.
