@@ -87,8 +87,8 @@ pub struct Decide {
 pub struct AccessControl {
     /// The decisions and the state.
     table: SessionTable,
-    /// Host audit log.
-    audit: Option<crate::audit_log::AuditLog>,
+    /// Host audit log (written on its own thread).
+    audit: Option<crate::audit_log::AuditWriter>,
     /// Viewers waiting for the owner, by request.
     waiting: HashMap<u64, oneshot::Sender<Result<Granted, Refusal>>>,
     /// Live sessions' links, by session.
@@ -121,7 +121,7 @@ impl AccessControl {
         settings: HostSettings,
         acl: Vec<AclEntry>,
         owner_timeout: Duration,
-        audit: Option<crate::audit_log::AuditLog>,
+        audit: Option<crate::audit_log::AuditWriter>,
     ) -> Self {
         let (changes, _) = broadcast::channel(64);
         Self {
@@ -176,10 +176,8 @@ impl AccessControl {
     fn apply(&mut self, effect: Effect) {
         match effect {
             Effect::Audit { action, detail } => {
-                if let Some(a) = self.audit.as_mut() {
-                    if let Err(e) = a.append(action, &detail) {
-                        tracing::error!(error = %e, "cannot write the host audit log");
-                    }
+                if let Some(a) = &self.audit {
+                    a.append(action, detail);
                 }
             }
             Effect::Answered { request_id, result } => {

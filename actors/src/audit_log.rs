@@ -68,10 +68,19 @@ impl AuditLog {
 
     /// Appends an entry (flushed to disk).
     pub fn append(&mut self, action: &str, detail: &str) -> Result<(), String> {
-        let at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        self.write(unix_now(), action, detail)?;
+        self.sync()
+    }
+
+    /// Makes every entry written so far durable.
+    pub fn sync(&mut self) -> Result<(), String> {
+        self.file
+            .sync_data()
+            .map_err(|e| format!("{}: {e}", self.path.display()))
+    }
+
+    /// Writes an entry made at `at` (durable at the next [`AuditLog::sync`]).
+    fn write(&mut self, at: u64, action: &str, detail: &str) -> Result<(), String> {
         let mut chain = self.chain;
         let (seq, prev, hash) = chain.append(at, ACTOR, action, detail);
         let e = Entry {
@@ -86,10 +95,87 @@ impl AuditLog {
         line.push('\n');
         self.file
             .write_all(line.as_bytes())
-            .and_then(|()| self.file.sync_data())
             .map_err(|e| format!("{}: {e}", self.path.display()))?;
         self.chain = chain;
         Ok(())
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Entries waiting for the writer thread.
+pub const WRITER_QUEUE: usize = 4096;
+
+/// The audit log on its own thread: the access actor hands entries over without waiting
+/// for the disk, and the thread writes whatever has queued up with one sync per batch. A
+/// flood that fills the queue is not lost silently: the next batch records how many entries
+/// it could not keep (`audit_overflow`).
+#[derive(Debug)]
+pub struct AuditWriter {
+    /// The queue (`None` once closing).
+    tx: Option<crossbeam_channel::Sender<(u64, &'static str, String)>>,
+    /// Entries refused because the queue was full, not yet recorded.
+    dropped: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The thread (joined on drop, so queued entries reach the disk).
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl AuditWriter {
+    /// Moves `log` to a writer thread with a queue of `capacity` entries.
+    pub fn spawn(mut log: AuditLog, capacity: usize) -> Result<Self, String> {
+        let (tx, rx) = crossbeam_channel::bounded::<(u64, &'static str, String)>(capacity);
+        let dropped = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let lost = dropped.clone();
+        let thread = std::thread::Builder::new()
+            .name("portico-audit".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut result = Ok(());
+                    for (at, action, detail) in std::iter::once(first).chain(rx.try_iter()) {
+                        result = result.and_then(|()| log.write(at, action, &detail));
+                    }
+                    let n = lost.swap(0, std::sync::atomic::Ordering::Relaxed);
+                    if n > 0 {
+                        let detail = format!("{n} entries not kept: the queue was full");
+                        result =
+                            result.and_then(|()| log.write(unix_now(), "audit_overflow", &detail));
+                    }
+                    if let Err(e) = result.and_then(|()| log.sync()) {
+                        tracing::error!(error = %e, "cannot write the host audit log");
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start the audit writer: {e}"))?;
+        Ok(Self {
+            tx: Some(tx),
+            dropped,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues an entry (never blocks; counted when the queue is full).
+    pub fn append(&self, action: &'static str, detail: String) {
+        let Some(tx) = &self.tx else { return };
+        if tx.try_send((unix_now(), action, detail)).is_err() {
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for AuditWriter {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                tracing::error!("the audit writer thread panicked");
+            }
+        }
     }
 }
 
@@ -126,6 +212,28 @@ pub fn verify(path: &Path) -> Result<Chain, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_writer_keeps_every_entry_or_says_how_many_it_could_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("audit.jsonl");
+        let w = AuditWriter::spawn(AuditLog::open(&p).unwrap(), 4).unwrap();
+        for i in 0..5000 {
+            w.append("refused", format!("request {i}"));
+        }
+        drop(w);
+        let chain = verify(&p).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let kept = text.lines().filter(|l| l.contains("\"refused\"")).count() as u64;
+        let lost: u64 = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Entry>(l).ok())
+            .filter(|e| e.action == "audit_overflow")
+            .filter_map(|e| e.detail.split(' ').next()?.parse::<u64>().ok())
+            .sum();
+        assert_eq!(kept + lost, 5000, "kept {kept}, recorded as lost {lost}");
+        assert!(chain.seq >= kept);
+    }
 
     #[test]
     fn chain_and_tamper() {

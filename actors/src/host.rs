@@ -302,6 +302,9 @@ pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle,
     let audit = match &config.data_dir {
         Some(d) => Some(
             crate::audit_log::AuditLog::open(&d.join(portico_core::data_dir::AUDIT))
+                .and_then(|log| {
+                    crate::audit_log::AuditWriter::spawn(log, crate::audit_log::WRITER_QUEUE)
+                })
                 .map_err(HostError::AuditLog)?,
         ),
         None => None,

@@ -294,6 +294,20 @@ impl Network {
                 }
             }
             request_response::Message::Response {
+                response:
+                    SignalResponse::Ack(Ack {
+                        state_version: Some(v),
+                    }),
+                ..
+            } => {
+                // A heartbeat's answer: an event this host never applied means one was lost
+                // on the way; ask as after a reconnect.
+                if self.seen_version.is_some_and(|seen| seen < v) {
+                    self.seen_version = Some(v);
+                    self.resync_users(ctx);
+                }
+            }
+            request_response::Message::Response {
                 response: SignalResponse::Users(u),
                 ..
             } => {
@@ -323,7 +337,7 @@ impl Network {
                     .swarm
                     .behaviour_mut()
                     .signal
-                    .send_response(channel, SignalResponse::Ack(Ack {}))
+                    .send_response(channel, SignalResponse::Ack(Ack::default()))
                     .is_err()
                 {
                     tracing::debug!("server left before our ack");

@@ -256,7 +256,7 @@ async fn drive(
                         }
                     }
                     request_response::Message::Request { request, channel, .. } => {
-                        let ack = SignalResponse::Ack(Ack {});
+                        let ack = SignalResponse::Ack(Ack::default());
                         if peer != server {
                             tracing::warn!(%peer, "ignoring a signal request from a peer that is not our server");
                             continue;

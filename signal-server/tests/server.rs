@@ -564,6 +564,18 @@ async fn restart_keeps_everything_and_pinning_refuses_another_key() {
         .map(|c| matches!(c, Change::User { disabled: true, .. }))
         .collect();
     assert_eq!(disabled, [true, false, true]);
+    // Each heartbeat's answer carries the number too (a host that lost an event while
+    // connected catches up within a heartbeat).
+    let hb = host
+        .request(SignalRequest::Heartbeat(Heartbeat { addrs: vec![] }))
+        .await
+        .unwrap();
+    assert_eq!(
+        hb,
+        SignalResponse::Ack(Ack {
+            state_version: Some(offline)
+        })
+    );
     let viewer = s.client(&Identity::generate()).await;
     assert!(matches!(
         login(&viewer, "carol", "carol-pw").await,

@@ -264,8 +264,14 @@ pub struct Users {
 }
 
 /// Acknowledgement.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Ack {}
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ack {
+    /// In the answer to a host's heartbeat: the number of the server's latest event, so a
+    /// host that missed one while connected (it did not arrive or was not acknowledged)
+    /// catches up within a heartbeat, as after a reconnect.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "v")]
+    pub state_version: Option<u64>,
+}
 
 /// Lookup result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

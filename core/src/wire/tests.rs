@@ -105,7 +105,7 @@ fn signal_responses() -> Vec<SignalResponse> {
             heartbeat_secs: 20,
             state_version: 41,
         }),
-        SignalResponse::Ack(Ack {}),
+        SignalResponse::Ack(Ack::default()),
         SignalResponse::Found(Found {
             peer: peer(1),
             internet_id: id(),

@@ -464,7 +464,7 @@ impl State {
             .audit()
             .append(&format!("peer:{peer}"), "logout", &s.user, unix_now())
             .map_err(internal)?;
-        Ok(SignalResponse::Ack(Ack {}))
+        Ok(SignalResponse::Ack(Ack::default()))
     }
 
     fn list_nodes(&mut self, peer: PeerId, l: ListNodes) -> Reply {

@@ -189,7 +189,9 @@ impl State {
         }
         self.presence.insert(peer, now);
         self.metrics.online.set(self.presence.len() as i64);
-        Ok(SignalResponse::Ack(Ack {}))
+        Ok(SignalResponse::Ack(Ack {
+            state_version: Some(self.store.state_version().map_err(internal)?),
+        }))
     }
 
     pub(super) fn check_principals(&mut self, peer: PeerId, c: CheckPrincipals) -> Reply {
