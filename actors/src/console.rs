@@ -292,7 +292,7 @@ pub fn start(addr: SocketAddr, data: &Path, access: Addr<AccessControl>) -> Resu
         token: token.clone(),
         access,
     });
-    let server = HttpServer::new(move || {
+    let app = move || {
         App::new()
             .app_data(app_state.clone())
             .app_data(web::JsonConfig::default().limit(256 * 1024))
@@ -305,11 +305,27 @@ pub fn start(addr: SocketAddr, data: &Path, access: Addr<AccessControl>) -> Resu
             .route("/api/sessions/{id}/mode", web::post().to(mode))
             .route("/api/sharing", web::post().to(sharing))
             .route("/api/acl", web::put().to(acl))
-    })
-    .workers(1)
-    .disable_signals()
-    .bind(addr)
-    .map_err(|e| e.to_string())?;
+    };
+    let serve = |addr: SocketAddr| {
+        HttpServer::new(app.clone())
+            .workers(1)
+            .disable_signals()
+            .bind(addr)
+    };
+    let server = match serve(addr) {
+        Ok(s) => s,
+        // Another host on this machine holds the default port: this one takes a free port
+        // (the CLI finds it through console.json in this host's data directory).
+        Err(e)
+            if e.kind() == std::io::ErrorKind::AddrInUse
+                && addr.port() == portico_signal_client::ports::CONSOLE_PORT =>
+        {
+            tracing::info!(%addr, "the default console port is taken (another host on this machine?); using a free one");
+            serve(SocketAddr::new(addr.ip(), 0))
+                .map_err(|e| format!("cannot listen on {}: {e}", addr.ip()))?
+        }
+        Err(e) => return Err(format!("cannot listen on {addr}: {e}")),
+    };
     let bound = server
         .addrs()
         .first()

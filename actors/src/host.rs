@@ -1,6 +1,8 @@
 //! The host: starts the actors (AccessControl, Capture, Encoder, Input, Network) inside the
 //! current actix `System` and serves `/portico/session/1`.
 
+mod ports;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
@@ -327,7 +329,7 @@ pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle,
 
     let mut swarm =
         build_swarm(&identity, PeerOptions::host(config.mdns)).map_err(HostError::Network)?;
-    for addr in &config.listen {
+    for addr in &ports::free_listen_addrs(&config.listen)? {
         swarm
             .listen_on(addr.clone())
             .map_err(|e| HostError::Listen {

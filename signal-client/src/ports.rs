@@ -4,3 +4,5 @@
 pub const HOST_PORT: u16 = 5650;
 /// The signalling/authorization server's port.
 pub const SERVER_PORT: u16 = 5655;
+/// A host's owner console (loopback; another free port when a second host takes this one).
+pub const CONSOLE_PORT: u16 = 5651;

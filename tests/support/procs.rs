@@ -54,6 +54,16 @@ impl Drop for Host {
 
 impl Host {
     pub fn start(x: &Xvfb, data: &Path, config: &str, extra: &[&str]) -> Host {
+        let ports = ["--listen", "127.0.0.1:0", "--console", "127.0.0.1:0"];
+        Self::spawn(x, data, config, &[&ports[..], extra].concat())
+    }
+
+    /// A host on the default listen and console ports (several hosts on one machine).
+    pub fn start_on_default_ports(x: &Xvfb, data: &Path, config: &str) -> Host {
+        Self::spawn(x, data, config, &[])
+    }
+
+    fn spawn(x: &Xvfb, data: &Path, config: &str, extra: &[&str]) -> Host {
         let cfg = data.join("host.toml");
         std::fs::create_dir_all(data).unwrap();
         std::fs::write(&cfg, config).unwrap();
@@ -63,13 +73,7 @@ impl Host {
             .arg("host")
             .arg("--config")
             .arg(&cfg)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--no-mdns",
-                "--console",
-                "127.0.0.1:0",
-            ])
+            .arg("--no-mdns")
             .args(extra)
             .env("DISPLAY", &x.display)
             .stdout(Stdio::piped())
