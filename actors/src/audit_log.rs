@@ -66,14 +66,8 @@ impl AuditLog {
         })
     }
 
-    /// Appends an entry (flushed to disk).
-    pub fn append(&mut self, action: &str, detail: &str) -> Result<(), String> {
-        self.write(unix_now(), action, detail)?;
-        self.sync()
-    }
-
     /// Makes every entry written so far durable.
-    pub fn sync(&mut self) -> Result<(), String> {
+    fn sync(&mut self) -> Result<(), String> {
         self.file
             .sync_data()
             .map_err(|e| format!("{}: {e}", self.path.display()))
@@ -212,6 +206,14 @@ pub fn verify(path: &Path) -> Result<Chain, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl AuditLog {
+        /// Appends an entry, durable at once.
+        fn append(&mut self, action: &str, detail: &str) -> Result<(), String> {
+            self.write(unix_now(), action, detail)?;
+            self.sync()
+        }
+    }
 
     #[test]
     fn the_writer_keeps_every_entry_or_says_how_many_it_could_not() {

@@ -275,20 +275,19 @@ impl Network {
                 tracing::warn!(code = ?e.code, message = %e.message, "the server refused a request");
                 match e.code {
                     ErrorCode::NotRegistered => self.register(),
-                    // Not enrolled yet: ask again until the admin decides (a rejected or
-                    // refused host stops asking; its owner sees why).
-                    ErrorCode::PendingApproval | ErrorCode::RateLimited
+                    // Not registered yet: the owner sees why. A host waiting for the admin
+                    // (or slowed down) asks again; a rejected or refused one stops asking.
+                    ErrorCode::PendingApproval
+                    | ErrorCode::RateLimited
+                    | ErrorCode::Forbidden
+                    | ErrorCode::BadRequest
                         if self.status.borrow().registered.is_none() =>
                     {
                         self.status
                             .send_modify(|s| s.refused = Some(e.message.clone()));
-                        ctx.run_later(ENROLL_RETRY, |act, _| act.register());
-                    }
-                    ErrorCode::Forbidden | ErrorCode::BadRequest
-                        if self.status.borrow().registered.is_none() =>
-                    {
-                        self.status
-                            .send_modify(|s| s.refused = Some(e.message.clone()));
+                        if matches!(e.code, ErrorCode::PendingApproval | ErrorCode::RateLimited) {
+                            ctx.run_later(ENROLL_RETRY, |act, _| act.register());
+                        }
                     }
                     _ => {}
                 }

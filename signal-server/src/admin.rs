@@ -119,6 +119,17 @@ pub struct AdminContext<'a> {
     pub now: u64,
 }
 
+impl AdminContext<'_> {
+    /// Writes an admin action to the audit log and makes it (and the change) durable.
+    fn audit(&self, action: &str, detail: String) -> Result<(), AdminError> {
+        self.store
+            .audit()
+            .append("admin", action, &detail, self.now)?;
+        self.store.flush()?;
+        Ok(())
+    }
+}
+
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -204,11 +215,6 @@ fn user_change(u: &crate::store::User, deleted: bool) -> Change {
 
 fn run(ctx: &AdminContext<'_>, cmd: AdminCommand) -> Result<Outcome, AdminError> {
     let s = ctx.store;
-    let audit = |action: &str, detail: String| -> Result<(), AdminError> {
-        s.audit().append("admin", action, &detail, ctx.now)?;
-        s.flush()?;
-        Ok(())
-    };
     let done = |text: String, changes: Vec<Change>| Ok((text, changes, None));
     match cmd {
         AdminCommand::UserAdd {
@@ -222,7 +228,7 @@ fn run(ctx: &AdminContext<'_>, cmd: AdminCommand) -> Result<Outcome, AdminError>
                 ));
             }
             s.add_user(&name, &password, force_server_security)?;
-            audit(
+            ctx.audit(
                 "user.add",
                 format!("{name} force_server_security={force_server_security}"),
             )?;
@@ -230,7 +236,7 @@ fn run(ctx: &AdminContext<'_>, cmd: AdminCommand) -> Result<Outcome, AdminError>
         }
         AdminCommand::UserDel { name } => {
             let u = s.del_user(&name)?;
-            audit("user.del", name.clone())?;
+            ctx.audit("user.del", name.clone())?;
             done(format!("deleted user {name}"), vec![user_change(&u, true)])
         }
         AdminCommand::UserList => {
@@ -260,7 +266,7 @@ fn run(ctx: &AdminContext<'_>, cmd: AdminCommand) -> Result<Outcome, AdminError>
             }
             s.set_password(&name, &password)?;
             s.end_sessions_of(&name)?;
-            audit("user.passwd", name.clone())?;
+            ctx.audit("user.passwd", name.clone())?;
             done(
                 format!("changed the password of {name} (their sign-ins were ended)"),
                 vec![],
@@ -274,7 +280,7 @@ fn run(ctx: &AdminContext<'_>, cmd: AdminCommand) -> Result<Outcome, AdminError>
             if disabled {
                 s.end_sessions_of(&name)?;
             }
-            audit(
+            ctx.audit(
                 if disabled {
                     "user.disable"
                 } else {
@@ -295,7 +301,7 @@ fn run(ctx: &AdminContext<'_>, cmd: AdminCommand) -> Result<Outcome, AdminError>
                 u.force_server_security = on;
                 Ok(())
             })?;
-            audit(
+            ctx.audit(
                 "user.force_server_security",
                 format!("{name} {}", on_off(on)),
             )?;
@@ -306,12 +312,12 @@ fn run(ctx: &AdminContext<'_>, cmd: AdminCommand) -> Result<Outcome, AdminError>
         }
         AdminCommand::GroupAdd { name } => {
             s.add_group(&name)?;
-            audit("group.add", name.clone())?;
+            ctx.audit("group.add", name.clone())?;
             done(format!("added group {name}"), vec![])
         }
         AdminCommand::GroupDel { name } => {
             let changed = s.del_group(&name)?;
-            audit("group.del", name.clone())?;
+            ctx.audit("group.del", name.clone())?;
             done(
                 format!("deleted group {name}"),
                 changed.iter().map(|u| user_change(u, false)).collect(),
@@ -341,7 +347,7 @@ fn run(ctx: &AdminContext<'_>, cmd: AdminCommand) -> Result<Outcome, AdminError>
             member,
         } => {
             let u = s.set_member(&group, &user, member)?;
-            audit(
+            ctx.audit(
                 if member {
                     "group.add_member"
                 } else {
@@ -362,13 +368,13 @@ fn run(ctx: &AdminContext<'_>, cmd: AdminCommand) -> Result<Outcome, AdminError>
         AdminCommand::NodeMkdir { path } => {
             let p = NodePath::parse(&path)?;
             s.mkdir(&p)?;
-            audit("node.mkdir", p.to_string())?;
+            ctx.audit("node.mkdir", p.to_string())?;
             done(format!("created {p}"), vec![])
         }
         AdminCommand::NodeMove { from, to } => {
             let (from, to) = (NodePath::parse(&from)?, NodePath::parse(&to)?);
             let moved = s.move_node(&from, &to)?;
-            audit("node.move", format!("{from} -> {to}"))?;
+            ctx.audit("node.move", format!("{from} -> {to}"))?;
             let mut changes = Vec::new();
             for h in &moved {
                 let f = s.effective_flags(&h.node_path)?;
@@ -396,7 +402,7 @@ fn run(ctx: &AdminContext<'_>, cmd: AdminCommand) -> Result<Outcome, AdminError>
             }
             let p = NodePath::parse(&path)?;
             s.set_flags(&p, allow_guests, allow_visitors)?;
-            audit(
+            ctx.audit(
                 "node.set",
                 format!("{p} guests={allow_guests:?} visitors={allow_visitors:?}"),
             )?;
@@ -416,7 +422,7 @@ fn run(ctx: &AdminContext<'_>, cmd: AdminCommand) -> Result<Outcome, AdminError>
         AdminCommand::SettingsSet { key, on } => {
             let k = setting_key(&key)?;
             s.set_setting(k, on)?;
-            audit("settings.set", format!("{key} {}", on_off(on)))?;
+            ctx.audit("settings.set", format!("{key} {}", on_off(on)))?;
             let change = Change::Global {
                 guest_sharing: s.setting("guest_sharing")?,
                 visitor_sharing: s.setting("visitor_sharing")?,
@@ -488,7 +494,7 @@ fn run(ctx: &AdminContext<'_>, cmd: AdminCommand) -> Result<Outcome, AdminError>
             };
             let file =
                 bundle::write(&b, ctx.identity).map_err(|e| AdminError::Invalid(e.to_string()))?;
-            audit(
+            ctx.audit(
                 "bundle.write",
                 format!(
                     "{path} grants={} enrollment {token_id} for {uses} host(s)",

@@ -283,10 +283,8 @@ impl LosslessEncoder {
                 }
             }
         }
-        if fits && p.colours.len() == 1 {
-            out.push(SOLID);
-            out.extend_from_slice(&rgb(p.colours[0]));
-        } else if fits {
+        // Solid rectangles never come here: `encode` joins and writes them.
+        if fits {
             out.push(PALETTE);
             out.push((p.colours.len() - 1) as u8);
             for &c in &p.colours {

@@ -7,11 +7,6 @@ use crate::store::NodePath;
 /// Runs one enrollment command (the caller routes only these here).
 pub(super) fn run(ctx: &AdminContext<'_>, cmd: AdminCommand) -> Result<Outcome, AdminError> {
     let s = ctx.store;
-    let audit = |action: &str, detail: String| -> Result<(), AdminError> {
-        s.audit().append("admin", action, &detail, ctx.now)?;
-        s.flush()?;
-        Ok(())
-    };
     let text = match cmd {
         AdminCommand::NodeEnroll { path, uses, hours } => {
             let folder = NodePath::parse(&path)?;
@@ -22,7 +17,7 @@ pub(super) fn run(ctx: &AdminContext<'_>, cmd: AdminCommand) -> Result<Outcome, 
             }
             let expires_at = ctx.now.saturating_add(hours.saturating_mul(3600));
             let (token, id) = s.create_enrollment(&folder, uses, expires_at, ctx.now)?;
-            audit(
+            ctx.audit(
                 "node.enroll",
                 format!("{folder} enrollment {id} for {uses} host(s), {hours} h"),
             )?;
@@ -59,7 +54,7 @@ pub(super) fn run(ctx: &AdminContext<'_>, cmd: AdminCommand) -> Result<Outcome, 
                     "no enrollment {id}; `portico-signal node enrollments` lists them"
                 )));
             }
-            audit("node.revoke_enrollment", id.clone())?;
+            ctx.audit("node.revoke_enrollment", id.clone())?;
             format!("revoked enrollment {id}")
         }
         AdminCommand::HostPending => {
@@ -86,7 +81,7 @@ pub(super) fn run(ctx: &AdminContext<'_>, cmd: AdminCommand) -> Result<Outcome, 
         AdminCommand::HostApprove { peer, path } => {
             let path = path.as_deref().map(NodePath::parse).transpose()?;
             let h = s.approve_host(&peer, path, ctx.now)?;
-            audit(
+            ctx.audit(
                 "host.approve",
                 format!("{peer} {} {}", h.internet_id, h.node_path),
             )?;
@@ -97,7 +92,7 @@ pub(super) fn run(ctx: &AdminContext<'_>, cmd: AdminCommand) -> Result<Outcome, 
         }
         AdminCommand::HostReject { peer } => {
             s.reject_host(&peer, ctx.now)?;
-            audit("host.reject", peer.clone())?;
+            ctx.audit("host.reject", peer.clone())?;
             format!("rejected {peer}")
         }
         other => {
