@@ -216,3 +216,66 @@ fn a_trusted_key_with_files_sends_without_a_prompt_and_one_without_is_refused() 
     );
     assert_eq!(listing(&downloads), vec!["notes.txt".to_string()]);
 }
+
+#[test]
+fn a_host_killed_mid_transfer_leaves_no_partial_file_after_it_restarts() {
+    let x = Xvfb::start();
+    x.draw(&x11::desktop(10));
+    let dir = tempfile::tempdir().unwrap();
+    let downloads = dir.path().join("downloads");
+    let hdir = dir.path().join("host");
+    let viewer = dir.path().join("vf");
+    let config = acl(&peer_of(&viewer), "view,files");
+    let args = ["--download-dir", downloads.to_str().unwrap()];
+    let mut host = Host::start(&x, &hdir, &config, &args);
+    let addr = host.tcp_addr();
+    // Big enough to be caught half-written.
+    let src = dir.path().join("disk.img");
+    let file = std::fs::File::create(&src).unwrap();
+    file.set_len(768 * 1024 * 1024).unwrap();
+    drop(file);
+    let mut sender = spawn_at(
+        &viewer,
+        &[
+            "connect",
+            &addr,
+            "--headless",
+            "--send",
+            src.to_str().unwrap(),
+        ],
+    );
+    let partials = || {
+        listing(&downloads)
+            .into_iter()
+            .filter(|n| n.starts_with(".portico-partial-"))
+            .count()
+    };
+    let started = std::time::Instant::now();
+    while partials() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the transfer never started: {:?}",
+            listing(&downloads)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SIGKILL: no destructor runs, the partial file stays behind.
+    host.child.kill().unwrap();
+    host.child.wait().unwrap();
+    let _ = sender.kill();
+    let _ = sender.wait();
+    assert_eq!(partials(), 1, "{:?}", listing(&downloads));
+
+    let mut host = Host::start(&x, &hdir, &config, &args);
+    host.tcp_addr();
+    let restarted = std::time::Instant::now();
+    while partials() != 0 {
+        assert!(
+            restarted.elapsed() < Duration::from_secs(10),
+            "the restarted host left the partial file: {:?}",
+            listing(&downloads)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(listing(&downloads), Vec::<String>::new());
+}

@@ -75,6 +75,57 @@ pub fn unique_path(dir: &Path, name: &str) -> PathBuf {
         .unwrap_or(first)
 }
 
+/// How a partial file's name starts; the receiving process's id and the transfer number
+/// follow, so a host that starts again can tell its dead predecessor's leftovers from the
+/// live transfers of another host sharing the folder.
+const PARTIAL_PREFIX: &str = ".portico-partial-";
+
+/// Removes the partial files in `dir` left by a host that died mid-transfer (killed, or the
+/// machine lost power: `Drop` never ran). Called when a host starts, before it receives
+/// anything, so files with its own process id are leftovers too (a reused id); files of
+/// other processes still running are left alone. Returns how many were removed.
+pub fn sweep_partials(dir: &Path) -> Result<usize, FileError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(source) => {
+            return Err(FileError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(PARTIAL_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if process_alive(pid) {
+            continue;
+        }
+        let path = entry.path();
+        std::fs::remove_file(&path).map_err(|source| FileError::Io { path, source })?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// Whether another process `pid` is running (where that cannot be told, it is assumed to
+/// be, so a live transfer's file is never removed).
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        pid != std::process::id() && Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
+}
+
 /// A file being received.
 #[derive(Debug)]
 pub struct Incoming {
@@ -123,7 +174,7 @@ impl Incoming {
         // Checked before accepting (fail closed: a free space that cannot be read refuses).
         room(dir, size, fs4::available_space(dir).map_err(io(dir))?)?;
         let partial = dir.join(format!(
-            ".portico-partial-{}-{transfer_id}",
+            "{PARTIAL_PREFIX}{}-{transfer_id}",
             std::process::id()
         ));
         let file = std::fs::OpenOptions::new()
@@ -226,6 +277,25 @@ mod tests {
         assert_eq!(sanitize_name("invoice\u{202E}fdp.exe"), "invoicefdp.exe");
         assert_eq!(sanitize_name("a\u{200B}b\u{2066}.txt"), "ab.txt");
         assert_eq!(sanitize_name(&"x".repeat(500)).len(), 200);
+    }
+
+    #[test]
+    fn leftovers_of_dead_hosts_are_swept_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        // A pid above the kernel's maximum (4194304) is never alive; ours is a leftover
+        // (the sweep runs before this process receives anything); pid 1 is alive.
+        let dead = dir.path().join(format!("{PARTIAL_PREFIX}4294967295-7"));
+        let reused = dir
+            .path()
+            .join(format!("{PARTIAL_PREFIX}{}-9", std::process::id()));
+        let live = dir.path().join(format!("{PARTIAL_PREFIX}1-8"));
+        let other = dir.path().join(".portico-partial-notes.txt");
+        for p in [&dead, &reused, &live, &other] {
+            std::fs::write(p, b"half").unwrap();
+        }
+        assert_eq!(sweep_partials(dir.path()).unwrap(), 2);
+        assert!(!dead.exists() && !reused.exists() && live.exists() && other.exists());
+        assert_eq!(sweep_partials(&dir.path().join("missing")).unwrap(), 0);
     }
 
     #[test]

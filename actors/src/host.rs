@@ -327,8 +327,11 @@ pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle,
     }
     let peers: crate::network::PeerAddrs = Default::default();
 
-    let mut swarm =
-        build_swarm(&identity, PeerOptions::host(config.mdns)).map_err(HostError::Network)?;
+    let mut swarm = build_swarm(
+        &identity,
+        PeerOptions::host(config.mdns, config.server.as_ref().map(|s| s.peer)),
+    )
+    .map_err(HostError::Network)?;
     for addr in &ports::free_listen_addrs(&config.listen)? {
         swarm
             .listen_on(addr.clone())
@@ -344,6 +347,15 @@ pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle,
         .accept(SESSION)
         .map_err(|e| HostError::Network(e.to_string()))?;
     let dropped_input = Arc::new(AtomicU64::new(0));
+    match crate::files::sweep_partials(&config.download_dir) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            removed = n,
+            dir = %config.download_dir.display(),
+            "removed partial files of transfers a stopped host left unfinished"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot sweep partial files"),
+    }
     let deps = SessionDeps {
         identity: identity.clone(),
         agent: format!("portico/{}", env!("CARGO_PKG_VERSION")),

@@ -8,6 +8,8 @@
 //!   behaviour pieces (identify, signal) every Portico swarm is built from;
 //! - [`peer`]: the host's and viewer's swarm (session streams, relay client, DCUtR, mDNS);
 //! - [`ip_limits`]: inbound connections per IP address, checked before the handshake;
+//! - [`only_peer`]: a behaviour served on the connections to one peer only (the host's
+//!   signal protocol, for its server);
 //! - [`session_io`]: framed handshake reads and stream errors for `/portico/session/1`;
 //! - [`password`]: reading a password at a prompt or from stdin;
 //! - [`ports`]: the default ports.
@@ -18,6 +20,7 @@
 pub mod client;
 pub mod codec;
 pub mod ip_limits;
+pub mod only_peer;
 pub mod password;
 pub mod peer;
 mod peer_behaviour;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{autonat, dcutr, mdns, ping, StreamProtocol, Swarm};
+use libp2p::{autonat, dcutr, mdns, ping, PeerId, StreamProtocol, Swarm};
 use portico_core::identity::Identity;
 
 /// The session protocol.
@@ -22,14 +22,18 @@ pub struct PeerOptions {
     /// never accepts connections, so asking a host to dial it back (AutoNAT's probe, ~300
     /// bytes each way some seconds into every session) would only cost both sides.
     pub autonat: bool,
+    /// The one peer `/portico/signal/1` is served to: a host's server (its pinned key).
+    /// Everyone else, and every peer of a viewer, finds the protocol not offered.
+    pub server: Option<PeerId>,
 }
 
 impl PeerOptions {
-    /// A host: AutoNAT, and mDNS when `mdns`.
-    pub fn host(mdns: bool) -> Self {
+    /// A host: AutoNAT, mDNS when `mdns`, the signal protocol with `server` only.
+    pub fn host(mdns: bool, server: Option<PeerId>) -> Self {
         Self {
             mdns,
             autonat: true,
+            server,
         }
     }
 
@@ -38,6 +42,7 @@ impl PeerOptions {
         Self {
             mdns: false,
             autonat: false,
+            server: None,
         }
     }
 }
@@ -82,7 +87,7 @@ pub fn build_swarm(
             dcutr: dcutr::Behaviour::new(peer),
             autonat: Toggle::from(autonat),
             mdns: Toggle::from(mdns),
-            signal: crate::swarm::signal(),
+            signal: crate::only_peer::OnlyPeer::new(crate::swarm::signal(), options.server),
         }
     })
     .map_err(|e| e.to_string())

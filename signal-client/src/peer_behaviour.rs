@@ -26,6 +26,7 @@ pub struct PeerBehaviour {
     pub autonat: Toggle<autonat::Behaviour>,
     /// LAN discovery.
     pub mdns: Toggle<mdns::tokio::Behaviour>,
-    /// `/portico/signal/1` (server registration, events).
-    pub signal: request_response::Behaviour<SignalCodec>,
+    /// `/portico/signal/1` (server registration, events), served on the connections to
+    /// the host's own server only.
+    pub signal: crate::only_peer::OnlyPeer<request_response::Behaviour<SignalCodec>>,
 }
