@@ -1,6 +1,6 @@
 //! A host serves `/portico/signal/1` to its server only: a stranger's signal request fails
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! at protocol negotiation (nothing decoded), the server's event arrives and is answered.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 
