@@ -14,7 +14,7 @@ BUILD_DEPS := pkg-config libx11-dev libx11-xcb-dev libxcb1-dev libegl-dev libway
 TEST_DEPS := xvfb xdotool xclip x11-utils x11-xserver-utils xterm chromium
 DEMO_DATA ?= $(CURDIR)/target/demo
 
-.PHONY: demo test deps build lint bench compare clean console-deps
+.PHONY: demo test deps build lint bench compare clean console-deps fuzz fuzz-short fuzz-tool
 
 deps:
 	@missing=""; for p in $(BUILD_DEPS) $(TEST_DEPS); do \
@@ -60,9 +60,23 @@ console-deps: deps
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends nodejs npm; }
 	cd tests/console && npm ci --no-audit --no-fund
 
+# Every fuzz target of core/fuzz (docs/fuzzing.md): a short fixed budget in `make test`,
+# the long campaign (FUZZ_RUNS executions per target, ~2 h on 2 cores) in `make fuzz`.
+FUZZ_SECS ?= 10
+FUZZ_RUNS ?= 10000000
+fuzz-tool:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked --version 0.13.2
+
+fuzz-short: fuzz-tool
+	scripts/fuzz.sh time $(FUZZ_SECS)
+
+fuzz: fuzz-tool
+	scripts/fuzz.sh runs $(FUZZ_RUNS)
+
 test: deps lint console-deps
 	$(CARGO) test --workspace --all-targets --locked
 	$(CARGO) test --workspace --doc --locked
+	$(MAKE) fuzz-short
 
 clean:
 	$(CARGO) clean

@@ -3,6 +3,7 @@
 //! ping; plus the admin socket and metrics. [`start`] binds and returns a handle; [`run`]
 //! serves until a shutdown future resolves.
 
+mod durable;
 pub(crate) mod state;
 
 use std::collections::HashMap;
@@ -266,6 +267,7 @@ pub async fn start(
                 logins_tx,
                 logins_rx,
                 logins_in_flight: 0,
+                durable: durable::Durable::new(),
                 remote: HashMap::new(),
                 admin_rx,
             }
@@ -339,6 +341,8 @@ struct Loop {
     logins_rx: mpsc::Receiver<LoginDone>,
     /// Password checks in flight.
     logins_in_flight: usize,
+    /// Answers held until the store is on disk (new hosts' registrations).
+    durable: durable::Durable,
     /// Remote address per connection (for the caller's IP).
     remote: HashMap<ConnectionId, Multiaddr>,
     admin_rx: mpsc::Receiver<AdminRequest>,
@@ -370,6 +374,13 @@ impl Loop {
                     let response = self.state.login_end(check, ok);
                     if self.swarm.behaviour_mut().signal.send_response(channel, response).is_err() {
                         tracing::debug!("peer left before the login answer");
+                    }
+                }
+                Some(result) = self.durable.done_rx.recv() => {
+                    for (channel, response) in self.durable.finished(&self.state.store, result) {
+                        if self.swarm.behaviour_mut().signal.send_response(channel, response).is_err() {
+                            tracing::debug!("peer left before its registration was saved");
+                        }
                     }
                 }
                 _ = purge.tick() => {
@@ -476,7 +487,9 @@ impl Loop {
                 } => {
                     let ip = self.remote.get(&connection_id).and_then(ip_of);
                     let response = self.state.handle(peer, ip, request);
-                    if self
+                    if std::mem::take(&mut self.state.unflushed) {
+                        self.durable.push(&self.state.store, (channel, response));
+                    } else if self
                         .swarm
                         .behaviour_mut()
                         .signal

@@ -69,6 +69,9 @@ pub(crate) struct State {
     dummy_hash: String,
     /// Prometheus metrics.
     pub(crate) metrics: Metrics,
+    /// The answer just made acknowledges a write that must survive a crash (a new host
+    /// enrolled): the event loop sends it only after a flush.
+    pub(crate) unflushed: bool,
 }
 
 fn err(code: ErrorCode, message: impl Into<String>) -> SignalResponse {
@@ -139,6 +142,7 @@ impl State {
             identity,
             store,
             metrics,
+            unflushed: false,
         })
     }
 

@@ -108,6 +108,7 @@ impl State {
                 unix_now(),
             )
             .map_err(internal)?;
+        self.unflushed = true;
         tracing::info!(%peer, id = %record.internet_id, path = %record.node_path, "host enrolled");
         Ok(record)
     }
