@@ -163,6 +163,10 @@ pub(crate) fn run(data: &Path, identity: Identity, args: HostArgs) -> anyhow::Re
                 .clamp(1, 3600),
         ),
         data_dir: Some(data.to_path_buf()),
+        connections_per_ip: file
+            .connections_per_ip
+            .unwrap_or(portico_signal_client::ip_limits::MAX_INBOUND_PER_IP)
+            .max(1),
         download_dir: args
             .download_dir
             .clone()

@@ -52,6 +52,9 @@ pub struct HostFile {
     pub download_dir: Option<std::path::PathBuf>,
     /// Access-control list.
     pub acl: Vec<AclEntry>,
+    /// Inbound connections one address may hold, pending or established (default 32):
+    /// raise it when many viewers share one NAT address.
+    pub connections_per_ip: Option<usize>,
 }
 
 /// Why a host config cannot be used.
@@ -261,6 +264,8 @@ pub struct HostConfig {
     pub console: Option<std::net::SocketAddr>,
     /// Where received files land.
     pub download_dir: std::path::PathBuf,
+    /// Inbound connections one address may hold (checked before the handshake).
+    pub connections_per_ip: usize,
 }
 
 /// A running host.
@@ -329,7 +334,10 @@ pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle,
 
     let mut swarm = build_swarm(
         &identity,
-        PeerOptions::host(config.mdns, config.server.as_ref().map(|s| s.peer)),
+        PeerOptions {
+            inbound_per_ip: config.connections_per_ip,
+            ..PeerOptions::host(config.mdns, config.server.as_ref().map(|s| s.peer))
+        },
     )
     .map_err(HostError::Network)?;
     for addr in &ports::free_listen_addrs(&config.listen)? {

@@ -18,7 +18,8 @@ use libp2p::swarm::{
 };
 use libp2p::{Multiaddr, PeerId};
 
-/// Inbound connections one address may have at once (an office behind one NAT fits).
+/// Inbound connections one address may have at once by default (an office behind one NAT
+/// fits; a host's `connections_per_ip` changes it).
 pub const MAX_INBOUND_PER_IP: usize = 32;
 
 /// A connection refused because its address has too many already.

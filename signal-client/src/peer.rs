@@ -25,6 +25,8 @@ pub struct PeerOptions {
     /// The one peer `/portico/signal/1` is served to: a host's server (its pinned key).
     /// Everyone else, and every peer of a viewer, finds the protocol not offered.
     pub server: Option<PeerId>,
+    /// Inbound connections one address may hold, pending or established.
+    pub inbound_per_ip: usize,
 }
 
 impl PeerOptions {
@@ -34,6 +36,7 @@ impl PeerOptions {
             mdns,
             autonat: true,
             server,
+            inbound_per_ip: crate::ip_limits::MAX_INBOUND_PER_IP,
         }
     }
 
@@ -43,6 +46,7 @@ impl PeerOptions {
             mdns: false,
             autonat: false,
             server: None,
+            inbound_per_ip: crate::ip_limits::MAX_INBOUND_PER_IP,
         }
     }
 }
@@ -76,7 +80,7 @@ pub fn build_swarm(
             None
         };
         PeerBehaviour {
-            limits: crate::ip_limits::IpLimits::new(crate::ip_limits::MAX_INBOUND_PER_IP),
+            limits: crate::ip_limits::IpLimits::new(options.inbound_per_ip),
             stream: libp2p_stream::Behaviour::new(),
             identify: crate::swarm::identify(
                 &key.public(),
