@@ -14,7 +14,7 @@ BUILD_DEPS := pkg-config libx11-dev libx11-xcb-dev libxcb1-dev libegl-dev libway
 TEST_DEPS := xvfb xdotool xclip x11-utils x11-xserver-utils xterm chromium
 DEMO_DATA ?= $(CURDIR)/target/demo
 
-.PHONY: demo test deps build lint bench compare clean console-deps fuzz fuzz-short fuzz-tool
+.PHONY: demo test deps build lint bench compare clean console-deps fuzz fuzz-short fuzz-tool adversarial
 
 deps:
 	@missing=""; for p in $(BUILD_DEPS) $(TEST_DEPS); do \
@@ -59,6 +59,13 @@ console-deps: deps
 	@command -v npm >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends nodejs npm; }
 	cd tests/console && npm ci --no-audit --no-fund
+
+# The attacks of docs/security.md that start real processes (also part of `make test`).
+adversarial: deps console-deps
+	$(CARGO) test --locked -p portico-signal-client --test only_peer
+	$(CARGO) test --locked -p portico --test flood --test guest_flood --test hostile_messages \
+	  --test enrollment --test narrowing --test reconnect --test files --test provision_acl
+	$(CARGO) test --locked -p portico-signal --test crash --test enrollment --test relay --test server
 
 # Every fuzz target of core/fuzz (docs/fuzzing.md): a short fixed budget in `make test`,
 # the long campaign (FUZZ_RUNS executions per target, ~2 h on 2 cores) in `make fuzz`.

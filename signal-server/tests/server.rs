@@ -394,6 +394,32 @@ async fn login_backoff_after_repeated_failures() {
 }
 
 #[tokio::test]
+async fn sign_ins_no_account_could_match_are_refused_before_they_cost_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.login.free_failures = 2;
+    let s = start_in(dir.path(), config).await;
+    s.admin(user_add("bob", false)).await;
+    let c = s.client(&Identity::generate()).await;
+    let huge = "b".repeat(100_000);
+    for (user, pw) in [
+        (huge.as_str(), "x"),
+        ("bob\u{202e}", "x"),
+        ("", "x"),
+        ("bob", huge.as_str()),
+    ] {
+        let r = login(&c, user, pw).await;
+        assert_eq!(error_code(&r), ErrorCode::BadRequest, "{user:.20}: {r:?}");
+    }
+    // None of them counted as a failure against bob or this address.
+    assert!(matches!(
+        login(&c, "bob", "bob-pw").await,
+        SignalResponse::LoggedIn(_)
+    ));
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
 async fn an_account_attacked_from_everywhere_still_admits_its_known_devices() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();

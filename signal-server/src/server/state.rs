@@ -89,6 +89,9 @@ fn internal(e: StoreError) -> SignalResponse {
 
 type Reply = Result<SignalResponse, SignalResponse>;
 
+/// The longest password a sign-in may carry (argon2 reads all of it).
+const MAX_PASSWORD_LEN: usize = 1024;
+
 /// A login waiting for its password check.
 pub(crate) struct LoginCheck {
     /// Who asks.
@@ -304,6 +307,18 @@ impl State {
                 retry_after_ms: Some(r.retry_after.as_millis() as u64),
             })
         };
+        // A name no account can have is refused before it is remembered anywhere (the
+        // backoff tables keep names: a stranger's megabyte names would cost us megabytes).
+        // Nothing is revealed: no account has such a name.
+        if crate::store::check_name(&l.user).is_err() || l.password.len() > MAX_PASSWORD_LEN {
+            return Err(err(
+                ErrorCode::BadRequest,
+                format!(
+                    "not a valid sign-in: account names are 1 to 64 letters, digits, spaces or ._-@ \
+                     and passwords at most {MAX_PASSWORD_LEN} bytes"
+                ),
+            ));
+        }
         let pair = (ip.unwrap_or(UNKNOWN_IP), l.user.clone());
         if let Some(ip) = ip {
             self.ip_backoff.check(&ip, now).map_err(limited)?;
