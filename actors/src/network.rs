@@ -127,7 +127,10 @@ impl Network {
                 }
             }
             SwarmEvent::ConnectionEstablished {
-                peer_id, endpoint, ..
+                peer_id,
+                endpoint,
+                num_established,
+                ..
             } => {
                 tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), relayed = endpoint.is_relayed(), "connected");
                 let addr = endpoint.get_remote_address();
@@ -150,7 +153,10 @@ impl Network {
                 if let Ok(mut m) = self.peers.lock() {
                     m.insert(peer_id, (shown, endpoint.is_relayed()));
                 }
-                if self.server.as_ref().is_some_and(|s| s.peer == peer_id) {
+                // Registered once per link to the server (it may be TCP and QUIC at once).
+                if num_established.get() == 1
+                    && self.server.as_ref().is_some_and(|s| s.peer == peer_id)
+                {
                     self.register();
                 }
             }
@@ -192,9 +198,15 @@ impl Network {
             if let Some(autonat) = self.swarm.behaviour_mut().autonat.as_mut() {
                 autonat.add_server(s.peer, Some(s.addr.clone()));
             }
-            let addr = s.addr.clone().with(Protocol::P2p(s.peer));
-            if let Err(e) = self.swarm.dial(addr) {
-                tracing::warn!(error = %e, "cannot dial the server");
+            // TCP, and QUIC from the listening socket as well: the server then sees (and
+            // identify tells us) the address our QUIC port has outside our NAT, which is
+            // what hole punching with a viewer needs (viewers reach the server over QUIC, so
+            // their QUIC address is the one they can offer in return).
+            let quic = portico_signal_client::client::quic_twin(&s.addr);
+            for addr in std::iter::once(s.addr.clone()).chain(quic) {
+                if let Err(e) = self.swarm.dial(addr.with(Protocol::P2p(s.peer))) {
+                    tracing::warn!(error = %e, "cannot dial the server");
+                }
             }
         }
     }

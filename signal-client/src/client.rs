@@ -120,6 +120,23 @@ pub fn server_multiaddr(s: &str) -> Result<Multiaddr, ClientError> {
         .with(Protocol::Tcp(port)))
 }
 
+/// The QUIC address beside a server's TCP address (`…/tcp/P` → `…/udp/P/quic-v1`: the
+/// server listens on both at one port); `None` when `addr` has no TCP part.
+pub fn quic_twin(addr: &Multiaddr) -> Option<Multiaddr> {
+    let mut has_tcp = false;
+    let twin = addr
+        .iter()
+        .flat_map(|p| match p {
+            Protocol::Tcp(port) => {
+                has_tcp = true;
+                vec![Protocol::Udp(port), Protocol::QuicV1]
+            }
+            other => vec![other],
+        })
+        .collect();
+    has_tcp.then_some(twin)
+}
+
 fn build(identity: &Identity) -> Result<Swarm<ClientBehaviour>, ClientError> {
     crate::swarm::build(identity, Duration::from_secs(300), |key, relay| {
         ClientBehaviour {
@@ -316,5 +333,19 @@ mod tests {
         );
         assert!(server_multiaddr("host:port").is_err());
         assert!(server_multiaddr("/not/a/multiaddr").is_err());
+    }
+
+    #[test]
+    fn the_quic_twin_of_a_tcp_address() {
+        let twin = |s: &str| quic_twin(&s.parse().unwrap()).map(|a| a.to_string());
+        assert_eq!(
+            twin("/dns/signal.example/tcp/5655").as_deref(),
+            Some("/dns/signal.example/udp/5655/quic-v1")
+        );
+        assert_eq!(
+            twin("/ip4/10.0.0.1/tcp/7000").as_deref(),
+            Some("/ip4/10.0.0.1/udp/7000/quic-v1")
+        );
+        assert_eq!(twin("/ip4/10.0.0.1/udp/7000/quic-v1"), None);
     }
 }

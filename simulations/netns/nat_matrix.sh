@@ -44,7 +44,7 @@ down() {
   done
 }
 XPID=""
-trap 'down; [ -n "$XPID" ] && kill $XPID 2>/dev/null; rm -rf "$WORK"' EXIT
+trap 'down; [ -n "$XPID" ] && kill $XPID 2>/dev/null; [ -n "${KEEP:-}" ] && echo "kept $WORK" || rm -rf "$WORK"' EXIT
 
 router() {   # router N MODE
   local n=nat$1 flag=""; [ "$2" = sym ] && flag=random
@@ -90,7 +90,8 @@ LANP=$("$BIN/portico" --data "$LANV" id | awk '/PeerId/{print $2}')
 NETP=$("$BIN/portico" --data "$NETV" id | awk '/PeerId/{print $2}')
 
 printf '%-10s %-22s %-40s\n' "NATs" "LAN viewer" "internet viewer"
-for modes in "easy easy" "easy sym" "sym easy" "sym sym"; do
+IFS=, read -ra MATRIX <<< "${MODES:-easy easy,easy sym,sym easy,sym sym}"
+for modes in "${MATRIX[@]}"; do
   set -- $modes
   up "$1" "$2"
   S="$WORK/server-$1-$2"; H="$WORK/host-$1-$2"
