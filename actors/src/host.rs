@@ -376,6 +376,7 @@ pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle,
         peers: peers.clone(),
         download_dir: config.download_dir.clone(),
         clipboard: crate::clipboard::Clipboard::new().start(),
+        resumes: Default::default(),
     };
     actix::spawn(async move {
         while let Some((peer, stream)) = incoming.next().await {

@@ -3,6 +3,12 @@
 //! `portico_core::session::HostSession` machine (which gates every viewer message on the
 //! session's permissions), the encoder, the input and clipboard actors, and the file system.
 //! Every error ends this stream only; the host serves everyone else.
+//!
+//! A stream may instead resume a live session (its first frame a resume preface, see
+//! [`resume`]): the session then moves onto it, typically from the relay to a direct
+//! connection.
+
+pub mod resume;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +20,7 @@ use libp2p::{PeerId, Stream};
 use portico_core::identity::Identity;
 use portico_core::noise::Responder;
 use portico_core::session::{Ask, HostEvent, HostSession};
-use portico_core::wire::session::{Accepted, ByeReason, FileOffer};
+use portico_core::wire::session::{parse_resume, Accepted, ByeReason, FileOffer};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -53,6 +59,8 @@ pub struct SessionDeps {
     pub download_dir: std::path::PathBuf,
     /// The host's clipboard.
     pub clipboard: Addr<crate::clipboard::Clipboard>,
+    /// Live sessions' resume tokens.
+    pub resumes: resume::Resumes,
 }
 
 type ReadHalf = futures::io::ReadHalf<Stream>;
@@ -93,13 +101,14 @@ async fn read<'b>(r: &mut ReadHalf, buf: &'b mut [u8]) -> Result<&'b [u8], Strea
     Ok(&buf[..n])
 }
 
-/// The Noise XX handshake (host side): proves the host, learns the viewer and its request.
+/// The Noise XX handshake (host side) after its first message: proves the host, learns the
+/// viewer and its request.
 async fn handshake(
+    msg1: Vec<u8>,
     r: &mut ReadHalf,
     w: &mut WriteHalf,
     deps: &SessionDeps,
 ) -> Result<(HostSession, portico_core::noise::ViewerInfo), StreamError> {
-    let msg1 = read_handshake(r).await?;
     let (responder, msg2) = Responder::respond(&deps.identity, &deps.agent, &msg1)?;
     w.write_all(&msg2).await?;
     w.flush().await?;
@@ -110,7 +119,11 @@ async fn handshake(
 
 async fn run(stream: Stream, peer: PeerId, deps: SessionDeps) -> Result<(), StreamError> {
     let (mut r, mut w) = stream.split();
-    let (mut m, viewer) = handshake(&mut r, &mut w, &deps).await?;
+    let first = read_handshake(&mut r).await?;
+    if let Some(token) = parse_resume(&first) {
+        return resume_session(token, peer, (r, w), &deps).await;
+    }
+    let (mut m, viewer) = handshake(first, &mut r, &mut w, &deps).await?;
     if viewer.peer_id != peer {
         // The session key was proven by another identity than the connection's: refuse.
         let why = "session identity does not match the connection";
@@ -171,26 +184,113 @@ async fn run(stream: Stream, peer: PeerId, deps: SessionDeps) -> Result<(), Stre
         }
     };
     let session_id = granted.session_id;
+    let (resume_tx, resume_rx) = mpsc::channel(1);
+    let held = resume::Held::issue(&deps.resumes, peer, resume_tx.clone());
     let accepted = Accepted {
         session_id,
         permissions: granted.link.borrow().permissions,
         time_limit_ms: granted.time_limit.map(|t| t.as_millis() as u64),
         monitors: deps.monitors.clone(),
+        resume: Some(held.token().to_vec()),
     };
     m.accepted(accepted, granted.confirm_services)?;
     flush(&mut w, &mut m).await?;
-    let result = live(r, w, m, granted, &deps, buf).await;
+    let stream = Moving {
+        r,
+        w,
+        next_reader: None,
+        held,
+        resumes: resume_rx,
+        resume_tx,
+        viewer: peer,
+    };
+    let result = live(stream, m, granted, &deps, buf).await;
     // However it ended (an error too): nothing it pressed stays down.
     deps.input.do_send(Release(session_id));
     deps.access.do_send(SessionEnded(session_id));
     result
 }
 
+/// A stream that resumes a live session: handed to that session if the token and the
+/// viewer key check out; otherwise closed (and audited), the session untouched.
+async fn resume_session(
+    token: resume::Token,
+    peer: PeerId,
+    halves: resume::Halves,
+    deps: &SessionDeps,
+) -> Result<(), StreamError> {
+    match deps.resumes.claim(&token, peer) {
+        Ok(tx) => {
+            if tx.send(halves).await.is_err() {
+                tracing::debug!("the session ended before it could move");
+            }
+        }
+        Err(why) => {
+            tracing::warn!(%peer, %why, "resume refused");
+            deps.access
+                .do_send(LogService("resume_refused", format!("from {peer}: {why}")));
+        }
+    }
+    Ok(())
+}
+
+/// The live session's stream, and the one it may move to.
+struct Moving {
+    /// Read side now.
+    r: ReadHalf,
+    /// Write side now.
+    w: WriteHalf,
+    /// The resumed stream's read side, used once the viewer's last message on the old
+    /// stream has been read.
+    next_reader: Option<ReadHalf>,
+    /// The session's resume token.
+    held: resume::Held,
+    /// Streams that resumed this session.
+    resumes: mpsc::Receiver<resume::Halves>,
+    /// Where the next token sends them.
+    resume_tx: mpsc::Sender<resume::Halves>,
+    /// The session's viewer.
+    viewer: PeerId,
+}
+
+impl Moving {
+    /// A stream resumed the session: our last message on the old stream says so (with
+    /// the next token), then we write to the new one.
+    async fn take(
+        &mut self,
+        (r2, w2): resume::Halves,
+        m: &mut HostSession,
+    ) -> Result<(), StreamError> {
+        let next = self.held.renew(self.viewer, self.resume_tx.clone());
+        m.moved(next.to_vec())?;
+        flush(&mut self.w, m).await?;
+        let mut old = std::mem::replace(&mut self.w, w2);
+        if let Err(e) = old.close().await {
+            tracing::debug!(error = %e, "closing the old stream");
+        }
+        self.next_reader = Some(r2);
+        tracing::info!("session moved to a new stream");
+        Ok(())
+    }
+
+    /// The viewer's last message on the old stream has been read: read the new one.
+    fn peer_moved(&mut self) -> Result<(), StreamError> {
+        match self.next_reader.take() {
+            Some(r2) => {
+                self.r = r2;
+                Ok(())
+            }
+            None => Err(StreamError::Io(std::io::Error::other(
+                "the viewer moved the session without a new stream",
+            ))),
+        }
+    }
+}
+
 /// The live session: every branch hands its input to the machine, then the machine's events
 /// are carried out and its bytes written.
 async fn live(
-    mut r: ReadHalf,
-    mut w: WriteHalf,
+    mut s: Moving,
     mut m: HostSession,
     granted: Granted,
     deps: &SessionDeps,
@@ -228,10 +328,14 @@ async fn live(
                 }
                 Err(RecvError::Closed) => m.end(ByeReason::Shutdown, "the host is shutting down".into())?,
             },
-            bytes = read(&mut r, &mut buf) => m.handle_bytes(bytes?)?,
+            bytes = read(&mut s.r, &mut buf) => m.handle_bytes(bytes?)?,
+            Some(halves) = s.resumes.recv() => s.take(halves, &mut m).await?,
         }
         shell.run(&mut m).await?;
-        flush(&mut w, &mut m).await?;
+        if std::mem::take(&mut shell.peer_moved) {
+            s.peer_moved()?;
+        }
+        flush(&mut s.w, &mut m).await?;
         if m.is_closed() {
             return Ok(());
         }
@@ -250,6 +354,8 @@ struct Shell<'a> {
     answers: mpsc::Receiver<(Ask, bool)>,
     /// Where the waiting tasks send them.
     answer_tx: mpsc::Sender<(Ask, bool)>,
+    /// The viewer's last message on the old stream was read: read the new one now.
+    peer_moved: bool,
 }
 
 impl<'a> Shell<'a> {
@@ -261,6 +367,7 @@ impl<'a> Shell<'a> {
             incoming: HashMap::new(),
             answers,
             answer_tx,
+            peer_moved: false,
         }
     }
 
@@ -351,6 +458,7 @@ impl<'a> Shell<'a> {
                     self.incoming.remove(&id);
                 }
                 HostEvent::Audit(action, detail) => self.log(action, detail),
+                HostEvent::PeerMoved => self.peer_moved = true,
             }
         }
         Ok(())

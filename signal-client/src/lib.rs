@@ -7,6 +7,7 @@
 //! - [`swarm`]: the one transport stack (TCP + QUIC, Noise, Yamux, DNS, relay client) and the
 //!   behaviour pieces (identify, signal) every Portico swarm is built from;
 //! - [`peer`]: the host's and viewer's swarm (session streams, relay client, DCUtR, mDNS);
+//! - [`prefer_direct`]: new session streams on a direct connection when there is one;
 //! - [`ip_limits`]: inbound connections per IP address, checked before the handshake;
 //! - [`only_peer`]: a behaviour served on the connections to one peer only (the host's
 //!   signal protocol, for its server);
@@ -25,6 +26,7 @@ pub mod password;
 pub mod peer;
 mod peer_behaviour;
 pub mod ports;
+pub mod prefer_direct;
 pub mod session_io;
 pub mod swarm;
 

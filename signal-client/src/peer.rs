@@ -81,7 +81,7 @@ pub fn build_swarm(
         };
         PeerBehaviour {
             limits: crate::ip_limits::IpLimits::new(options.inbound_per_ip),
-            stream: libp2p_stream::Behaviour::new(),
+            stream: crate::prefer_direct::PreferDirect::new(libp2p_stream::Behaviour::new()),
             identify: crate::swarm::identify(
                 &key.public(),
                 format!("portico/{}", env!("CARGO_PKG_VERSION")),

@@ -12,8 +12,8 @@ use libp2p::{autonat, dcutr, identify, mdns, ping, relay, request_response};
 pub struct PeerBehaviour {
     /// Inbound connections per address (first: it refuses before the others see anything).
     pub limits: crate::ip_limits::IpLimits,
-    /// Session streams.
-    pub stream: libp2p_stream::Behaviour,
+    /// Session streams (new ones on a direct connection when there is one).
+    pub stream: crate::prefer_direct::PreferDirect<libp2p_stream::Behaviour>,
     /// Learns addresses and protocols.
     pub identify: identify::Behaviour,
     /// Keeps connections alive, measures RTT.

@@ -22,6 +22,10 @@ pub(crate) fn printer() -> Notify {
         Notice::Connected { path, permissions } => {
             eprintln!("connected {path} with {permissions}")
         }
+        Notice::MovedToDirect { after_ms } => eprintln!(
+            "moved off the relay onto a direct connection ({:.0} ms after starting)",
+            after_ms
+        ),
         Notice::PermissionsChanged(p) => eprintln!("the host changed this session to {p}"),
         Notice::ScriptSkipped => eprintln!(
             "view-only: not sending the input script (use --force-input to test the host's enforcement)"

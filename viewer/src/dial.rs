@@ -8,7 +8,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId};
 use portico_core::identity::Identity;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::{Dial, ViewerError};
 use portico_signal_client::peer::{build_swarm, PeerOptions};
@@ -23,8 +23,10 @@ pub(crate) struct Connected {
     pub(crate) control: libp2p_stream::Control,
     /// Drives the swarm (kept alive for the session).
     _task: tokio::task::JoinHandle<()>,
-    /// When a direct connection appeared after a relayed start (ms).
-    pub(crate) upgrade: std::sync::Arc<std::sync::Mutex<Option<f64>>>,
+    /// When a direct connection appeared after a relayed start (ms after dialling).
+    pub(crate) direct: watch::Receiver<Option<f64>>,
+    /// Closes the relayed connections to the host (once the session moved off them).
+    pub(crate) close_relayed: mpsc::Sender<()>,
 }
 
 /// Dials and waits for a connection to the host.
@@ -50,10 +52,14 @@ pub(crate) async fn connect(identity: &Identity, dial: &Dial) -> Result<Connecte
     }
     let (tx, rx) = oneshot::channel();
     let expected = dial.peer;
-    let upgrade = std::sync::Arc::new(std::sync::Mutex::new(None::<f64>));
-    let upgrade_w = upgrade.clone();
-    let t0 = Instant::now();
-    let task = tokio::spawn(drive(swarm, expected, tx, upgrade_w, t0));
+    let (direct_tx, direct) = watch::channel(None);
+    let (close_relayed, close_rx) = mpsc::channel(1);
+    let links = Links {
+        first: tx,
+        direct: direct_tx,
+        close_relayed: close_rx,
+    };
+    let task = tokio::spawn(drive(swarm, expected, links, Instant::now()));
     let (peer, relayed) = tokio::time::timeout(Duration::from_secs(15), rx)
         .await
         .map_err(|_| ViewerError::Connect("no connection after 15 s".into()))?
@@ -63,7 +69,8 @@ pub(crate) async fn connect(identity: &Identity, dial: &Dial) -> Result<Connecte
         relayed,
         control,
         _task: task,
-        upgrade,
+        direct,
+        close_relayed,
     })
 }
 
@@ -77,33 +84,64 @@ fn with_peer(addr: &Multiaddr, peer: Option<PeerId>) -> Multiaddr {
 
 type Reply = oneshot::Sender<Result<(PeerId, bool), ViewerError>>;
 
+/// What the swarm task tells the session and hears from it.
+struct Links {
+    /// The first connection to the host (or why there is none).
+    first: Reply,
+    /// A direct connection after a relayed start, ms after dialling.
+    direct: watch::Sender<Option<f64>>,
+    /// The session moved off the relay: close the relayed connections.
+    close_relayed: mpsc::Receiver<()>,
+}
+
 /// Drives the swarm for the session's life: reports the first connection to the host (or a
-/// key mismatch), and notes when a direct connection follows a relayed start.
+/// key mismatch), notes when a direct connection follows a relayed start, and closes the
+/// relayed connections when the session has moved off them.
 async fn drive(
     mut swarm: libp2p::Swarm<portico_signal_client::peer::PeerBehaviour>,
     expected: Option<PeerId>,
-    tx: Reply,
-    upgrade_w: std::sync::Arc<std::sync::Mutex<Option<f64>>>,
+    links: Links,
     t0: Instant,
 ) {
-    let mut tx = Some(tx);
+    let Links {
+        first,
+        direct,
+        mut close_relayed,
+    } = links;
+    let mut tx = Some(first);
     let mut first_relayed = false;
+    let mut relayed = Vec::new();
     let mut errors = Vec::new();
     loop {
-        match swarm.select_next_some().await {
+        let event = tokio::select! {
+            ev = swarm.select_next_some() => ev,
+            Some(()) = close_relayed.recv() => {
+                for c in relayed.drain(..) {
+                    tracing::info!(connection = %c, "the session moved off the relay: closing the relayed connection");
+                    swarm.close_connection(c);
+                }
+                continue;
+            }
+        };
+        match event {
             SwarmEvent::ConnectionEstablished {
-                peer_id, endpoint, ..
+                peer_id,
+                endpoint,
+                connection_id,
+                ..
             } => {
                 tracing::info!(%peer_id, addr = %endpoint.get_remote_address(), relayed = endpoint.is_relayed(), "connected");
                 if expected.is_none_or(|p| p == peer_id) {
+                    if endpoint.is_relayed() {
+                        relayed.push(connection_id);
+                    }
                     if let Some(t) = tx.take() {
                         // The caller may have timed out; then nothing waits for this.
                         let _unused = t.send(Ok((peer_id, endpoint.is_relayed())));
                         first_relayed = endpoint.is_relayed();
                     } else if first_relayed && !endpoint.is_relayed() {
-                        if let Ok(mut u) = upgrade_w.lock() {
-                            u.get_or_insert(t0.elapsed().as_secs_f64() * 1e3);
-                        }
+                        let ms = t0.elapsed().as_secs_f64() * 1e3;
+                        direct.send_if_modified(|d| d.is_none() && d.replace(ms).is_none());
                     }
                 }
             }

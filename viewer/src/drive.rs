@@ -64,6 +64,11 @@ pub enum Notice {
     Decision(String),
     /// Text from the host's clipboard.
     Clipboard(String),
+    /// The session moved off the relay onto a direct connection.
+    MovedToDirect {
+        /// When, in ms after the viewer started.
+        after_ms: f64,
+    },
 }
 
 /// Where notices go.
@@ -118,6 +123,8 @@ pub(crate) struct Driver<'o> {
     monitor: Option<u8>,
     /// Set when the session should stop (with the reason when it failed).
     ended: Option<Option<ViewerError>>,
+    /// Moving the session off the relay.
+    mig: crate::migrate::Migration,
 }
 
 /// Hands `n` to the notice sink, if there is one.
@@ -138,6 +145,7 @@ impl<'o> Driver<'o> {
         path: &'static str,
         peer: PeerId,
         ui: Option<window::UiLink>,
+        mig: crate::migrate::Migration,
     ) -> Result<Self, ViewerError> {
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         Ok(Self {
@@ -160,6 +168,7 @@ impl<'o> Driver<'o> {
             offers: files::Pending::default(),
             monitor: opts.monitor.or(Some(0)),
             ended: None,
+            mig,
         })
     }
 
@@ -167,6 +176,7 @@ impl<'o> Driver<'o> {
         let mut wrote = false;
         while let Some(b) = self.m.poll_transmit() {
             self.w.write_all(&b).await?;
+            self.mig.carried(b.len());
             wrote = true;
         }
         if wrote {
@@ -205,6 +215,9 @@ impl<'o> Driver<'o> {
         }
         received?;
         let secs = self.t0.elapsed().as_secs_f64().max(1e-3);
+        self.report.path = self.path.into();
+        self.report.switched_to_direct_ms = self.mig.switched_ms;
+        self.report.relay_bytes = self.mig.relay_bytes;
         self.report.seconds = secs;
         self.report.fps = self.report.frames as f64 / secs;
         self.report.kbps = self.bytes as f64 * 8.0 / 1000.0 / secs;
@@ -378,15 +391,52 @@ impl<'o> Driver<'o> {
                 () = &mut until => break,
                 n = self.r.read(buf) => {
                     let n = n.map_err(StreamError::from)?;
+                    self.mig.carried(n);
+                    if n > 0 {
+                        self.mig.data_arrived();
+                    }
                     self.m.handle_bytes(&buf[..n])?;
                 }
                 Some(cmd) = self.cmd_rx.recv() => self.command(cmd)?,
+                () = self.mig.wait_direct() => self.mig.start(self.m.take_resume()),
             }
             while let Some(ev) = self.m.poll_event() {
-                self.event(ev)?;
+                match ev {
+                    ViewerEvent::Moved => self.switch().await?,
+                    ev => self.event(ev)?,
+                }
+            }
+            // The host's last message on the old stream has been read: read the new one.
+            if let Some(r) = self.mig.next_reader.take() {
+                self.r = r;
             }
             self.write().await?;
         }
+        Ok(())
+    }
+
+    /// The host moved the session to our resuming stream: our last message on the old
+    /// stream says so, then we write to the new one (and read it after this turn).
+    async fn switch(&mut self) -> Result<(), ViewerError> {
+        let (r, w) = self
+            .mig
+            .take_new(self.started)
+            .await
+            .map_err(ViewerError::Connect)?;
+        self.m.moved()?;
+        self.write().await?;
+        let mut old = std::mem::replace(&mut self.w, w);
+        if let Err(e) = old.close().await {
+            tracing::debug!(error = %e, "closing the relayed stream");
+        }
+        self.mig.next_reader = Some(r);
+        self.path = "direct";
+        notify(
+            &self.opts.notify,
+            Notice::MovedToDirect {
+                after_ms: self.mig.switched_ms.unwrap_or_default(),
+            },
+        );
         Ok(())
     }
 
@@ -511,7 +561,8 @@ impl<'o> Driver<'o> {
             }
             ViewerEvent::Waiting { .. }
             | ViewerEvent::Accepted(_)
-            | ViewerEvent::Refused { .. } => {}
+            | ViewerEvent::Refused { .. }
+            | ViewerEvent::Moved => {}
         }
         Ok(())
     }
@@ -622,6 +673,8 @@ impl Report {
             host: String::new(),
             path: String::new(),
             direct_upgrade_ms: None,
+            switched_to_direct_ms: None,
+            relay_bytes: 0,
             permissions: String::new(),
             connect_to_first_frame_ms: None,
             frames: 0,

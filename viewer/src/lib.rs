@@ -8,6 +8,7 @@
 mod dial;
 mod drive;
 mod files;
+mod migrate;
 pub mod picture;
 pub mod script;
 pub mod window;
@@ -167,6 +168,11 @@ pub struct Report {
     /// A direct connection to the host appeared after a relayed start (DCUtR hole punch),
     /// in ms after connecting.
     pub direct_upgrade_ms: Option<f64>,
+    /// The session moved off the relay onto that direct connection, ms after the viewer
+    /// started (`path` is then `direct`).
+    pub switched_to_direct_ms: Option<f64>,
+    /// Session bytes (both ways) the relay carried.
+    pub relay_bytes: u64,
     /// What the session may do.
     pub permissions: String,
     /// Connect → first decoded frame, ms.
@@ -239,11 +245,17 @@ pub async fn run(
     w.flush().await.map_err(StreamError::from)?;
     let machine = ViewerSession::new(transport);
     let path = if relayed { "relayed" } else { "direct" };
-    let driver = drive::Driver::new(machine, r, w, &opts, started, path, peer, ui)?;
+    let mig = migrate::Migration::new(
+        peer,
+        control,
+        relayed,
+        conn.direct.clone(),
+        conn.close_relayed.clone(),
+    );
+    let driver = drive::Driver::new(machine, r, w, &opts, started, path, peer, ui, mig)?;
     let (picture, cursor, mut report, ended) = driver.run().await?;
     report.host = peer.to_string();
-    report.path = path.into();
-    report.direct_upgrade_ms = conn.upgrade.lock().ok().and_then(|u| *u);
+    report.direct_upgrade_ms = *conn.direct.borrow();
     write_outputs(&opts, &picture, &cursor, &report)?;
     match ended {
         Some(e) => Err(e),

@@ -5,8 +5,8 @@ use std::collections::{HashMap, VecDeque};
 use crate::noise::Transport;
 use crate::policy::{Permission, Permissions};
 use crate::wire::session::{
-    Accepted, Bye, ByeReason, Clipboard, FileOffer, FileResult, InputEvent, PermissionsChanged,
-    Refused, Service, ServiceDecision, SessionMessage, Waiting,
+    Accepted, Bye, ByeReason, Clipboard, FileOffer, FileResult, InputEvent, Moved,
+    PermissionsChanged, Refused, Service, ServiceDecision, SessionMessage, Waiting,
 };
 
 use super::{Channel, SessionError, MAX_FILE, MAX_TEXT, MAX_TRANSFERS};
@@ -66,6 +66,9 @@ pub enum HostEvent {
     AbortFile(u64),
     /// An audit line (transfers allowed by permission).
     Audit(&'static str, String),
+    /// The viewer's next message comes on the stream that resumed the session: read that
+    /// one from now on.
+    PeerMoved,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +178,18 @@ impl HostSession {
         self.permissions = accepted.permissions;
         self.confirm = confirm_services;
         self.send(&SessionMessage::Accepted(accepted))
+    }
+
+    /// The session moves to a stream that resumed it: after this message (and everything
+    /// queued before it) is written to the old stream, write to the new one. `next_resume`
+    /// is the token for a later move.
+    pub fn moved(&mut self, next_resume: Vec<u8>) -> Result<(), SessionError> {
+        if self.state != State::Live {
+            return Ok(());
+        }
+        self.send(&SessionMessage::Moved(Moved {
+            next_resume: Some(next_resume),
+        }))
     }
 
     /// Access refused (by the policy, the owner or the timeout).
@@ -293,6 +308,7 @@ impl HostSession {
             return Ok(());
         }
         match msg {
+            SessionMessage::Moved(_) => self.events.push_back(HostEvent::PeerMoved),
             SessionMessage::Input(ev) => {
                 self.events
                     .push_back(if self.permissions.has(Permission::Control) {

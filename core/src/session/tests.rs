@@ -88,6 +88,7 @@ fn accepted(permissions: Permissions) -> Accepted {
         permissions,
         time_limit_ms: None,
         monitors: vec![(1280, 720)],
+        resume: Some(vec![1; 32]),
     }
 }
 
@@ -492,4 +493,32 @@ fn cursor_updates_pass_the_keyframe_gate_and_bad_shapes_are_reported() {
             ViewerEvent::CursorPosition(pos)
         ]
     );
+}
+
+#[test]
+fn a_move_hands_over_tokens_and_marks_the_last_message_of_each_side() {
+    let mut p = Pair::live(Permissions::VIEW_ONLY, false);
+    // The first token came with Accepted; it is taken once.
+    assert_eq!(p.viewer.take_resume(), Some(vec![1; 32]));
+    assert_eq!(p.viewer.take_resume(), None);
+    // The host took a resuming stream: its Moved ends the old stream and carries the next
+    // token; video queued before it goes first.
+    p.host.media(&video(1, true), true).unwrap();
+    p.host.moved(vec![2; 32]).unwrap();
+    p.pump();
+    let events = p.viewer_events();
+    assert!(
+        matches!(events.first(), Some(ViewerEvent::Video(_))),
+        "{events:?}"
+    );
+    assert_eq!(events.last(), Some(&ViewerEvent::Moved));
+    assert_eq!(p.viewer.take_resume(), Some(vec![2; 32]));
+    // The viewer answers; the host learns its next message comes on the new stream.
+    assert!(p.viewer.moved().unwrap());
+    p.pump();
+    assert_eq!(p.host_events(), vec![HostEvent::PeerMoved]);
+    // The same transport goes on: messages after the move still decrypt in order.
+    p.viewer.request_keyframe().unwrap();
+    p.pump();
+    assert_eq!(p.host_events(), vec![HostEvent::Keyframe]);
 }

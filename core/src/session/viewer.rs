@@ -6,8 +6,8 @@ use crate::noise::Transport;
 use crate::policy::{Permission, Permissions};
 use crate::wire::session::{
     Accepted, Bye, ByeReason, Clipboard, CopyUpdate, CursorPosition, CursorShape, FileChunk,
-    FileEnd, FileOffer, FileResult, InputEvent, LosslessUpdate, RequestKeyframe, SelectMonitor,
-    ServiceDecision, SessionMessage, SetBitrate, VideoFrame,
+    FileEnd, FileOffer, FileResult, InputEvent, LosslessUpdate, Moved, RequestKeyframe,
+    SelectMonitor, ServiceDecision, SessionMessage, SetBitrate, VideoFrame,
 };
 
 use super::{Channel, SessionError};
@@ -58,6 +58,9 @@ pub enum ViewerEvent {
     Decision(ServiceDecision),
     /// A file transfer finished (or failed).
     FileResult(FileResult),
+    /// The host took the stream that resumes the session: its next message comes there.
+    /// Answer with [`ViewerSession::moved`], then write and read only the new stream.
+    Moved,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +80,8 @@ pub struct ViewerSession {
     permissions: Permissions,
     /// What the shell must show or do.
     events: VecDeque<ViewerEvent>,
+    /// The secret for resuming the session on another stream (from the host, used once).
+    resume: Option<Vec<u8>>,
 }
 
 impl ViewerSession {
@@ -87,6 +92,7 @@ impl ViewerSession {
             state: State::Connecting,
             permissions: Permissions::NONE,
             events: VecDeque::new(),
+            resume: None,
         }
     }
 
@@ -113,6 +119,18 @@ impl ViewerSession {
     /// What the host says the session may do.
     pub fn permissions(&self) -> Permissions {
         self.permissions
+    }
+
+    /// The token that resumes this session on another stream (taken: each works once; the
+    /// host sends the next one when the move is done).
+    pub fn take_resume(&mut self) -> Option<Vec<u8>> {
+        self.resume.take()
+    }
+
+    /// Tells the host our next message comes on the new stream (after the host's
+    /// [`ViewerEvent::Moved`]).
+    pub fn moved(&mut self) -> Result<bool, SessionError> {
+        self.send_live(&SessionMessage::Moved(Moved::default()))
     }
 
     fn send(&mut self, msg: &SessionMessage) -> Result<(), SessionError> {
@@ -216,9 +234,10 @@ impl ViewerSession {
                 request_id: w.request_id,
                 timeout_ms: w.timeout_ms,
             },
-            (State::Connecting, SessionMessage::Accepted(a)) => {
+            (State::Connecting, SessionMessage::Accepted(mut a)) => {
                 self.state = State::Live;
                 self.permissions = a.permissions;
+                self.resume = a.resume.take();
                 ViewerEvent::Accepted(a)
             }
             (State::Connecting, SessionMessage::Refused(r)) => {
@@ -251,6 +270,10 @@ impl ViewerSession {
             (State::Live, SessionMessage::Clipboard(c)) => ViewerEvent::Clipboard(c.text),
             (State::Live, SessionMessage::ServiceDecision(d)) => ViewerEvent::Decision(d),
             (State::Live, SessionMessage::FileResult(r)) => ViewerEvent::FileResult(r),
+            (State::Live, SessionMessage::Moved(m)) => {
+                self.resume = m.next_resume;
+                ViewerEvent::Moved
+            }
             // Anything else is out of place for this state: ignored.
             _ => return,
         };

@@ -64,7 +64,48 @@ wire_enum! {
         /// Host → viewer: the pointer's shape, compressed (sent once per shape; the viewer
         /// keeps the last by serial).
         23 => Cursor(CursorImage),
+        /// Either way: the sender's next message comes on the stream that resumed this
+        /// session (see [`RESUME_MAGIC`]); nothing more comes on this one.
+        24 => Moved(Moved),
     }
+}
+
+/// How a stream that resumes a live session starts, instead of a Noise handshake: this
+/// magic, then the session's resume token ([`RESUME_TOKEN_LEN`] bytes), as one
+/// length-prefixed frame. The token is a secret the host sent inside the encrypted session
+/// (in [`Accepted::resume`] or the host's last [`Moved::next_resume`]); the host also checks
+/// that the stream comes from the session's own viewer key, and takes each token once.
+pub const RESUME_MAGIC: &[u8; 16] = b"portico-resume/1";
+/// Length of a resume token.
+pub const RESUME_TOKEN_LEN: usize = 32;
+
+/// The first frame of a resuming stream for `token`.
+pub fn resume_preface(token: &[u8]) -> Vec<u8> {
+    let mut body = RESUME_MAGIC.to_vec();
+    body.extend_from_slice(token);
+    let mut framed = (body.len() as u32).to_be_bytes().to_vec();
+    framed.extend(body);
+    framed
+}
+
+/// The token in a stream's first frame (without its length prefix), if the frame is a
+/// resume preface.
+pub fn parse_resume(frame: &[u8]) -> Option<[u8; RESUME_TOKEN_LEN]> {
+    let token = frame.strip_prefix(RESUME_MAGIC.as_slice())?;
+    token.try_into().ok()
+}
+
+/// The session moves to another stream (relay → direct).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moved {
+    /// Host → viewer: the token for the next move (each token is taken once).
+    #[serde(
+        rename = "t",
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "serde_bytes"
+    )]
+    pub next_resume: Option<Vec<u8>>,
 }
 
 /// The owner has been asked.
@@ -87,6 +128,10 @@ pub struct Accepted {
     pub time_limit_ms: Option<u64>,
     /// Monitors available: (width, height) each.
     pub monitors: Vec<(u32, u32)>,
+    /// The secret that lets this viewer move the session to another stream (a direct
+    /// connection after a relayed start) without a new handshake; see [`RESUME_MAGIC`].
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+    pub resume: Option<Vec<u8>>,
 }
 
 /// Access refused.

@@ -162,6 +162,7 @@ fn session_messages() -> Vec<SessionMessage> {
             permissions: Permissions::INTERACTIVE,
             time_limit_ms: Some(900_000),
             monitors: vec![(1280, 720)],
+            resume: Some(vec![7; 32]),
         }),
         SessionMessage::Refused(Refused {
             code: "owner_refused".into(),
@@ -241,6 +242,10 @@ fn session_messages() -> Vec<SessionMessage> {
             serial: 7,
         }),
         SessionMessage::SelectMonitor(SelectMonitor { index: Some(1) }),
+        SessionMessage::Moved(Moved {
+            next_resume: Some(vec![9; 32]),
+        }),
+        SessionMessage::Moved(Moved::default()),
         SessionMessage::Copy(CopyUpdate {
             frame: 12,
             capture_us: 5,
@@ -506,4 +511,19 @@ proptest! {
         }
         let _ = SessionMessage::decode(&bytes);
     }
+}
+
+#[test]
+fn a_resume_preface_is_told_from_a_handshake_and_carries_its_token() {
+    use crate::wire::session::{parse_resume, resume_preface, RESUME_TOKEN_LEN};
+    let token = [5u8; RESUME_TOKEN_LEN];
+    let framed = resume_preface(&token);
+    let mut d = FrameDecoder::new(64 * 1024);
+    d.push(&framed);
+    let frame = d.next_frame().unwrap().unwrap();
+    assert_eq!(parse_resume(&frame), Some(token));
+    // Short or long tokens, another magic, a handshake message: not a resume.
+    assert_eq!(parse_resume(&frame[..frame.len() - 1]), None);
+    assert_eq!(parse_resume(&[frame.clone(), vec![0]].concat()), None);
+    assert_eq!(parse_resume(&[0u8; 48]), None);
 }
