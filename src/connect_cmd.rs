@@ -208,6 +208,7 @@ async fn resolve(
         let key = addrs.first().map(|a| a.to_string()).unwrap_or_default();
         return Ok(Resolved {
             dial: Dial {
+                stay_relayed: false,
                 peer: peer_in(&addrs),
                 addrs,
             },
@@ -242,6 +243,7 @@ fn found_to_dial(f: Found, key: String) -> anyhow::Result<Resolved> {
     addrs.dedup();
     Ok(Resolved {
         dial: Dial {
+            stay_relayed: false,
             addrs,
             peer: Some(peer),
         },
@@ -373,6 +375,7 @@ async fn connect(
     {
         let mut resolved = resolve(data, &identity, &args, session.as_ref()).await?;
         if args.relay_only {
+            resolved.dial.stay_relayed = true;
             resolved
                 .dial
                 .addrs

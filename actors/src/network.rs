@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use futures::StreamExt;
+use libp2p::core::transport::ListenerId;
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response;
 use libp2p::swarm::SwarmEvent;
@@ -80,7 +81,20 @@ pub struct Network {
     /// The number of the last server event this host applied (or heard of when it
     /// registered): a higher number at a later registration means it missed some.
     seen_version: Option<u64>,
+    /// The relay reservation's listener while it lives (asked for again at every
+    /// registration without one: a restarted server has forgotten it).
+    relay_listener: Option<ListenerId>,
+    /// The delay before the next attempt to reach the server (doubles to
+    /// [`MAX_REDIAL`], back to [`FIRST_REDIAL`] once connected).
+    redial_delay: Duration,
+    /// An attempt is scheduled (the TCP and QUIC dials fail separately; one retry).
+    redial_scheduled: bool,
 }
+
+/// The first retry after the server went away.
+const FIRST_REDIAL: Duration = Duration::from_secs(1);
+/// The longest wait between attempts: a restarted server sees its hosts back within it.
+const MAX_REDIAL: Duration = Duration::from_secs(8);
 
 impl Network {
     /// A network actor over a swarm that is already listening.
@@ -99,7 +113,27 @@ impl Network {
             heartbeating: false,
             peers,
             seen_version: None,
+            relay_listener: None,
+            redial_delay: FIRST_REDIAL,
+            redial_scheduled: false,
         }
+    }
+
+    /// Tries the server again after the current delay (with jitter, so the hosts of a
+    /// restarted server do not all come back in the same instant), doubling the next one.
+    fn schedule_redial(&mut self, ctx: &mut Context<Self>) {
+        if self.server.is_none() || self.redial_scheduled {
+            return;
+        }
+        self.redial_scheduled = true;
+        let jitter = Duration::from_millis(rand::random::<u64>() % 250);
+        let delay = self.redial_delay + jitter;
+        self.redial_delay = (self.redial_delay * 2).min(MAX_REDIAL);
+        tracing::info!(in_ms = delay.as_millis() as u64, "trying the server again");
+        ctx.run_later(delay, |act, _| {
+            act.redial_scheduled = false;
+            act.dial_server();
+        });
     }
 
     fn peer_id(&self) -> PeerId {
@@ -154,10 +188,11 @@ impl Network {
                     m.insert(peer_id, (shown, endpoint.is_relayed()));
                 }
                 // Registered once per link to the server (it may be TCP and QUIC at once).
-                if num_established.get() == 1
-                    && self.server.as_ref().is_some_and(|s| s.peer == peer_id)
-                {
-                    self.register();
+                if self.server.as_ref().is_some_and(|s| s.peer == peer_id) {
+                    self.redial_delay = FIRST_REDIAL;
+                    if num_established.get() == 1 {
+                        self.register();
+                    }
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -165,9 +200,23 @@ impl Network {
                 num_established: 0,
                 ..
             } if self.server.as_ref().is_some_and(|s| s.peer == peer_id) => {
-                tracing::warn!("lost the server connection; redialling in 5 s");
+                tracing::warn!("lost the server connection; sessions go on, redialling");
                 self.status.send_modify(|s| s.relayed = false);
-                ctx.run_later(Duration::from_secs(5), |act, _| act.dial_server());
+                // The reservation died with the connection; the next registration asks anew.
+                if let Some(id) = self.relay_listener.take() {
+                    self.swarm.remove_listener(id);
+                }
+                self.schedule_redial(ctx);
+            }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                error,
+                ..
+            } if self.server.as_ref().is_some_and(|s| s.peer == peer)
+                && !self.swarm.is_connected(&peer) =>
+            {
+                tracing::warn!(%error, "cannot reach the server");
+                self.schedule_redial(ctx);
             }
             SwarmEvent::Behaviour(PeerBehaviourEvent::Signal(
                 request_response::Event::Message { peer, message, .. },
@@ -187,8 +236,16 @@ impl Network {
                 }
             }
             SwarmEvent::ListenerClosed {
-                addresses, reason, ..
-            } => tracing::warn!(?addresses, ?reason, "listener closed"),
+                listener_id,
+                addresses,
+                reason,
+            } => {
+                if self.relay_listener == Some(listener_id) {
+                    self.relay_listener = None;
+                    self.status.send_modify(|s| s.relayed = false);
+                }
+                tracing::warn!(?addresses, ?reason, "listener closed");
+            }
             _ => {}
         }
     }
@@ -249,19 +306,21 @@ impl Network {
                     self.resync_users(ctx);
                 }
                 self.seen_version = Some(r.state_version);
-                let first = self.status.borrow().registered.is_none();
                 self.status.send_modify(|s| {
                     s.registered = Some(r.clone());
                     s.refused = None;
                 });
-                if first {
+                if self.relay_listener.is_none() {
                     let circuit = server
                         .addr
                         .clone()
                         .with(Protocol::P2p(server.peer))
                         .with(Protocol::P2pCircuit);
-                    if let Err(e) = self.swarm.listen_on(circuit) {
-                        tracing::warn!(error = %e, "cannot ask the server for a relay reservation");
+                    match self.swarm.listen_on(circuit) {
+                        Ok(id) => self.relay_listener = Some(id),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot ask the server for a relay reservation")
+                        }
                     }
                 }
                 if !self.heartbeating {

@@ -32,7 +32,7 @@ pub enum ClientError {
     #[error("cannot set up networking: {0}")]
     Transport(String),
     /// The server could not be reached.
-    #[error("cannot reach the server at {addr}: {reason}")]
+    #[error("cannot reach the server at {addr}: {reason} (is it running, and is the address right? `portico-signal serve` listens on TCP and UDP 5655)")]
     Unreachable {
         /// The address dialled.
         addr: String,

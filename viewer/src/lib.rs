@@ -38,6 +38,9 @@ pub struct Dial {
     pub addrs: Vec<Multiaddr>,
     /// The host's PeerId when known (pinned or looked up); learned on connect otherwise.
     pub peer: Option<PeerId>,
+    /// Keep a relayed session on the relay even when a direct connection appears
+    /// (`--relay-only`).
+    pub stay_relayed: bool,
 }
 
 /// Headless options.
@@ -249,6 +252,7 @@ pub async fn run(
         peer,
         control,
         relayed,
+        !dial.stay_relayed,
         conn.direct.clone(),
         conn.close_relayed.clone(),
     );

@@ -33,6 +33,8 @@ pub(crate) struct Migration {
     close_relayed: mpsc::Sender<()>,
     /// The session still runs over the relay.
     relayed: bool,
+    /// It may move (not `--relay-only`).
+    movable: bool,
     /// A move was started (one per session).
     started: bool,
     /// The resuming stream being opened: its halves once the token is written.
@@ -48,11 +50,13 @@ pub(crate) struct Migration {
 }
 
 impl Migration {
-    /// For a session to `peer` that started `relayed`.
+    /// For a session to `peer` that started `relayed` (and may move off the relay when
+    /// `movable`).
     pub(crate) fn new(
         peer: PeerId,
         control: libp2p_stream::Control,
         relayed: bool,
+        movable: bool,
         direct: watch::Receiver<Option<f64>>,
         close_relayed: mpsc::Sender<()>,
     ) -> Self {
@@ -62,6 +66,7 @@ impl Migration {
             direct,
             close_relayed,
             relayed,
+            movable,
             started: false,
             opening: None,
             next_reader: None,
@@ -74,7 +79,7 @@ impl Migration {
     /// Resolves once a direct connection exists while the session is relayed and no move
     /// has started (never, otherwise).
     pub(crate) async fn wait_direct(&mut self) {
-        if !self.relayed || self.started {
+        if !self.relayed || !self.movable || self.started {
             return pending().await;
         }
         if self.direct.wait_for(Option::is_some).await.is_err() {

@@ -391,6 +391,7 @@ fn end_to_end(w: u32, h: u32, moving: bool, secs: f64, fps: u32) -> anyhow::Resu
     let report = rt.block_on(viewer::run_headless(
         &viewer_id,
         Dial {
+            stay_relayed: false,
             addrs: vec![addr],
             peer: None,
         },
