@@ -11,10 +11,10 @@ CARGO ?= cargo
 # on X11; without nasm openh264 silently builds without assembly), then the X server and
 # tools the tests drive.
 BUILD_DEPS := pkg-config libx11-dev libx11-xcb-dev libxcb1-dev libegl-dev libwayland-dev libgbm-dev libpipewire-0.3-dev libclang-dev nasm
-TEST_DEPS := xvfb xdotool xclip x11-utils x11-xserver-utils xterm chromium
+TEST_DEPS := xvfb xdotool xclip x11-utils x11-xserver-utils xterm chromium iproute2 nftables
 DEMO_DATA ?= $(CURDIR)/target/demo
 
-.PHONY: demo test deps build lint bench compare clean console-deps fuzz fuzz-short fuzz-tool adversarial
+.PHONY: demo test deps build lint bench compare clean console-deps fuzz fuzz-short fuzz-tool adversarial sim
 
 deps:
 	@missing=""; for p in $(BUILD_DEPS) $(TEST_DEPS); do \
@@ -59,6 +59,11 @@ console-deps: deps
 	@command -v npm >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends nodejs npm; }
 	cd tests/console && npm ci --no-audit --no-fund
+
+# The NAT matrix over network namespaces (docs/connectivity.md); needs root. Also part of
+# `make test` (tests/nat_matrix.rs), which fails without root unless PORTICO_SKIP_NETNS=1.
+sim: build
+	simulations/netns/nat_matrix.sh
 
 # The attacks of docs/security.md that start real processes (also part of `make test`).
 adversarial: deps console-deps

@@ -226,7 +226,76 @@ async fn resolve(
         .await?;
         return found_to_dial(found, format!("path:{}", args.target));
     }
-    bail!("cannot understand target {:?}: give IP[:PORT], HOST:PORT, a multiaddr, an Internet-ID (123 456 789) or a node path (/Folder/host)", args.target)
+    if is_lan_name(&args.target) {
+        return lan_host(identity, &args.target).await;
+    }
+    bail!("cannot understand target {:?}: give IP[:PORT], HOST:PORT, a multiaddr, an Internet-ID (123 456 789), a node path (/Folder/host) or the name of a host on the LAN (portico discover)", args.target)
+}
+
+/// How long `connect NAME` listens for the LAN's answers.
+const LAN_WAIT: Duration = Duration::from_secs(3);
+
+/// A name a LAN host could have (letters, digits, `-`, `_`, `.`; not an address).
+fn is_lan_name(target: &str) -> bool {
+    !target.is_empty()
+        && target.len() <= 64
+        && target
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// The host called `name` on the LAN; its key is pinned under `lan:NAME` like any other.
+async fn lan_host(identity: &Identity, name: &str) -> anyhow::Result<Resolved> {
+    let found = portico_viewer::discover::discover(identity, LAN_WAIT).await?;
+    let mut named: Vec<_> = found
+        .into_iter()
+        .filter(|d| d.name.eq_ignore_ascii_case(name))
+        .collect();
+    match named.len() {
+        0 => bail!("no host called {name:?} answered on this LAN within {} s: check the name with `portico discover`, or connect by address", LAN_WAIT.as_secs()),
+        1 => {
+            let d = named.remove(0);
+            eprintln!("found {} on the LAN (key {})", d.name, d.fingerprint);
+            Ok(Resolved {
+                dial: Dial {
+                    stay_relayed: false,
+                    addrs: d.addrs,
+                    peer: Some(d.peer),
+                },
+                pin_key: format!("lan:{}", name.to_lowercase()),
+            })
+        }
+        _ => bail!(
+            "several hosts on this LAN are called {name:?} (keys {}): connect by address instead",
+            named
+                .iter()
+                .map(|d| d.fingerprint.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// `portico discover`: the LAN's hosts, one per line.
+pub(crate) async fn discover(identity: &Identity, wait: f64) -> anyhow::Result<()> {
+    if !(wait > 0.0 && wait <= 60.0) {
+        bail!("--wait must be between 0 and 60 seconds");
+    }
+    let found = portico_viewer::discover::discover(identity, Duration::from_secs_f64(wait)).await?;
+    if found.is_empty() {
+        println!("no Portico host answered on this LAN within {wait} s");
+    }
+    for d in found {
+        let addrs: Vec<String> = d.addrs.iter().map(|a| a.to_string()).collect();
+        println!(
+            "{}\t{}\t{}\t{}",
+            d.name,
+            d.fingerprint,
+            d.peer,
+            addrs.join(" ")
+        );
+    }
+    Ok(())
 }
 
 fn found_to_dial(f: Found, key: String) -> anyhow::Result<Resolved> {

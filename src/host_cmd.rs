@@ -163,6 +163,7 @@ pub(crate) fn run(data: &Path, identity: Identity, args: HostArgs) -> anyhow::Re
                 .clamp(1, 3600),
         ),
         data_dir: Some(data.to_path_buf()),
+        lan_name: lan_name(args.name.as_deref().or(file.name.as_deref())),
         connections_per_ip: file
             .connections_per_ip
             .unwrap_or(portico_signal_client::ip_limits::MAX_INBOUND_PER_IP)
@@ -311,4 +312,22 @@ enum CaptureArg {
     Auto,
     X11,
     Xcap,
+}
+
+/// The name a host shows on the LAN: the last part of its node path, else the machine's
+/// host name.
+fn lan_name(node_path: Option<&str>) -> String {
+    let from_path = node_path
+        .and_then(|p| p.rsplit('/').find(|s| !s.is_empty()))
+        .map(str::to_string);
+    let machine = || {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+    };
+    let name = from_path
+        .or_else(machine)
+        .unwrap_or_else(|| "portico-host".into());
+    portico_core::text::clean(&name, 64)
 }

@@ -58,8 +58,16 @@ enum Command {
     Whoami,
     /// Share this machine's display (X11: the display in $DISPLAY).
     Host(host_cmd::HostArgs),
-    /// Connect to a host: IP[:PORT], HOST:PORT, multiaddr, Internet-ID or node path.
+    /// Connect to a host: IP[:PORT], HOST:PORT, multiaddr, Internet-ID, node path, or the
+    /// name of a host on the LAN (`portico discover`).
     Connect(connect_cmd::ConnectArgs),
+    /// List the Portico hosts announced on this LAN (mDNS): name, key fingerprint,
+    /// addresses. Finding a host grants nothing: its owner's policy still decides.
+    Discover {
+        /// How long to listen for answers, in seconds.
+        #[arg(long, default_value = "3", value_name = "SECS")]
+        wait: f64,
+    },
     /// Requests waiting for the owner of the running host.
     Requests,
     /// Accept a waiting request.
@@ -190,6 +198,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Connect(args) => {
             let (id, _) = load_identity(&data)?;
             connect_cmd::run(&data, id, args)
+        }
+        Command::Discover { wait } => {
+            let (id, _) = load_identity(&data)?;
+            runtime()?.block_on(connect_cmd::discover(&id, wait))
         }
         Command::Acl(AclCmd::List) => acl_cmd::list(&data),
         Command::Acl(AclCmd::Add {

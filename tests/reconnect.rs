@@ -88,7 +88,13 @@ fn sessions_outlive_the_server_and_the_host_comes_back_under_its_id() {
             if s2.load(std::sync::atomic::Ordering::Relaxed) {
                 break;
             }
-            painter.fill((t * 7 % 900) as i16, 200, 64, 64, t.wrapping_mul(0x0001_0307));
+            painter.fill(
+                (t * 7 % 900) as i16,
+                200,
+                64,
+                64,
+                t.wrapping_mul(0x0001_0307),
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     });

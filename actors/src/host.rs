@@ -266,6 +266,8 @@ pub struct HostConfig {
     pub download_dir: std::path::PathBuf,
     /// Inbound connections one address may hold (checked before the handshake).
     pub connections_per_ip: usize,
+    /// The name viewers see on the LAN (`portico discover`, `portico connect NAME`).
+    pub lan_name: String,
 }
 
 /// A running host.
@@ -336,6 +338,7 @@ pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle,
         &identity,
         PeerOptions {
             inbound_per_ip: config.connections_per_ip,
+            name: config.mdns.then(|| config.lan_name.clone()),
             ..PeerOptions::host(config.mdns, config.server.as_ref().map(|s| s.peer))
         },
     )

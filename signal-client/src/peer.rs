@@ -13,7 +13,7 @@ pub const SESSION: StreamProtocol = StreamProtocol::new(portico_core::wire::sess
 pub use crate::peer_behaviour::{PeerBehaviour, PeerBehaviourEvent};
 
 /// What a peer's swarm runs beyond the stack every peer shares.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PeerOptions {
     /// LAN discovery by mDNS (hosts announce themselves; off for `--no-mdns`).
     pub mdns: bool,
@@ -27,6 +27,9 @@ pub struct PeerOptions {
     pub server: Option<PeerId>,
     /// Inbound connections one address may hold, pending or established.
     pub inbound_per_ip: usize,
+    /// The name a host shows on the LAN (`portico discover`), in its identify agent
+    /// string: `portico/VERSION (NAME)`.
+    pub name: Option<String>,
 }
 
 impl PeerOptions {
@@ -37,6 +40,7 @@ impl PeerOptions {
             autonat: true,
             server,
             inbound_per_ip: crate::ip_limits::MAX_INBOUND_PER_IP,
+            name: None,
         }
     }
 
@@ -47,8 +51,26 @@ impl PeerOptions {
             autonat: false,
             server: None,
             inbound_per_ip: crate::ip_limits::MAX_INBOUND_PER_IP,
+            name: None,
         }
     }
+}
+
+/// The identify agent string: `portico/VERSION`, with ` (NAME)` for a named host.
+pub fn agent(name: Option<&str>) -> String {
+    match name {
+        Some(n) => format!("portico/{} ({n})", env!("CARGO_PKG_VERSION")),
+        None => format!("portico/{}", env!("CARGO_PKG_VERSION")),
+    }
+}
+
+/// The host name in an identify agent string made by [`agent`] (cleaned: it comes from
+/// whoever answered on the LAN).
+pub fn name_in_agent(agent: &str) -> Option<String> {
+    let rest = agent.strip_prefix("portico/")?;
+    let (_, name) = rest.split_once(" (")?;
+    let name = portico_core::text::clean(name.strip_suffix(')')?, 64);
+    (!name.is_empty()).then_some(name)
 }
 
 /// Builds a swarm for `identity` (host or viewer): the shared transport stack with the
@@ -57,7 +79,7 @@ pub fn build_swarm(
     identity: &Identity,
     options: PeerOptions,
 ) -> Result<Swarm<PeerBehaviour>, String> {
-    crate::swarm::build(identity, Duration::from_secs(60), |key, relay| {
+    crate::swarm::build(identity, Duration::from_secs(60), move |key, relay| {
         let peer = key.public().to_peer_id();
         let autonat = options.autonat.then(|| {
             autonat::Behaviour::new(
@@ -82,10 +104,7 @@ pub fn build_swarm(
         PeerBehaviour {
             limits: crate::ip_limits::IpLimits::new(options.inbound_per_ip),
             stream: crate::prefer_direct::PreferDirect::new(libp2p_stream::Behaviour::new()),
-            identify: crate::swarm::identify(
-                &key.public(),
-                format!("portico/{}", env!("CARGO_PKG_VERSION")),
-            ),
+            identify: crate::swarm::identify(&key.public(), agent(options.name.as_deref())),
             ping: ping::Behaviour::default(),
             relay,
             dcutr: dcutr::Behaviour::new(peer),

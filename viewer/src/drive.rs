@@ -431,6 +431,7 @@ impl<'o> Driver<'o> {
         }
         self.mig.next_reader = Some(r);
         self.path = "direct";
+        self.report.switched_at_ms = Some(self.t0.elapsed().as_secs_f64() * 1e3);
         notify(
             &self.opts.notify,
             Notice::MovedToDirect {
@@ -674,6 +675,7 @@ impl Report {
             path: String::new(),
             direct_upgrade_ms: None,
             switched_to_direct_ms: None,
+            switched_at_ms: None,
             relay_bytes: 0,
             permissions: String::new(),
             connect_to_first_frame_ms: None,

@@ -6,6 +6,7 @@
 //! [`Notice`]s, which the CLI prints (and turns into progress bars).
 
 mod dial;
+pub mod discover;
 mod drive;
 mod files;
 mod migrate;
@@ -174,6 +175,9 @@ pub struct Report {
     /// The session moved off the relay onto that direct connection, ms after the viewer
     /// started (`path` is then `direct`).
     pub switched_to_direct_ms: Option<f64>,
+    /// The same moment in ms since the session was accepted (the clock of
+    /// `frame_stats.at_ms`), to find the gap between pictures around it.
+    pub switched_at_ms: Option<f64>,
     /// Session bytes (both ways) the relay carried.
     pub relay_bytes: u64,
     /// What the session may do.
