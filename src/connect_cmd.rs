@@ -43,7 +43,8 @@ pub(crate) enum As {
 /// Arguments of `portico connect`.
 #[derive(Debug, Args)]
 pub(crate) struct ConnectArgs {
-    /// IP[:PORT], HOST:PORT, multiaddr, Internet-ID or node path.
+    /// IP[:PORT], HOST:PORT, multiaddr, Internet-ID, node path, address-book name or LAN
+    /// name.
     target: String,
     /// Server for Internet-ID lookups (default: the signed-in server).
     #[arg(long, value_name = "HOST[:PORT]")]
@@ -333,7 +334,10 @@ async fn lookup(
             let (c, t) = signin::connect_session(identity, s).await?;
             (c, Some(t))
         }
-        (None, None) => bail!("to connect by Internet-ID or node path, give --server HOST or sign in with `portico login`"),
+        (None, None) => match signin::pins(data)?.default {
+            Some(s) => (signin::connect(data, identity, &s).await?.0, None),
+            None => bail!("to connect by Internet-ID or node path, give --server HOST, sign in with `portico login`, or set a default server (`portico servers default HOST`)"),
+        },
     };
     match client
         .request(SignalRequest::Lookup(Lookup {
@@ -372,7 +376,25 @@ async fn ticket(
     }
 }
 
-pub(crate) fn run(data: &Path, identity: Identity, args: ConnectArgs) -> anyhow::Result<()> {
+/// An address-book entry named like the target stands for its target, server and way of
+/// asking (what the command line gives explicitly wins).
+fn from_book(data: &Path, args: &mut ConnectArgs) -> anyhow::Result<()> {
+    let Some(entry) = crate::book_cmd::find(data, &args.target)? else {
+        return Ok(());
+    };
+    args.target = entry.target;
+    if args.server.is_none() {
+        args.server = entry.server;
+    }
+    if let (As::Auto, Some(kind)) = (args.as_, entry.as_.as_deref()) {
+        args.as_ = <As as clap::ValueEnum>::from_str(kind, true)
+            .map_err(|e| anyhow::anyhow!("the book entry's `as = {kind:?}`: {e}"))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn run(data: &Path, identity: Identity, mut args: ConnectArgs) -> anyhow::Result<()> {
+    from_book(data, &mut args)?;
     let session = signin::load_session(data)?;
     let kind = match (args.as_, &session) {
         (As::Auto, Some(_)) => AccessKind::User,

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use portico_core::identity::Identity;
 
 mod acl_cmd;
+mod book_cmd;
 mod cli_id;
 mod connect_cmd;
 mod host_cmd;
@@ -61,6 +62,12 @@ enum Command {
     /// Connect to a host: IP[:PORT], HOST:PORT, multiaddr, Internet-ID, node path, or the
     /// name of a host on the LAN (`portico discover`).
     Connect(connect_cmd::ConnectArgs),
+    /// The address book: names for hosts (`portico connect NAME`).
+    #[command(subcommand)]
+    Book(book_cmd::BookCmd),
+    /// The servers this viewer knows: add (pins the key), list, remove, default.
+    #[command(subcommand)]
+    Servers(book_cmd::ServersCmd),
     /// List the Portico hosts announced on this LAN (mDNS): name, key fingerprint,
     /// addresses. Finding a host grants nothing: its owner's policy still decides.
     Discover {
@@ -198,6 +205,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Connect(args) => {
             let (id, _) = load_identity(&data)?;
             connect_cmd::run(&data, id, args)
+        }
+        Command::Book(cmd) => book_cmd::book(&data, cmd),
+        Command::Servers(cmd) => {
+            let (id, _) = load_identity(&data)?;
+            runtime()?.block_on(book_cmd::servers(&data, &id, cmd))
         }
         Command::Discover { wait } => {
             let (id, _) = load_identity(&data)?;

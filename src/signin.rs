@@ -16,20 +16,34 @@ use serde::{Deserialize, Serialize};
 /// Pinned server keys.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Pins {
+    /// The server used when `--server` is not given and nobody is signed in (`portico
+    /// servers default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) default: Option<String>,
     /// One per server address.
     #[serde(default, rename = "server")]
-    servers: Vec<Pin>,
+    pub(crate) servers: Vec<Pin>,
 }
 
 /// One pinned server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Pin {
+pub(crate) struct Pin {
     /// The address as dialled (multiaddr).
-    address: String,
+    pub(crate) address: String,
     /// The server's PeerId (its key).
-    peer_id: String,
+    pub(crate) peer_id: String,
     /// Its fingerprint, for humans.
-    fingerprint: String,
+    pub(crate) fingerprint: String,
+}
+
+/// The pinned servers.
+pub(crate) fn pins(data: &Path) -> anyhow::Result<Pins> {
+    read_toml(&pins_path(data))
+}
+
+/// Replaces the pinned servers.
+pub(crate) fn write_pins(data: &Path, pins: &Pins) -> anyhow::Result<()> {
+    write_toml(&pins_path(data), pins)
 }
 
 /// The saved sign-in.

@@ -35,6 +35,8 @@ pub const KNOWN_HOSTS: &str = "known_hosts.toml";
 pub const SERVERS: &str = "servers.toml";
 /// The viewer's sign-in.
 pub const SESSION: &str = "session.toml";
+/// The viewer's address book.
+pub const BOOK: &str = "book.toml";
 /// The server's database directory.
 pub const SERVER_DB: &str = "db";
 /// The running server's admin socket.
