@@ -5,6 +5,7 @@
 //! Host keys are pinned on first use (`DATA/known_hosts.toml`); a changed key is refused.
 
 mod notices;
+mod picker;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -44,8 +45,8 @@ pub(crate) enum As {
 #[derive(Debug, Args)]
 pub(crate) struct ConnectArgs {
     /// IP[:PORT], HOST:PORT, multiaddr, Internet-ID, node path, address-book name or LAN
-    /// name.
-    target: String,
+    /// name. Without it the window offers a list: the book, the LAN, the server's nodes.
+    target: Option<String>,
     /// Server for Internet-ID lookups (default: the signed-in server).
     #[arg(long, value_name = "HOST[:PORT]")]
     server: Option<String>,
@@ -103,6 +104,13 @@ pub(crate) struct ConnectArgs {
     /// Dial only relayed addresses (Internet-ID targets): checks the relay path.
     #[arg(long)]
     relay_only: bool,
+}
+
+impl ConnectArgs {
+    /// The target (empty until one is given or chosen in the window).
+    fn target(&self) -> &str {
+        self.target.as_deref().unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -195,17 +203,17 @@ async fn resolve(
     args: &ConnectArgs,
     session: Option<&signin::Session>,
 ) -> anyhow::Result<Resolved> {
-    let looks_like_id = args
-        .target
+    let target = args.target();
+    let looks_like_id = target
         .chars()
         .all(|c| c.is_ascii_digit() || c == ' ' || c == '-')
-        && args.target.chars().any(|c| c.is_ascii_digit());
+        && target.chars().any(|c| c.is_ascii_digit());
     if looks_like_id {
-        let id: InternetId = args.target.parse()?;
+        let id: InternetId = target.parse()?;
         let found = lookup(data, identity, args, session, LookupTarget::Id(id)).await?;
         return found_to_dial(found, format!("id:{}", id.as_u32()));
     }
-    if let Some(addrs) = direct_multiaddrs(&args.target) {
+    if let Some(addrs) = direct_multiaddrs(target) {
         let key = addrs.first().map(|a| a.to_string()).unwrap_or_default();
         return Ok(Resolved {
             dial: Dial {
@@ -216,21 +224,21 @@ async fn resolve(
             pin_key: key,
         });
     }
-    if args.target.starts_with('/') {
+    if target.starts_with('/') {
         let found = lookup(
             data,
             identity,
             args,
             session,
-            LookupTarget::Path(args.target.clone()),
+            LookupTarget::Path(target.to_string()),
         )
         .await?;
-        return found_to_dial(found, format!("path:{}", args.target));
+        return found_to_dial(found, format!("path:{target}"));
     }
-    if is_lan_name(&args.target) {
-        return lan_host(identity, &args.target).await;
+    if is_lan_name(target) {
+        return lan_host(identity, target).await;
     }
-    bail!("cannot understand target {:?}: give IP[:PORT], HOST:PORT, a multiaddr, an Internet-ID (123 456 789), a node path (/Folder/host) or the name of a host on the LAN (portico discover)", args.target)
+    bail!("cannot understand target {:?}: give IP[:PORT], HOST:PORT, a multiaddr, an Internet-ID (123 456 789), a node path (/Folder/host) or the name of a host on the LAN (portico discover)", target)
 }
 
 /// How long `connect NAME` listens for the LAN's answers.
@@ -379,10 +387,10 @@ async fn ticket(
 /// An address-book entry named like the target stands for its target, server and way of
 /// asking (what the command line gives explicitly wins).
 fn from_book(data: &Path, args: &mut ConnectArgs) -> anyhow::Result<()> {
-    let Some(entry) = crate::book_cmd::find(data, &args.target)? else {
+    let Some(entry) = crate::book_cmd::find(data, args.target())? else {
         return Ok(());
     };
-    args.target = entry.target;
+    args.target = Some(entry.target);
     if args.server.is_none() {
         args.server = entry.server;
     }
@@ -393,22 +401,35 @@ fn from_book(data: &Path, args: &mut ConnectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) fn run(data: &Path, identity: Identity, mut args: ConnectArgs) -> anyhow::Result<()> {
-    from_book(data, &mut args)?;
-    let session = signin::load_session(data)?;
-    let kind = match (args.as_, &session) {
+/// How to ask, from `--as` and whether someone is signed in.
+fn access_kind(
+    args: &ConnectArgs,
+    session: &Option<signin::Session>,
+) -> anyhow::Result<AccessKind> {
+    let kind = match (args.as_, session) {
         (As::Auto, Some(_)) => AccessKind::User,
         (As::Auto, None) | (As::Peer, _) => AccessKind::Peer,
         (As::User, _) => AccessKind::User,
         (As::Visitor, _) => AccessKind::Visitor,
         (As::Guest, _) => AccessKind::Guest,
     };
-    if let Some(s) = &session {
+    if let Some(s) = session {
         if s.force_server_security && kind != AccessKind::User {
             bail!("account {} may only connect as a server user (custom server security); drop --as {:?} or sign out first", s.user, args.as_);
         }
     }
+    Ok(kind)
+}
+
+pub(crate) fn run(data: &Path, identity: Identity, mut args: ConnectArgs) -> anyhow::Result<()> {
+    if args.target.is_some() {
+        from_book(data, &mut args)?;
+    } else if args.headless {
+        bail!("give a TARGET (address, Internet-ID, node path, book or LAN name), or leave out --headless to choose one from a list");
+    }
+    let session = signin::load_session(data)?;
     if args.headless {
+        let kind = access_kind(&args, &session)?;
         return crate::runtime()?.block_on(connect(
             data.to_path_buf(),
             identity,
@@ -427,11 +448,33 @@ pub(crate) fn run(data: &Path, identity: Identity, mut args: ConnectArgs) -> any
         files,
     } = viewer::window::event_loop().map_err(|e| anyhow::anyhow!(e))?;
     let proxy = link.notify.clone();
-    let title = format!("Portico — connecting to {}…", args.target);
+    let (choose, chosen) = match args.target {
+        Some(_) => (None, None),
+        None => {
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            (Some(tx), Some(rx))
+        }
+    };
+    let title = match &args.target {
+        Some(t) => format!("Portico — connecting to {t}…"),
+        None => "Portico — choose a host".to_string(),
+    };
     let data = data.to_path_buf();
     let worker = std::thread::spawn(move || {
-        let result = crate::runtime()
-            .and_then(|rt| rt.block_on(connect(data, identity, args, session, kind, Some(link))));
+        let session_run = async move {
+            if let Some(mut chosen) = chosen {
+                picker::offer(&data, &identity, session.as_ref(), &link.notify);
+                // The window closed without a choice: nothing to do.
+                let Some(target) = chosen.recv().await else {
+                    return Ok(());
+                };
+                args.target = Some(target);
+                from_book(&data, &mut args)?;
+            }
+            let kind = access_kind(&args, &session)?;
+            connect(data, identity, args, session, kind, Some(link)).await
+        };
+        let result = crate::runtime().and_then(|rt| rt.block_on(session_run));
         let reason = match &result {
             Ok(()) => "the session ended".to_string(),
             Err(e) => format!("{e:#}"),
@@ -444,7 +487,9 @@ pub(crate) fn run(data: &Path, identity: Identity, mut args: ConnectArgs) -> any
         }
         result
     });
-    match viewer::window::run(el, input, files, shared, title).map_err(|e| anyhow::anyhow!(e))? {
+    match viewer::window::run(el, input, files, shared, title, choose)
+        .map_err(|e| anyhow::anyhow!(e))?
+    {
         // The session ended: its result is the command's.
         Some(_) => worker
             .join()

@@ -328,9 +328,13 @@ pub(crate) async fn logout(
 }
 
 /// `portico nodes`.
-pub(crate) async fn nodes(data: &Path, identity: &Identity, path: &str) -> anyhow::Result<()> {
-    let s = require_session(data)?;
-    let (client, token) = connect_session(identity, &s).await?;
+/// The node tree under `path` at the signed-in server.
+pub(crate) async fn list_nodes(
+    identity: &Identity,
+    s: &Session,
+    path: &str,
+) -> anyhow::Result<Vec<NodeEntry>> {
+    let (client, token) = connect_session(identity, s).await?;
     match client
         .request(SignalRequest::ListNodes(ListNodes {
             session: token,
@@ -338,8 +342,17 @@ pub(crate) async fn nodes(data: &Path, identity: &Identity, path: &str) -> anyho
         }))
         .await?
     {
-        SignalResponse::Nodes(n) => {
-            for e in n.entries {
+        SignalResponse::Nodes(n) => Ok(n.entries),
+        SignalResponse::Error(e) => Err(server_error(&e)),
+        other => bail!("unexpected answer from the server: {other:?}"),
+    }
+}
+
+pub(crate) async fn nodes(data: &Path, identity: &Identity, path: &str) -> anyhow::Result<()> {
+    let s = require_session(data)?;
+    {
+        {
+            for e in list_nodes(identity, &s, path).await? {
                 let depth = e.path.matches('/').count().saturating_sub(1);
                 let name = e.path.rsplit('/').next().unwrap_or(&e.path);
                 let indent = "  ".repeat(depth);
@@ -367,7 +380,5 @@ pub(crate) async fn nodes(data: &Path, identity: &Identity, path: &str) -> anyho
             }
             Ok(())
         }
-        SignalResponse::Error(e) => Err(server_error(&e)),
-        other => bail!("unexpected answer from the server: {other:?}"),
     }
 }

@@ -95,3 +95,120 @@ fn the_window_shows_the_host_and_forwards_the_mouse() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn without_a_target_the_window_lists_the_book_and_the_servers_nodes_and_connects_on_a_double_click()
+{
+    let (hx, vx) = (Xvfb::start(), Xvfb::start());
+    hx.draw(&x11::desktop(13));
+    let dir = tempfile::tempdir().unwrap();
+    let sdir = dir.path().join("server");
+    let signal = start_server(&sdir);
+    let server = signal.addr();
+    add_user(&sdir, "alice", false);
+    let token = enroll_token(&sdir, "/Lab");
+    let viewer = dir.path().join("viewer");
+    let config = format!(
+        "{}[[acl]]\nprincipal = \"user:alice\"\npermissions = [\"view\"]\napproval = \"never\"\n",
+        acl(&peer_of(&viewer), "view")
+    );
+    let mut host = Host::start(
+        &hx,
+        &dir.path().join("host"),
+        &config,
+        &["--server", &server, "--name", "pc-9", "--enroll", &token],
+    );
+    host.wait_line("Internet-ID:");
+    let addr = host.tcp_addr();
+    login(&viewer, &server, "alice", "alice-pw");
+    let book = run_at(&viewer, &["book", "add", "office", &addr, "--as", "peer"]);
+    assert!(book.status.success(), "{}", text(&book));
+
+    let log = dir.path().join("viewer.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portico"))
+        .env_remove("PORTICO_DATA")
+        .env("DISPLAY", &vx.display)
+        .env("RUST_LOG", "info")
+        .arg("--data")
+        .arg(&viewer)
+        .arg("connect")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let window = loop {
+        let id = xdotool(&vx, &["search", "--name", "choose a host"]);
+        if let Some(id) = id.lines().next() {
+            break id.to_string();
+        }
+        assert!(Instant::now() < deadline, "no host-list window");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // The book's entry and the server's node, with its online state, are listed.
+    loop {
+        let raw = std::fs::read_to_string(&log).unwrap_or_default();
+        // Without colour codes.
+        let mut text = String::new();
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                chars.by_ref().find(|&c| c == 'm');
+            } else {
+                text.push(c);
+            }
+        }
+        let listed = |source: &str, target: &str| {
+            text.lines().any(|l| {
+                l.contains("host list entry")
+                    && l.contains(&format!("source=\"{source}\""))
+                    && l.contains(target)
+            })
+        };
+        if listed("book", "target=office") && listed("server", "/Lab/pc-9") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the list lacks a row:\n{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    if let Some(shots) = std::env::var_os("PORTICO_SCREENSHOTS") {
+        let grab = vx.grab();
+        image::RgbaImage::from_raw(x11::W, x11::H, grab)
+            .unwrap()
+            .save(std::path::Path::new(&shots).join("window-host-list.png"))
+            .unwrap();
+    }
+    // A double click on the first row (the book's "office") connects to it.
+    xdotool(
+        &vx,
+        &[
+            "mousemove",
+            "--window",
+            &window,
+            "300",
+            "82",
+            "click",
+            "--repeat",
+            "2",
+            "--delay",
+            "120",
+            "1",
+        ],
+    );
+    let title = loop {
+        let t = xdotool(&vx, &["getwindowname", &window]);
+        if t.contains("direct") {
+            break t;
+        }
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(10),
+            "the double click did not connect: {t:?}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(title.contains("view-only, direct"), "{title}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -3,6 +3,13 @@
 //!
 //! winit owns the main thread; the session runs on its own thread and hands pictures over
 //! through [`Shared`], waking the window with a [`UiEvent`].
+//!
+//! Started without a target, the window first shows a host list ([`picker`]); the chosen
+//! row's target goes to the session thread, and the same window then shows the session.
+
+pub mod picker;
+
+pub use picker::{PickEntry, Source};
 
 use std::num::NonZeroU32;
 use std::rc::Rc;
@@ -36,7 +43,12 @@ pub enum UiEvent {
     Status(String),
     /// The session ended, with the reason.
     Ended(String),
+    /// Rows for the host list (before a host is chosen).
+    Hosts(Vec<PickEntry>),
 }
+
+/// Wakes the window and hands it [`UiEvent`]s from other threads.
+pub type UiProxy = EventLoopProxy<UiEvent>;
 
 /// What the window sends the session.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,6 +97,12 @@ struct App {
     title: String,
     ended: Option<String>,
     error: Option<String>,
+    /// The host list, until a row is chosen.
+    picker: Option<picker::Picker>,
+    /// Where the chosen row's target goes.
+    choose: Option<mpsc::Sender<String>>,
+    /// The pointer's height in the window (the list's clicks).
+    pointer_y: f64,
 }
 
 /// What [`event_loop`] returns: the loop (for [`run`]), the session's link, and the
@@ -126,12 +144,14 @@ pub fn event_loop() -> Result<WindowParts, String> {
 }
 
 /// Runs the window until it is closed or the session ends; returns the end reason, if any.
+/// With `choose`, it first shows the host list and sends the chosen target there.
 pub fn run(
     el: EventLoop<UiEvent>,
     input: mpsc::Sender<FromWindow>,
     files: mpsc::Sender<std::path::PathBuf>,
     shared: Arc<Mutex<Shared>>,
     title: String,
+    choose: Option<mpsc::Sender<String>>,
 ) -> Result<Option<String>, String> {
     let mut app = App {
         window: None,
@@ -145,6 +165,9 @@ pub fn run(
         title,
         ended: None,
         error: None,
+        picker: choose.is_some().then(picker::Picker::default),
+        choose,
+        pointer_y: 0.0,
     };
     el.run_app(&mut app).map_err(|e| e.to_string())?;
     match app.error {
@@ -220,6 +243,10 @@ impl App {
         };
         surface.resize(w, h).map_err(|e| e.to_string())?;
         let mut buf = surface.buffer_mut().map_err(|e| e.to_string())?;
+        if let Some(p) = &self.picker {
+            p.draw(&mut buf, size.width, size.height);
+            return buf.present().map_err(|e| e.to_string());
+        }
         buf.fill(0x0020_2020);
         let pic = self.shared.lock().map_err(|_| "picture lock poisoned")?;
         if pic.width > 0 && self.sized_for != Some((pic.width, pic.height)) {
@@ -275,6 +302,48 @@ impl App {
         }
         drop(pic);
         buf.present().map_err(|e| e.to_string())
+    }
+
+    /// A row of the host list was chosen: the session thread gets its target, and the
+    /// window waits for the session.
+    fn chosen(&mut self, target: String) {
+        self.picker = None;
+        if let Some(tx) = self.choose.take() {
+            if tx.try_send(target.clone()).is_err() {
+                tracing::warn!("the session thread is gone");
+            }
+        }
+        if let Some(w) = &self.window {
+            w.set_title(&format!("Portico — connecting to {target}…"));
+            w.request_redraw();
+        }
+    }
+
+    /// Window events while the host list shows.
+    fn pick_event(&mut self, event: &WindowEvent) {
+        let Some(p) = self.picker.as_mut() else {
+            return;
+        };
+        let chosen = match event {
+            WindowEvent::CursorMoved { position, .. } => {
+                self.pointer_y = position.y;
+                None
+            }
+            WindowEvent::MouseInput {
+                state: ElementState::Pressed,
+                button: winit::event::MouseButton::Left,
+                ..
+            } => p.click(self.pointer_y, std::time::Instant::now()),
+            WindowEvent::KeyboardInput { event, .. } if event.state == ElementState::Pressed => {
+                p.key(&event.logical_key)
+            }
+            _ => None,
+        };
+        if let Some(target) = chosen {
+            self.chosen(target);
+        } else if let Some(w) = &self.window {
+            w.request_redraw();
+        }
     }
 
     fn offer_file(&self, path: std::path::PathBuf) {
@@ -346,10 +415,28 @@ impl ApplicationHandler<UiEvent> for App {
                 self.ended = Some(reason);
                 el.exit();
             }
+            UiEvent::Hosts(rows) => {
+                if let Some(p) = self.picker.as_mut() {
+                    p.add(rows);
+                }
+                if let Some(w) = &self.window {
+                    w.request_redraw();
+                }
+            }
         }
     }
 
     fn window_event(&mut self, el: &ActiveEventLoop, _: WindowId, event: WindowEvent) {
+        if self.picker.is_some()
+            && matches!(
+                event,
+                WindowEvent::CursorMoved { .. }
+                    | WindowEvent::MouseInput { .. }
+                    | WindowEvent::KeyboardInput { .. }
+            )
+        {
+            return self.pick_event(&event);
+        }
         match event {
             WindowEvent::CloseRequested => el.exit(),
             // Dropping a file on the window sends it (the host decides as for --send).

@@ -1,0 +1,87 @@
+//! What the window's host list shows: the address book at once, then the hosts that answer
+//! on the LAN and the signed-in server's node tree as they come.
+
+use std::path::Path;
+use std::time::Duration;
+
+use portico_core::identity::Identity;
+use portico_viewer::window::{PickEntry, Source, UiEvent, UiProxy};
+
+use crate::signin::Session;
+
+/// How long the list listens on the LAN.
+const LAN_WAIT: Duration = Duration::from_secs(3);
+
+/// Sends the book's rows now and starts looking on the LAN and at the server (each sends
+/// its rows when it has them; one failing does not stop the others).
+pub(crate) fn offer(data: &Path, identity: &Identity, session: Option<&Session>, ui: &UiProxy) {
+    let send = |ui: &UiProxy, rows: Vec<PickEntry>| {
+        if !rows.is_empty() && ui.send_event(UiEvent::Hosts(rows)).is_err() {
+            tracing::debug!("the window is closed");
+        }
+    };
+    match crate::book_cmd::load(data) {
+        Ok(book) => send(
+            ui,
+            book.entries
+                .into_iter()
+                .map(|e| PickEntry {
+                    source: Source::Book,
+                    detail: e.target,
+                    target: e.name.clone(),
+                    label: e.name,
+                })
+                .collect(),
+        ),
+        Err(e) => tracing::warn!(error = %format!("{e:#}"), "the address book cannot be read"),
+    }
+    let (id, lan_ui) = (identity.clone(), ui.clone());
+    tokio::spawn(async move {
+        match portico_viewer::discover::discover(&id, LAN_WAIT).await {
+            Ok(found) => send(
+                &lan_ui,
+                found
+                    .into_iter()
+                    .filter_map(|d| {
+                        // Dialled by address and key: no second discovery after the click.
+                        let addr = d.addrs.first()?.clone();
+                        Some(PickEntry {
+                            source: Source::Lan,
+                            target: addr.with_p2p(d.peer).ok()?.to_string(),
+                            detail: format!("key {}", d.fingerprint),
+                            label: d.name,
+                        })
+                    })
+                    .collect(),
+            ),
+            Err(e) => tracing::info!(error = %e, "no LAN discovery"),
+        }
+    });
+    if let Some(s) = session.cloned() {
+        let (id, server_ui) = (identity.clone(), ui.clone());
+        tokio::spawn(async move {
+            match crate::signin::list_nodes(&id, &s, "/").await {
+                Ok(nodes) => send(
+                    &server_ui,
+                    nodes
+                        .into_iter()
+                        .filter(|n| n.is_host)
+                        .map(|n| PickEntry {
+                            source: Source::Server,
+                            detail: format!(
+                                "{}{}",
+                                if n.online { "online" } else { "offline" },
+                                n.internet_id.map(|i| format!("  {i}")).unwrap_or_default()
+                            ),
+                            target: n.path.clone(),
+                            label: n.path,
+                        })
+                        .collect(),
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "the server's node tree is not available")
+                }
+            }
+        });
+    }
+}
