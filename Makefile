@@ -11,7 +11,7 @@ CARGO ?= cargo
 # on X11; without nasm openh264 silently builds without assembly), then the X server and
 # tools the tests drive.
 BUILD_DEPS := pkg-config libx11-dev libx11-xcb-dev libxcb1-dev libegl-dev libwayland-dev libgbm-dev libpipewire-0.3-dev libclang-dev nasm
-TEST_DEPS := xvfb xdotool xclip x11-utils x11-xserver-utils xterm chromium iproute2 nftables
+TEST_DEPS := xvfb xdotool xclip x11-utils x11-xserver-utils xterm chromium iproute2 nftables dbus dunst
 DEMO_DATA ?= $(CURDIR)/target/demo
 
 .PHONY: demo test deps build lint bench compare clean console-deps fuzz fuzz-short fuzz-tool adversarial sim

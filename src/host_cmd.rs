@@ -51,6 +51,9 @@ pub(crate) struct HostArgs {
     /// Turn off mDNS LAN discovery.
     #[arg(long)]
     no_mdns: bool,
+    /// No desktop notifications for requests (they still show in the console).
+    #[arg(long)]
+    no_notifications: bool,
     /// Allow guests (no account; the owner accepts each one). Off by default.
     #[arg(long)]
     allow_guests: bool,
@@ -163,6 +166,7 @@ pub(crate) fn run(data: &Path, identity: Identity, args: HostArgs) -> anyhow::Re
                 .clamp(1, 3600),
         ),
         data_dir: Some(data.to_path_buf()),
+        notifications: !(args.no_notifications || file.no_notifications),
         lan_name: lan_name(args.name.as_deref().or(file.name.as_deref())),
         connections_per_ip: file
             .connections_per_ip

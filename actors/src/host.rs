@@ -46,6 +46,8 @@ pub struct HostFile {
     pub allow_visitors: bool,
     /// Disable mDNS LAN discovery.
     pub no_mdns: bool,
+    /// No desktop notifications for the owner's requests.
+    pub no_notifications: bool,
     /// Seconds the owner has to answer a request (default 60).
     pub owner_timeout: Option<u64>,
     /// Where received files land (default ~/Downloads/Portico).
@@ -268,6 +270,9 @@ pub struct HostConfig {
     pub connections_per_ip: usize,
     /// The name viewers see on the LAN (`portico discover`, `portico connect NAME`).
     pub lan_name: String,
+    /// Desktop notifications for the owner's requests (when the desktop has a
+    /// notification daemon).
+    pub notifications: bool,
 }
 
 /// A running host.
@@ -409,6 +414,9 @@ pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle,
             addr: format!("{:?}", config.listen),
             reason: "no listen address came up".into(),
         });
+    }
+    if config.notifications {
+        crate::notify::spawn(access.clone(), console.clone());
     }
     Ok(HostHandle {
         peer_id: identity.peer_id(),

@@ -19,4 +19,5 @@ pub mod files;
 pub mod host;
 pub mod input;
 pub mod network;
+pub mod notify;
 pub mod session;

@@ -54,16 +54,27 @@ impl Drop for Host {
 
 impl Host {
     pub fn start(x: &Xvfb, data: &Path, config: &str, extra: &[&str]) -> Host {
+        Self::start_env(x, data, config, extra, &[])
+    }
+
+    /// [`Host::start`] with extra environment variables.
+    pub fn start_env(
+        x: &Xvfb,
+        data: &Path,
+        config: &str,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Host {
         let ports = ["--listen", "127.0.0.1:0", "--console", "127.0.0.1:0"];
-        Self::spawn(x, data, config, &[&ports[..], extra].concat())
+        Self::spawn(x, data, config, &[&ports[..], extra].concat(), envs)
     }
 
     /// A host on the default listen and console ports (several hosts on one machine).
     pub fn start_on_default_ports(x: &Xvfb, data: &Path, config: &str) -> Host {
-        Self::spawn(x, data, config, &[])
+        Self::spawn(x, data, config, &[], &[])
     }
 
-    fn spawn(x: &Xvfb, data: &Path, config: &str, extra: &[&str]) -> Host {
+    fn spawn(x: &Xvfb, data: &Path, config: &str, extra: &[&str], envs: &[(&str, &str)]) -> Host {
         let cfg = data.join("host.toml");
         std::fs::create_dir_all(data).unwrap();
         std::fs::write(&cfg, config).unwrap();
@@ -76,6 +87,7 @@ impl Host {
             .arg("--no-mdns")
             .args(extra)
             .env("DISPLAY", &x.display)
+            .envs(envs.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

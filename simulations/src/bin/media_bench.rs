@@ -353,6 +353,7 @@ fn end_to_end(w: u32, h: u32, moving: bool, secs: f64, fps: u32) -> anyhow::Resu
                 download_dir: std::env::temp_dir().join("portico-bench-downloads"),
                 connections_per_ip: portico_signal_client::ip_limits::MAX_INBOUND_PER_IP,
                 lan_name: "bench".into(),
+                notifications: false,
             };
             match host::start(host_id, config).await {
                 Ok(h) => {
