@@ -17,6 +17,7 @@
 //! they are at that moment: input without `control` is dropped (and counted), clipboard and
 //! files need their permission, and guests/visitors need the owner's confirmation per use.
 
+mod browse;
 mod host;
 mod viewer;
 

@@ -18,6 +18,8 @@ pub enum Ask {
     File(u64),
     /// The clipboard text waiting in the machine.
     Clipboard,
+    /// Browsing the shared folders (once per session).
+    Browse,
 }
 
 /// What the host's shell must do.
@@ -69,6 +71,10 @@ pub enum HostEvent {
     /// The viewer's next message comes on the stream that resumed the session: read that
     /// one from now on.
     PeerMoved,
+    /// List or download under the shared roots (allowed); answer with
+    /// [`HostSession::listing`] or [`HostSession::download`] and
+    /// [`HostSession::download_end`].
+    Browse(crate::wire::session::Browse),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,17 +102,19 @@ pub struct HostSession {
     /// Where the session is.
     state: State,
     /// Permissions now (kept current by [`HostSession::set_permissions`]).
-    permissions: Permissions,
+    pub(super) permissions: Permissions,
     /// Guests and visitors: the owner confirms each file and clipboard use.
-    confirm: bool,
+    pub(super) confirm: bool,
     /// Video is skipped until a keyframe (at the start and after falling behind).
     need_keyframe: bool,
     /// File transfers in progress.
     transfers: HashMap<u64, Transfer>,
     /// Clipboard text waiting for the owner.
     clip: Option<String>,
+    /// Remote browsing: the owner's answer for this session.
+    pub(super) browse: super::browse::Gate,
     /// Work for the shell.
-    events: VecDeque<HostEvent>,
+    pub(super) events: VecDeque<HostEvent>,
 }
 
 impl HostSession {
@@ -120,6 +128,7 @@ impl HostSession {
             need_keyframe: true,
             transfers: HashMap::new(),
             clip: None,
+            browse: Default::default(),
             events: VecDeque::new(),
         }
     }
@@ -151,6 +160,14 @@ impl HostSession {
 
     fn send(&mut self, msg: &SessionMessage) -> Result<(), SessionError> {
         self.channel.send(msg)
+    }
+
+    /// Sends `msg` while the session is live (nothing after it ended).
+    pub(super) fn send_live(&mut self, msg: &SessionMessage) -> Result<(), SessionError> {
+        if self.state == State::Live {
+            self.send(msg)?;
+        }
+        Ok(())
     }
 
     /// The owner must answer first: tell the viewer.
@@ -309,6 +326,7 @@ impl HostSession {
         }
         match msg {
             SessionMessage::Moved(_) => self.events.push_back(HostEvent::PeerMoved),
+            SessionMessage::Browse(b) => self.browse_in(b)?,
             SessionMessage::Input(ev) => {
                 self.events
                     .push_back(if self.permissions.has(Permission::Control) {
@@ -482,6 +500,7 @@ impl HostSession {
             return Ok(());
         }
         match ask {
+            Ask::Browse => self.browse_answered(allowed),
             Ask::Clipboard => {
                 let Some(text) = self.clip.take() else {
                     return Ok(());

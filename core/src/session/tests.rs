@@ -522,3 +522,62 @@ fn a_move_hands_over_tokens_and_marks_the_last_message_of_each_side() {
     p.pump();
     assert_eq!(p.host_events(), vec![HostEvent::Keyframe]);
 }
+
+#[test]
+fn browsing_needs_files_and_for_guests_the_owners_yes_once_per_session() {
+    use crate::wire::session::Service;
+    // No files permission: refused at once, nothing reaches the shell.
+    let mut p = Pair::live(Permissions::VIEW_ONLY, false);
+    p.viewer.browse(1, "/home", false).unwrap();
+    p.pump();
+    assert!(p.host_events().is_empty());
+    match p.viewer_events().as_slice() {
+        [ViewerEvent::Listing(l)] => {
+            assert_eq!(l.req, 1);
+            assert!(l.error.as_deref().unwrap().contains("files permission"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // A guest: the owner is asked once; requests wait, then go ahead together.
+    let mut p = Pair::live(Permissions::ALL, true);
+    p.viewer.browse(1, "/home", false).unwrap();
+    p.viewer.browse(2, "/home/a.txt", true).unwrap();
+    p.pump();
+    let asked = p.host_events();
+    assert!(
+        matches!(asked.as_slice(), [HostEvent::AskOwner { ask: Ask::Browse, service: Service::Browse, detail }] if detail.contains("/home")),
+        "{asked:?}"
+    );
+    p.host.owner_answered(Ask::Browse, true).unwrap();
+    let go = p.host_events();
+    assert!(
+        matches!(go.as_slice(), [HostEvent::Browse(a), HostEvent::Browse(b)] if a.req == 1 && b.req == 2 && b.get)
+    );
+    p.viewer.browse(3, "/home/b", false).unwrap();
+    p.pump();
+    assert!(matches!(p.host_events().as_slice(), [HostEvent::Browse(b)] if b.req == 3));
+    // Refused: the waiting requests and later ones are told so.
+    let mut p = Pair::live(Permissions::ALL, true);
+    p.viewer.browse(1, "/home", true).unwrap();
+    p.pump();
+    p.host_events();
+    p.host.owner_answered(Ask::Browse, false).unwrap();
+    p.viewer.browse(2, "/home", false).unwrap();
+    p.pump();
+    assert!(p.host_events().is_empty());
+    let told = p.viewer_events();
+    assert!(
+        matches!(told.as_slice(), [ViewerEvent::DownloadEnd(e), ViewerEvent::Listing(l)] if e.error.is_some() && l.error.as_deref() == Some("the owner refused browsing")),
+        "{told:?}"
+    );
+    // A download stops when the session loses `files`.
+    let mut p = Pair::live(Permissions::ALL, false);
+    p.host.set_permissions(Permissions::VIEW_ONLY).unwrap();
+    let chunk = crate::wire::session::Download {
+        req: 9,
+        offset: 0,
+        total: 3,
+        data: vec![1, 2, 3],
+    };
+    assert!(!p.host.download(chunk).unwrap());
+}

@@ -58,6 +58,12 @@ pub enum ViewerEvent {
     Decision(ServiceDecision),
     /// A file transfer finished (or failed).
     FileResult(FileResult),
+    /// A directory listing (remote browsing).
+    Listing(crate::wire::session::Listing),
+    /// A chunk of a download.
+    Download(crate::wire::session::Download),
+    /// A download finished or failed.
+    DownloadEnd(crate::wire::session::DownloadEnd),
     /// The host took the stream that resumes the session: its next message comes there.
     /// Answer with [`ViewerSession::moved`], then write and read only the new stream.
     Moved,
@@ -125,6 +131,15 @@ impl ViewerSession {
     /// host sends the next one when the move is done).
     pub fn take_resume(&mut self) -> Option<Vec<u8>> {
         self.resume.take()
+    }
+
+    /// Asks to list `path` (or download it, `get`) under the host's shared roots.
+    pub fn browse(&mut self, req: u32, path: &str, get: bool) -> Result<bool, SessionError> {
+        self.send_live(&SessionMessage::Browse(crate::wire::session::Browse {
+            req,
+            path: path.to_string(),
+            get,
+        }))
     }
 
     /// Tells the host our next message comes on the new stream (after the host's
@@ -270,6 +285,9 @@ impl ViewerSession {
             (State::Live, SessionMessage::Clipboard(c)) => ViewerEvent::Clipboard(c.text),
             (State::Live, SessionMessage::ServiceDecision(d)) => ViewerEvent::Decision(d),
             (State::Live, SessionMessage::FileResult(r)) => ViewerEvent::FileResult(r),
+            (State::Live, SessionMessage::Listing(l)) => ViewerEvent::Listing(l),
+            (State::Live, SessionMessage::Download(d)) => ViewerEvent::Download(d),
+            (State::Live, SessionMessage::DownloadEnd(e)) => ViewerEvent::DownloadEnd(e),
             (State::Live, SessionMessage::Moved(m)) => {
                 self.resume = m.next_resume;
                 ViewerEvent::Moved

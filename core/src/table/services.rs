@@ -139,7 +139,7 @@ impl SessionTable {
     pub(super) fn deny_lost_services(&mut self) {
         let ids = keys_where(&self.services, |r| {
             let need = match r.service {
-                Service::File => Permission::Files,
+                Service::File | Service::Browse => Permission::Files,
                 Service::Clipboard => Permission::Clipboard,
             };
             !self

@@ -141,6 +141,7 @@ impl SessionTable {
                 service: match p.service {
                     Service::File => "file".into(),
                     Service::Clipboard => "clipboard".into(),
+                    Service::Browse => "browse".into(),
                 },
                 detail: p.detail.clone(),
                 seconds_left: left(p.deadline),

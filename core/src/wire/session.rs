@@ -67,8 +67,19 @@ wire_enum! {
         /// Either way: the sender's next message comes on the stream that resumed this
         /// session (see [`RESUME_MAGIC`]); nothing more comes on this one.
         24 => Moved(Moved),
+        /// Viewer → host: list a directory or download a file (remote browsing).
+        25 => Browse(Browse),
+        /// Host → viewer: a directory listing (or why not).
+        26 => Listing(Listing),
+        /// Host → viewer: a chunk of a downloaded file.
+        27 => Download(Download),
+        /// Host → viewer: a download finished (its hash) or failed.
+        28 => DownloadEnd(DownloadEnd),
     }
 }
+
+mod browse;
+pub use browse::{Browse, DirEntry, Download, DownloadEnd, Listing, DOWNLOAD_CHUNK, MAX_LISTING};
 
 /// How a stream that resumes a live session starts, instead of a Noise handshake: this
 /// magic, then the session's resume token ([`RESUME_TOKEN_LEN`] bytes), as one
@@ -329,6 +340,9 @@ pub enum Service {
     File,
     /// Clipboard sync.
     Clipboard,
+    /// Browsing the host's shared folders and downloading from them (asked once per
+    /// session).
+    Browse,
 }
 
 /// The host's answer to a service request.

@@ -246,6 +246,33 @@ fn session_messages() -> Vec<SessionMessage> {
             next_resume: Some(vec![9; 32]),
         }),
         SessionMessage::Moved(Moved::default()),
+        SessionMessage::Browse(Browse {
+            req: 1,
+            path: "/home/docs".into(),
+            get: false,
+        }),
+        SessionMessage::Listing(Listing {
+            req: 1,
+            entries: vec![DirEntry {
+                name: "a.txt".into(),
+                dir: false,
+                size: 5,
+                modified: 1_764_000_000,
+            }],
+            truncated: false,
+            error: None,
+        }),
+        SessionMessage::Download(Download {
+            req: 2,
+            offset: 0,
+            total: 5,
+            data: b"hello".to_vec(),
+        }),
+        SessionMessage::DownloadEnd(DownloadEnd {
+            req: 2,
+            sha256: Some(vec![0xab; 32]),
+            error: None,
+        }),
         SessionMessage::Copy(CopyUpdate {
             frame: 12,
             capture_us: 5,
