@@ -47,6 +47,9 @@ pub(crate) struct ConnectArgs {
     /// IP[:PORT], HOST:PORT, multiaddr, Internet-ID, node path, address-book name or LAN
     /// name. Without it the window offers a list: the book, the LAN, the server's nodes.
     target: Option<String>,
+    /// `portico files`: list or download instead of watching.
+    #[arg(skip)]
+    pub(crate) browse: Option<viewer::fetch::BrowseJob>,
     /// Server for Internet-ID lookups (default: the signed-in server).
     #[arg(long, value_name = "HOST[:PORT]")]
     server: Option<String>,
@@ -64,7 +67,7 @@ pub(crate) struct ConnectArgs {
     view_only: bool,
     /// No window: record frames, write a snapshot and stats (automation, tests).
     #[arg(long)]
-    headless: bool,
+    pub(crate) headless: bool,
     /// Stop after N video frames (headless).
     #[arg(long, value_name = "N")]
     frames: Option<u64>,
@@ -529,6 +532,7 @@ async fn connect(
         let request =
             access_request(&identity, &args, session.as_ref(), kind, resolved.dial.peer).await?;
         let opts = Headless {
+            browse: args.browse.clone(),
             frames: args.frames,
             duration: args.duration.map(Duration::from_secs_f64),
             snapshot: args.snapshot.clone(),
@@ -592,6 +596,10 @@ async fn access_request(
 }
 
 fn print_report(report: &viewer::Report, args: &ConnectArgs) {
+    if args.browse.is_some() {
+        // `portico files`: stdout is the listing (or nothing); the outcome went to stderr.
+        return;
+    }
     println!(
         "path {}  frames {}  fps {:.1}  kbit/s {:.0}  first frame {} ms  permissions {}",
         report.path,

@@ -167,6 +167,12 @@ pub(crate) fn run(data: &Path, identity: Identity, args: HostArgs) -> anyhow::Re
         ),
         data_dir: Some(data.to_path_buf()),
         notifications: !(args.no_notifications || file.no_notifications),
+        browse_roots: file.browse_roots.clone().unwrap_or_else(|| {
+            std::env::var_os("HOME")
+                .map(std::path::PathBuf::from)
+                .into_iter()
+                .collect()
+        }),
         lan_name: lan_name(args.name.as_deref().or(file.name.as_deref())),
         connections_per_ip: file
             .connections_per_ip

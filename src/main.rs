@@ -62,6 +62,10 @@ enum Command {
     /// Connect to a host: IP[:PORT], HOST:PORT, multiaddr, Internet-ID, node path, or the
     /// name of a host on the LAN (`portico discover`).
     Connect(connect_cmd::ConnectArgs),
+    /// A host's shared folders (remote browsing; needs the `files` permission, and guests
+    /// and visitors wait for the owner's yes once per session).
+    #[command(subcommand)]
+    Files(FilesCmd),
     /// The address book: names for hosts (`portico connect NAME`).
     #[command(subcommand)]
     Book(book_cmd::BookCmd),
@@ -118,6 +122,27 @@ enum Command {
         /// Subtree to list.
         #[arg(default_value = "/")]
         path: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum FilesCmd {
+    /// List a folder: PATH is /FOLDER/… (`/` lists the shared folders).
+    Ls {
+        #[command(flatten)]
+        connect: connect_cmd::ConnectArgs,
+        /// The remote folder (`/` lists the shared folders).
+        path: Option<String>,
+    },
+    /// Download a file (its SHA-256 checked; nothing is overwritten).
+    Get {
+        #[command(flatten)]
+        connect: connect_cmd::ConnectArgs,
+        /// The remote file, /FOLDER/…/FILE.
+        path: Option<String>,
+        /// Where to put it (a folder keeps the remote name).
+        #[arg(long, default_value = ".")]
+        out: std::path::PathBuf,
     },
 }
 
@@ -205,6 +230,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Connect(args) => {
             let (id, _) = load_identity(&data)?;
             connect_cmd::run(&data, id, args)
+        }
+        Command::Files(cmd) => {
+            let (id, _) = load_identity(&data)?;
+            // Both positionals are optional to clap (TARGET is optional for `connect`).
+            let need = || anyhow::anyhow!("give TARGET and the remote PATH (/FOLDER/…)");
+            let (mut connect, job) = match cmd {
+                FilesCmd::Ls { connect, path } => (
+                    connect,
+                    portico_viewer::fetch::BrowseJob::List(path.ok_or_else(need)?),
+                ),
+                FilesCmd::Get { connect, path, out } => {
+                    let path = path.ok_or_else(need)?;
+                    (connect, portico_viewer::fetch::BrowseJob::Get { path, out })
+                }
+            };
+            connect.headless = true;
+            connect.browse = Some(job);
+            connect_cmd::run(&data, id, connect)
         }
         Command::Book(cmd) => book_cmd::book(&data, cmd),
         Command::Servers(cmd) => {

@@ -48,6 +48,9 @@ pub struct HostFile {
     pub no_mdns: bool,
     /// No desktop notifications for the owner's requests.
     pub no_notifications: bool,
+    /// Folders viewers with `files` may browse and download from (default: the home
+    /// folder; `[]` shares nothing).
+    pub browse_roots: Option<Vec<std::path::PathBuf>>,
     /// Seconds the owner has to answer a request (default 60).
     pub owner_timeout: Option<u64>,
     /// Where received files land (default ~/Downloads/Portico).
@@ -273,6 +276,8 @@ pub struct HostConfig {
     /// Desktop notifications for the owner's requests (when the desktop has a
     /// notification daemon).
     pub notifications: bool,
+    /// Folders viewers with `files` may browse and download from.
+    pub browse_roots: Vec<std::path::PathBuf>,
 }
 
 /// A running host.
@@ -385,6 +390,7 @@ pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle,
         download_dir: config.download_dir.clone(),
         clipboard: crate::clipboard::Clipboard::new().start(),
         resumes: Default::default(),
+        roots: Arc::new(crate::browse::Roots::new(&config.browse_roots)),
     };
     actix::spawn(async move {
         while let Some((peer, stream)) = incoming.next().await {

@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod audit_log;
+pub mod browse;
 pub mod capture;
 pub mod clipboard;
 pub mod console;

@@ -8,6 +8,7 @@
 //! [`resume`]): the session then moves onto it, typically from the relay to a direct
 //! connection.
 
+mod browsing;
 pub mod resume;
 
 use std::collections::HashMap;
@@ -61,6 +62,8 @@ pub struct SessionDeps {
     pub clipboard: Addr<crate::clipboard::Clipboard>,
     /// Live sessions' resume tokens.
     pub resumes: resume::Resumes,
+    /// The folders shared for remote browsing.
+    pub roots: Arc<crate::browse::Roots>,
 }
 
 type ReadHalf = futures::io::ReadHalf<Stream>;
@@ -330,6 +333,11 @@ async fn live(
             },
             bytes = read(&mut s.r, &mut buf) => m.handle_bytes(bytes?)?,
             Some(halves) = s.resumes.recv() => s.take(halves, &mut m).await?,
+            Some(read) = shell.browsing.rx.recv() => {
+                if let Some((action, detail)) = shell.browsing.on_read(read, &mut m)? {
+                    shell.log(action, detail);
+                }
+            }
         }
         shell.run(&mut m).await?;
         if std::mem::take(&mut shell.peer_moved) {
@@ -356,6 +364,8 @@ struct Shell<'a> {
     answer_tx: mpsc::Sender<(Ask, bool)>,
     /// The viewer's last message on the old stream was read: read the new one now.
     peer_moved: bool,
+    /// Remote browsing: listings and downloads.
+    browsing: browsing::Browsing,
 }
 
 impl<'a> Shell<'a> {
@@ -368,6 +378,7 @@ impl<'a> Shell<'a> {
             answers,
             answer_tx,
             peer_moved: false,
+            browsing: browsing::Browsing::new(deps.roots.clone()),
         }
     }
 
@@ -459,6 +470,10 @@ impl<'a> Shell<'a> {
                 }
                 HostEvent::Audit(action, detail) => self.log(action, detail),
                 HostEvent::PeerMoved => self.peer_moved = true,
+                HostEvent::Browse(b) => {
+                    let (action, detail) = self.browsing.start(b, m).await?;
+                    self.log(action, detail);
+                }
             }
         }
         Ok(())

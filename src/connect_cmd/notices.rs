@@ -22,6 +22,11 @@ pub(crate) fn printer() -> Notify {
         Notice::Connected { path, permissions } => {
             eprintln!("connected {path} with {permissions}")
         }
+        Notice::Listing(lines) => {
+            for l in lines {
+                println!("{l}");
+            }
+        }
         Notice::MovedToDirect { after_ms } => eprintln!(
             "moved off the relay onto a direct connection ({:.0} ms after starting)",
             after_ms

@@ -64,6 +64,8 @@ pub enum Notice {
     Decision(String),
     /// Text from the host's clipboard.
     Clipboard(String),
+    /// A remote folder's listing, one line per entry.
+    Listing(Vec<String>),
     /// The session moved off the relay onto a direct connection.
     MovedToDirect {
         /// When, in ms after the viewer started.
@@ -125,6 +127,8 @@ pub(crate) struct Driver<'o> {
     ended: Option<Option<ViewerError>>,
     /// Moving the session off the relay.
     mig: crate::migrate::Migration,
+    /// The download `portico files get` asked for.
+    fetch: Option<crate::fetch::Fetch>,
 }
 
 /// Hands `n` to the notice sink, if there is one.
@@ -169,6 +173,7 @@ impl<'o> Driver<'o> {
             monitor: opts.monitor.or(Some(0)),
             ended: None,
             mig,
+            fetch: None,
         })
     }
 
@@ -281,6 +286,16 @@ impl<'o> Driver<'o> {
         }
         if let Some(text) = &self.opts.clipboard {
             self.m.clipboard(text.clone())?;
+        }
+        if let Some(job) = &self.opts.browse {
+            let get = match job {
+                crate::fetch::BrowseJob::List(_) => false,
+                crate::fetch::BrowseJob::Get { path, out } => {
+                    self.fetch = Some(crate::fetch::Fetch::new(path, out));
+                    true
+                }
+            };
+            self.m.browse(1, job.path(), get)?;
         }
         self.write().await?;
         if let Some(p) = &self.opts.input_script {
@@ -564,6 +579,43 @@ impl<'o> Driver<'o> {
             | ViewerEvent::Accepted(_)
             | ViewerEvent::Refused { .. }
             | ViewerEvent::Moved => {}
+            ViewerEvent::Listing(l) => {
+                notify(
+                    &self.opts.notify,
+                    Notice::Listing(crate::fetch::listing_lines(&l)),
+                );
+                self.ended = Some(l.error.map(ViewerError::Browse));
+            }
+            ViewerEvent::Download(d) => {
+                let step = match self.fetch.as_mut() {
+                    Some(f) => f.chunk(d),
+                    None => Err("a download nobody asked for".into()),
+                };
+                match step {
+                    Ok(n) => notify(&self.opts.notify, n),
+                    Err(e) => {
+                        self.fetch = None;
+                        self.ended = Some(Some(ViewerError::Browse(e)));
+                    }
+                }
+            }
+            ViewerEvent::DownloadEnd(e) => {
+                let done = match self.fetch.take() {
+                    Some(f) => f.finish(e),
+                    None => Err(e
+                        .error
+                        .unwrap_or_else(|| "a download nobody asked for".into())),
+                };
+                self.ended = Some(match done {
+                    Ok(path) => {
+                        let msg = format!("saved as {}", path.display());
+                        notify(&self.opts.notify, Notice::FileSent(msg.clone()));
+                        self.report.file_result = Some(msg);
+                        None
+                    }
+                    Err(e) => Some(ViewerError::Browse(e)),
+                });
+            }
         }
         Ok(())
     }

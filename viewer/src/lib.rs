@@ -8,6 +8,7 @@
 mod dial;
 pub mod discover;
 mod drive;
+pub mod fetch;
 mod files;
 mod migrate;
 pub mod picture;
@@ -66,6 +67,8 @@ pub struct Headless {
     pub send_file: Option<PathBuf>,
     /// Put this text on the host's clipboard.
     pub clipboard: Option<String>,
+    /// List or download under the host's shared folders, then end.
+    pub browse: Option<fetch::BrowseJob>,
     /// Where notices for a person go (`None`: dropped).
     pub notify: Option<Notify>,
     /// Leave the remote cursor out of the snapshot and the window.
@@ -116,6 +119,9 @@ pub enum ViewerError {
     /// The input script is invalid.
     #[error("input script: {0}")]
     Script(String),
+    /// Remote browsing failed (the host's reason, or the download's check).
+    #[error("{0}")]
+    Browse(String),
     /// Writing outputs failed.
     #[error("cannot write {path}: {reason}")]
     Output {

@@ -354,6 +354,7 @@ fn end_to_end(w: u32, h: u32, moving: bool, secs: f64, fps: u32) -> anyhow::Resu
                 connections_per_ip: portico_signal_client::ip_limits::MAX_INBOUND_PER_IP,
                 lan_name: "bench".into(),
                 notifications: false,
+                browse_roots: Vec::new(),
             };
             match host::start(host_id, config).await {
                 Ok(h) => {
