@@ -37,13 +37,7 @@ fn the_book_names_hosts_and_connect_name_uses_it() {
     let x = Xvfb::start();
     x.draw(&x11::desktop(7));
     let dir = tempfile::tempdir().unwrap();
-    let viewer = dir.path().join("viewer");
-    let mut host = Host::start(
-        &x,
-        &dir.path().join("host"),
-        &acl(&peer_of(&viewer), "view"),
-        &[],
-    );
+    let (viewer, mut host) = trusted_host(&x, dir.path(), "view", &[]);
     let addr = host.tcp_addr();
 
     assert!(succeeds(&viewer, &["book", "list"]).contains("empty"));

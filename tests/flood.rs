@@ -69,13 +69,7 @@ fn a_trusted_viewer_keeps_its_frame_rate_through_a_connection_flood() {
     let x = Xvfb::start();
     x.draw(&x11::desktop(3));
     let dir = tempfile::tempdir().unwrap();
-    let viewer = dir.path().join("viewer");
-    let mut host = Host::start(
-        &x,
-        &dir.path().join("host"),
-        &acl(&peer_of(&viewer), "view"),
-        &[],
-    );
+    let (viewer, mut host) = trusted_host(&x, dir.path(), "view", &[]);
     let addr = host.tcp_addr();
     let port: u16 = addr
         .split('/')

@@ -11,18 +11,15 @@
 
 #[path = "support/procs.rs"]
 mod procs;
+#[path = "support/raw.rs"]
+mod raw;
 #[path = "support/x11.rs"]
 mod x11;
 
 use std::time::Duration;
 
-use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
-use libp2p::multiaddr::Protocol;
-use libp2p::Multiaddr;
 use portico_core::identity::Identity;
-use portico_core::noise::Initiator;
-use portico_core::policy::{AccessKind, RequestedMode};
-use portico_core::wire::handshake::AccessRequest;
+use portico_core::policy::AccessKind;
 use procs::*;
 use x11::Xvfb;
 
@@ -31,62 +28,16 @@ const REQUESTS: usize = 200;
 
 /// One stranger dialling `addr` completes `REQUESTS` guest handshakes over one connection and keeps every stream open.
 /// Returns the runtime (dropping it ends the stranger) and the streams.
-fn stranger(addr: &str) -> (tokio::runtime::Runtime, Vec<libp2p::Stream>) {
+fn stranger(addr: &str) -> (tokio::runtime::Runtime, Vec<(raw::Read, raw::Write)>) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let id = Identity::generate();
-    let ma: Multiaddr = addr.parse().unwrap();
-    let peer = ma
-        .iter()
-        .find_map(|p| match p {
-            Protocol::P2p(p) => Some(p),
-            _ => None,
-        })
-        .unwrap();
     let streams = rt.block_on(async {
-        let mut swarm = portico_actors::network::build_swarm(
-            &id,
-            portico_actors::network::PeerOptions::viewer(),
-        )
-        .unwrap();
-        let mut control = swarm.behaviour().stream.new_control();
-        swarm.dial(ma).unwrap();
-        tokio::spawn(async move {
-            loop {
-                swarm.select_next_some().await;
-            }
-        });
+        let (mut control, peer) = raw::control(&id, addr).await;
         let mut streams = Vec::new();
         for i in 0..REQUESTS {
-            let mut s = tokio::time::timeout(Duration::from_secs(10), async {
-                loop {
-                    match control
-                        .open_stream(peer, portico_actors::network::SESSION)
-                        .await
-                    {
-                        Ok(s) => break s,
-                        Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-                    }
-                }
-            })
-            .await
-            .unwrap_or_else(|_| panic!("no stream {i}"));
-            let req = AccessRequest {
-                kind: AccessKind::Guest,
-                display_name: format!("flood-{i}"),
-                message: "let me in".into(),
-                tickets: vec![],
-                mode: RequestedMode::Interactive,
-                agent: "test".into(),
-            };
-            let (ini, m1) = Initiator::start(&id, peer, req).unwrap();
-            s.write_all(&m1).await.unwrap();
-            let mut prefix = [0u8; 4];
-            s.read_exact(&mut prefix).await.unwrap();
-            let mut m2 = vec![0u8; u32::from_be_bytes(prefix) as usize];
-            s.read_exact(&mut m2).await.unwrap();
-            let (m3, _t, _) = ini.finish(&m2).unwrap();
-            s.write_all(&m3).await.unwrap();
-            s.flush().await.unwrap();
+            let mut s = raw::open(&mut control, peer).await;
+            let req = raw::request(AccessKind::Guest, &format!("flood-{i}"));
+            raw::handshake(&mut s, &id, peer, req).await;
             streams.push(s);
         }
         streams

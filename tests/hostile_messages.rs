@@ -10,18 +10,16 @@
 
 #[path = "support/procs.rs"]
 mod procs;
+#[path = "support/raw.rs"]
+mod raw;
 #[path = "support/x11.rs"]
 mod x11;
 
 use std::time::Duration;
 
-use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
-use libp2p::multiaddr::Protocol;
-use libp2p::Multiaddr;
+use futures::{AsyncReadExt, AsyncWriteExt};
 use portico_core::identity::Identity;
-use portico_core::noise::Initiator;
-use portico_core::policy::{AccessKind, RequestedMode};
-use portico_core::wire::handshake::AccessRequest;
+use portico_core::policy::AccessKind;
 use portico_core::wire::session::MAX_SESSION_LEN;
 use procs::*;
 use x11::Xvfb;
@@ -52,54 +50,13 @@ fn hostile(body: impl Fn(usize) -> Vec<u8>) -> Vec<u8> {
 /// stream within 20 s (reading and dropping what the host sends meanwhile).
 fn send_hostile(id: &Identity, addr: &str, message: Vec<u8>) -> bool {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let ma: Multiaddr = addr.parse().unwrap();
-    let peer = ma
-        .iter()
-        .find_map(|p| match p {
-            Protocol::P2p(p) => Some(p),
-            _ => None,
-        })
-        .unwrap();
     rt.block_on(async {
-        let mut swarm = portico_actors::network::build_swarm(
-            id,
-            portico_actors::network::PeerOptions::viewer(),
-        )
-        .unwrap();
-        let mut control = swarm.behaviour().stream.new_control();
-        swarm.dial(ma).unwrap();
-        tokio::spawn(async move {
-            loop {
-                swarm.select_next_some().await;
-            }
-        });
-        let mut s = loop {
-            match control
-                .open_stream(peer, portico_actors::network::SESSION)
-                .await
-            {
-                Ok(s) => break s,
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        };
-        let req = AccessRequest {
-            kind: AccessKind::Peer,
-            display_name: "hostile".into(),
-            message: String::new(),
-            tickets: vec![],
-            mode: RequestedMode::Interactive,
-            agent: "test".into(),
-        };
-        let (ini, m1) = Initiator::start(id, peer, req).unwrap();
-        s.write_all(&m1).await.unwrap();
-        let mut prefix = [0u8; 4];
-        s.read_exact(&mut prefix).await.unwrap();
-        let mut m2 = vec![0u8; u32::from_be_bytes(prefix) as usize];
-        s.read_exact(&mut m2).await.unwrap();
-        let (m3, mut transport, _) = ini.finish(&m2).unwrap();
-        s.write_all(&m3).await.unwrap();
+        let (mut control, peer) = raw::control(id, addr).await;
+        let mut s = raw::open(&mut control, peer).await;
+        let mut transport =
+            raw::handshake(&mut s, id, peer, raw::request(AccessKind::Peer, "hostile")).await;
+        let (mut rd, mut wr) = s;
         let sealed = transport.seal(&message).unwrap();
-        let (mut rd, mut wr) = s.split();
         // Drain the host's frames, so it is never blocked writing to us.
         let reader = tokio::spawn(async move {
             let mut buf = vec![0u8; 64 * 1024];

@@ -11,60 +11,22 @@
 
 #[path = "support/procs.rs"]
 mod procs;
+#[path = "support/raw.rs"]
+mod raw;
 #[path = "support/x11.rs"]
 mod x11;
 
 use std::time::Duration;
 
-use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
-use libp2p::multiaddr::Protocol;
-use libp2p::{Multiaddr, PeerId};
+use futures::{AsyncReadExt, AsyncWriteExt};
+use libp2p::PeerId;
 use portico_core::identity::Identity;
-use portico_core::noise::Initiator;
-use portico_core::policy::{AccessKind, RequestedMode};
+use portico_core::policy::AccessKind;
 use portico_core::session::{ViewerEvent, ViewerSession};
-use portico_core::wire::handshake::AccessRequest;
 use portico_core::wire::session::resume_preface;
 use procs::*;
+use raw::{control, open, Read, Write};
 use x11::Xvfb;
-
-type Read = futures::io::ReadHalf<libp2p::Stream>;
-type Write = futures::io::WriteHalf<libp2p::Stream>;
-
-/// A viewer swarm connected to the host; opens session streams.
-async fn control(id: &Identity, addr: &str) -> (libp2p_stream::Control, PeerId) {
-    let ma: Multiaddr = addr.parse().unwrap();
-    let peer = ma
-        .iter()
-        .find_map(|p| match p {
-            Protocol::P2p(p) => Some(p),
-            _ => None,
-        })
-        .unwrap();
-    let mut swarm =
-        portico_actors::network::build_swarm(id, portico_actors::network::PeerOptions::viewer())
-            .unwrap();
-    let control = swarm.behaviour().stream.new_control();
-    swarm.dial(ma).unwrap();
-    tokio::spawn(async move {
-        loop {
-            swarm.select_next_some().await;
-        }
-    });
-    (control, peer)
-}
-
-async fn open(control: &mut libp2p_stream::Control, peer: PeerId) -> (Read, Write) {
-    loop {
-        match control
-            .open_stream(peer, portico_actors::network::SESSION)
-            .await
-        {
-            Ok(s) => return s.split(),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-}
 
 /// Reads from `r` into the machine until an event matches `want` (20 s at most).
 async fn until(
@@ -132,22 +94,15 @@ fn only_the_sessions_own_viewer_with_a_fresh_token_moves_it() {
         let (mut vc, peer) = control(&viewer, &addr).await;
         let (mut xc, _) = control(&other, &addr).await;
         // A live session; its first token came with Accepted.
-        let (mut r1, mut w1) = open(&mut vc, peer).await;
-        let req = AccessRequest {
-            kind: AccessKind::Peer,
-            display_name: "mover".into(),
-            message: String::new(),
-            tickets: vec![],
-            mode: RequestedMode::Interactive,
-            agent: "test".into(),
-        };
-        let (ini, m1) = Initiator::start(&viewer, peer, req).unwrap();
-        w1.write_all(&m1).await.unwrap();
-        let m2 = portico_signal_client::session_io::read_handshake(&mut r1)
-            .await
-            .unwrap();
-        let (m3, transport, _) = ini.finish(&m2).unwrap();
-        w1.write_all(&m3).await.unwrap();
+        let mut s1 = open(&mut vc, peer).await;
+        let transport = raw::handshake(
+            &mut s1,
+            &viewer,
+            peer,
+            raw::request(AccessKind::Peer, "mover"),
+        )
+        .await;
+        let (mut r1, mut w1) = s1;
         let mut m = ViewerSession::new(transport);
         until(&mut m, &mut r1, |e| matches!(e, ViewerEvent::Accepted(_))).await;
         let first = m.take_resume().expect("no resume token");

@@ -18,6 +18,37 @@
 //! Depending on this crate instead of `portico-signal` keeps sled, argon2 and the metrics
 //! stack out of the host agent and the CLI.
 
+/// The two pending-connection methods of a `NetworkBehaviour` wrapper, handed to its
+/// `inner` field unchanged (wrappers here differ only once a connection is established).
+macro_rules! delegate_pending {
+    () => {
+        fn handle_pending_inbound_connection(
+            &mut self,
+            connection_id: libp2p::swarm::ConnectionId,
+            local_addr: &libp2p::Multiaddr,
+            remote_addr: &libp2p::Multiaddr,
+        ) -> Result<(), libp2p::swarm::ConnectionDenied> {
+            self.inner
+                .handle_pending_inbound_connection(connection_id, local_addr, remote_addr)
+        }
+
+        fn handle_pending_outbound_connection(
+            &mut self,
+            connection_id: libp2p::swarm::ConnectionId,
+            maybe_peer: Option<libp2p::PeerId>,
+            addresses: &[libp2p::Multiaddr],
+            effective_role: libp2p::core::Endpoint,
+        ) -> Result<Vec<libp2p::Multiaddr>, libp2p::swarm::ConnectionDenied> {
+            self.inner.handle_pending_outbound_connection(
+                connection_id,
+                maybe_peer,
+                addresses,
+                effective_role,
+            )
+        }
+    };
+}
+
 pub mod client;
 pub mod codec;
 pub mod ip_limits;

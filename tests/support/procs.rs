@@ -458,3 +458,11 @@ pub fn request_id(host: &Path, needle: &str) -> u64 {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A viewer data dir (`dir/viewer`) and a host (`dir/host`) on `x` whose ACL trusts that
+/// viewer's key with `perms`.
+pub fn trusted_host(x: &Xvfb, dir: &Path, perms: &str, extra: &[&str]) -> (PathBuf, Host) {
+    let viewer = dir.join("viewer");
+    let host = Host::start(x, &dir.join("host"), &acl(&peer_of(&viewer), perms), extra);
+    (viewer, host)
+}
