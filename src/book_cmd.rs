@@ -187,7 +187,7 @@ pub(crate) async fn servers(
         }
         ServersCmd::List => {
             let pins = signin::pins(data)?;
-            let session = signin::load_session(data)?;
+            let sessions = signin::load_sessions(data)?;
             if pins.servers.is_empty() {
                 println!("no server pinned (`portico servers add HOST` or `portico login`)");
             }
@@ -196,7 +196,7 @@ pub(crate) async fn servers(
                 if pins.default.as_deref() == Some(p.address.as_str()) {
                     line.push_str("\tdefault");
                 }
-                if let Some(s) = session.as_ref().filter(|s| s.server == p.address) {
+                if let Some(s) = sessions.iter().find(|s| s.server == p.address) {
                     line.push_str(&format!("\tsigned in as {}", s.user));
                 }
                 println!("{line}");

@@ -430,7 +430,7 @@ pub(crate) fn run(data: &Path, identity: Identity, mut args: ConnectArgs) -> any
     } else if args.headless {
         bail!("give a TARGET (address, Internet-ID, node path, book or LAN name), or leave out --headless to choose one from a list");
     }
-    let session = signin::load_session(data)?;
+    let session = signin::pick_session(data, args.server.as_deref())?;
     if args.headless {
         let kind = access_kind(&args, &session)?;
         return crate::runtime()?.block_on(connect(
@@ -465,14 +465,16 @@ pub(crate) fn run(data: &Path, identity: Identity, mut args: ConnectArgs) -> any
     let data = data.to_path_buf();
     let worker = std::thread::spawn(move || {
         let session_run = async move {
+            let mut session = session;
             if let Some(mut chosen) = chosen {
-                picker::offer(&data, &identity, session.as_ref(), &link.notify);
+                picker::offer(&data, &identity, &link.notify);
                 // The window closed without a choice: nothing to do.
                 let Some(target) = chosen.recv().await else {
                     return Ok(());
                 };
                 args.target = Some(target);
                 from_book(&data, &mut args)?;
+                session = signin::pick_session(&data, args.server.as_deref())?;
             }
             let kind = access_kind(&args, &session)?;
             connect(data, identity, args, session, kind, Some(link)).await

@@ -51,6 +51,9 @@ enum Command {
     },
     /// Sign out (ends the session at the server and removes it here).
     Logout {
+        /// The server to sign out of (needed when signed in at several).
+        #[arg(long, value_name = "HOST[:PORT]")]
+        server: Option<String>,
         /// Also forget the server's pinned key (after a deliberate server reinstall).
         #[arg(long)]
         forget_server: bool,
@@ -119,6 +122,9 @@ enum Command {
     Acl(AclCmd),
     /// List the server's node tree with online state.
     Nodes {
+        /// The server (default: the default server's sign-in, else the latest).
+        #[arg(long, value_name = "HOST[:PORT]")]
+        server: Option<String>,
         /// Subtree to list.
         #[arg(default_value = "/")]
         path: String,
@@ -215,9 +221,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let (id, _) = load_identity(&data)?;
             runtime()?.block_on(signin::login(&data, &id, &server, &user, password_stdin))
         }
-        Command::Logout { forget_server } => {
+        Command::Logout {
+            server,
+            forget_server,
+        } => {
             let (id, _) = load_identity(&data)?;
-            runtime()?.block_on(signin::logout(&data, &id, forget_server))
+            runtime()?.block_on(signin::logout(&data, &id, server.as_deref(), forget_server))
         }
         Command::Whoami => {
             let (id, _) = load_identity(&data)?;
@@ -284,9 +293,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Allow { id } => owner_cmd::service(&data, id, true),
         Command::Deny { id } => owner_cmd::service(&data, id, false),
         Command::Kick { id } => owner_cmd::kick(&data, id),
-        Command::Nodes { path } => {
+        Command::Nodes { server, path } => {
             let (id, _) = load_identity(&data)?;
-            runtime()?.block_on(signin::nodes(&data, &id, &path))
+            runtime()?.block_on(signin::nodes(&data, &id, server.as_deref(), &path))
         }
     }
 }

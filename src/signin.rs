@@ -1,8 +1,9 @@
 //! Signing in to a server: `portico login|logout|whoami|nodes`.
 //!
 //! The server's key is pinned on first sign-in (`DATA/servers.toml`, fingerprint shown) and a
-//! changed key is refused. The sign-in session lives in `DATA/session.toml` (mode 0600),
-//! bound at the server to this machine's PeerId.
+//! changed key is refused. Sign-ins live in `DATA/session.toml` (mode 0600), one per server,
+//! each bound at its server to this machine's PeerId. Without `--server`, commands use the
+//! default server's sign-in (`portico servers default`), else the latest one.
 
 use std::path::{Path, PathBuf};
 
@@ -92,22 +93,75 @@ pub(crate) fn write_toml<T: Serialize>(path: &Path, value: &T) -> anyhow::Result
     Ok(())
 }
 
-/// The saved session, if signed in.
-pub(crate) fn load_session(data: &Path) -> anyhow::Result<Option<Session>> {
+/// The sign-ins, one per server (an older single-session file is read too).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Sessions {
+    /// In the order signed in.
+    #[serde(default, rename = "session")]
+    sessions: Vec<Session>,
+}
+
+/// Every saved sign-in.
+pub(crate) fn load_sessions(data: &Path) -> anyhow::Result<Vec<Session>> {
     let path = session_path(data);
     if !path.exists() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
     identity::check_private(&path)?;
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let s: Session = toml::from_str(&text).with_context(|| {
+    let bad = || {
         format!(
             "{} is invalid; run `portico logout` and sign in again",
             path.display()
         )
-    })?;
-    Ok(Some(s))
+    };
+    let many: Sessions = toml::from_str(&text).with_context(bad)?;
+    if !many.sessions.is_empty() {
+        return Ok(many.sessions);
+    }
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(vec![toml::from_str::<Session>(&text).with_context(bad)?])
+}
+
+fn save_sessions(data: &Path, sessions: Vec<Session>) -> anyhow::Result<()> {
+    if sessions.is_empty() {
+        return match std::fs::remove_file(session_path(data)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).context("removing session.toml")
+            }
+            _ => Ok(()),
+        };
+    }
+    write_toml(&session_path(data), &Sessions { sessions })
+}
+
+/// The sign-in to use when no server is named: the default server's, else the latest.
+pub(crate) fn load_session(data: &Path) -> anyhow::Result<Option<Session>> {
+    let mut all = load_sessions(data)?;
+    let default = pins(data)?.default;
+    if let Some(d) = default {
+        if let Some(i) = all.iter().position(|s| s.server == d) {
+            return Ok(Some(all.swap_remove(i)));
+        }
+    }
+    Ok(all.pop())
+}
+
+/// The sign-in at `server` (HOST[:PORT] or multiaddr), if any.
+pub(crate) fn session_for(data: &Path, server: &str) -> anyhow::Result<Option<Session>> {
+    let key = pin_key(server)?;
+    Ok(load_sessions(data)?.into_iter().find(|s| s.server == key))
+}
+
+/// The sign-in `--server` names, or the one to use without it.
+pub(crate) fn pick_session(data: &Path, server: Option<&str>) -> anyhow::Result<Option<Session>> {
+    match server {
+        Some(s) => session_for(data, s),
+        None => load_session(data),
+    }
 }
 
 fn pinned(data: &Path, address: &str) -> anyhow::Result<Option<PeerId>> {
@@ -223,7 +277,10 @@ pub(crate) async fn login(
         token: hex::encode(&l.session.0),
         expires_at: l.expires_at,
     };
-    write_toml(&session_path(data), &session)?;
+    let mut all = load_sessions(data)?;
+    all.retain(|s| s.server != session.server);
+    all.push(session);
+    save_sessions(data, all)?;
     println!(
         "Signed in to {} as {}{}",
         l.server_name,
@@ -244,10 +301,14 @@ fn groups_text(groups: &[String]) -> String {
     }
 }
 
-/// The saved session, or a clear error.
-pub(crate) fn require_session(data: &Path) -> anyhow::Result<Session> {
-    load_session(data)?
-        .context("not signed in; run `portico login --server HOST --user NAME` first")
+/// The sign-in `server` names (or the one to use without it), or a clear error.
+pub(crate) fn require_session(data: &Path, server: Option<&str>) -> anyhow::Result<Session> {
+    pick_session(data, server)?.context(match server {
+        Some(_) => {
+            "not signed in at that server; run `portico login --server HOST --user NAME` first"
+        }
+        None => "not signed in; run `portico login --server HOST --user NAME` first",
+    })
 }
 
 /// Connects with the saved session's pinned server.
@@ -271,37 +332,66 @@ pub(crate) async fn connect_session(
     Ok((client, token))
 }
 
-/// `portico whoami`.
+/// `portico whoami`: every sign-in, as each server sees it.
 pub(crate) async fn whoami(data: &Path, identity: &Identity) -> anyhow::Result<()> {
-    let s = require_session(data)?;
-    let (client, token) = connect_session(identity, &s).await?;
-    match client
-        .request(SignalRequest::WhoAmI(WhoAmI { session: token }))
-        .await?
-    {
-        SignalResponse::LoggedIn(l) => {
-            println!("{} at {}{}", l.user, l.server_name, groups_text(&l.groups));
-            println!(
-                "server: {} ({})",
-                s.server,
-                server_fingerprint(&client.server_peer())
-            );
-            Ok(())
-        }
-        SignalResponse::Error(e) => Err(server_error(&e)),
-        other => bail!("unexpected answer from the server: {other:?}"),
+    let all = load_sessions(data)?;
+    if all.is_empty() {
+        bail!("not signed in; run `portico login --server HOST --user NAME` first");
     }
+    for s in all {
+        let (client, token) = connect_session(identity, &s).await?;
+        match client
+            .request(SignalRequest::WhoAmI(WhoAmI { session: token }))
+            .await?
+        {
+            SignalResponse::LoggedIn(l) => {
+                println!("{} at {}{}", l.user, l.server_name, groups_text(&l.groups));
+                println!(
+                    "server: {} ({})",
+                    s.server,
+                    server_fingerprint(&client.server_peer())
+                );
+            }
+            SignalResponse::Error(e) => {
+                println!("{} at {}: {}", s.user, s.server, server_error(&e))
+            }
+            other => bail!("unexpected answer from the server: {other:?}"),
+        }
+    }
+    Ok(())
 }
 
 /// `portico logout`.
 pub(crate) async fn logout(
     data: &Path,
     identity: &Identity,
+    server: Option<&str>,
     forget_server: bool,
 ) -> anyhow::Result<()> {
-    let Some(s) = load_session(data)? else {
-        println!("not signed in");
-        return Ok(());
+    let all = load_sessions(data)?;
+    let s = match server {
+        Some(srv) => {
+            let key = pin_key(srv)?;
+            match all.iter().find(|s| s.server == key) {
+                Some(s) => s.clone(),
+                None => bail!("not signed in at {key} (`portico whoami` lists the sign-ins)"),
+            }
+        }
+        None => match all.as_slice() {
+            [] => {
+                println!("not signed in");
+                return Ok(());
+            }
+            [one] => one.clone(),
+            several => bail!(
+                "signed in at several servers ({}): give --server",
+                several
+                    .iter()
+                    .map(|s| s.server.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
     };
     match connect_session(identity, &s).await {
         Ok((client, token)) => match client
@@ -317,7 +407,10 @@ pub(crate) async fn logout(
         },
         Err(e) => println!("Could not reach the server ({e:#}); removed the local sign-in only"),
     }
-    std::fs::remove_file(session_path(data)).context("removing session.toml")?;
+    save_sessions(
+        data,
+        all.into_iter().filter(|x| x.server != s.server).collect(),
+    )?;
     if forget_server {
         let mut pins: Pins = read_toml(&pins_path(data))?;
         pins.servers.retain(|p| p.address != s.server);
@@ -348,8 +441,13 @@ pub(crate) async fn list_nodes(
     }
 }
 
-pub(crate) async fn nodes(data: &Path, identity: &Identity, path: &str) -> anyhow::Result<()> {
-    let s = require_session(data)?;
+pub(crate) async fn nodes(
+    data: &Path,
+    identity: &Identity,
+    server: Option<&str>,
+    path: &str,
+) -> anyhow::Result<()> {
+    let s = require_session(data, server)?;
     {
         {
             for e in list_nodes(identity, &s, path).await? {

@@ -73,10 +73,16 @@ fn two_servers_each_with_its_pinned_key_and_a_default() {
     let b = start_server(&bdir);
     let viewer = dir.path().join("viewer");
     let token = enroll_token(&bdir, "/Lab");
+    add_user(&adir, "alice", false);
+    add_user(&bdir, "bob", false);
+    let config = format!(
+        "{}[[acl]]\nprincipal = \"user:bob\"\npermissions = [\"view\"]\napproval = \"never\"\n",
+        acl(&peer_of(&viewer), "view")
+    );
     let mut host = Host::start(
         &x,
         &dir.path().join("host"),
-        &acl(&peer_of(&viewer), "view"),
+        &config,
         &["--server", &b.addr(), "--name", "pc-9", "--enroll", &token],
     );
     let id: String = host
@@ -109,6 +115,28 @@ fn two_servers_each_with_its_pinned_key_and_a_default() {
     succeeds(&viewer, &["servers", "add", &b.addr()]);
     let out = connect(&viewer, "lab", &["--frames", "1"]);
     assert!(out.status.success(), "{}", text(&out));
+
+    // Signed in at both, each server with its own account.
+    login(&viewer, &a.addr(), "alice", "alice-pw");
+    login(&viewer, &b.addr(), "bob", "bob-pw");
+    let who = succeeds(&viewer, &["whoami"]);
+    assert!(who.contains("alice at") && who.contains("bob at"), "{who}");
+    let list = succeeds(&viewer, &["servers", "list"]);
+    assert!(
+        list.contains("signed in as alice") && list.contains("signed in as bob"),
+        "{list}"
+    );
+    // A node path at B uses bob's sign-in there (a server user: the ACL names bob).
+    let out = connect(
+        &viewer,
+        "/Lab/pc-9",
+        &["--server", &b.addr(), "--frames", "1"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(fails(&viewer, &["logout"]).contains("several servers"));
+    succeeds(&viewer, &["logout", "--server", &a.addr()]);
+    let who = succeeds(&viewer, &["whoami"]);
+    assert!(!who.contains("alice") && who.contains("bob at"), "{who}");
 
     // Another server (another key) at A's address: refused, however it is reached.
     let port = a.port;

@@ -1,5 +1,5 @@
 //! What the window's host list shows: the address book at once, then the hosts that answer
-//! on the LAN and the signed-in server's node tree as they come.
+//! on the LAN and the node tree of every server signed in at, as they come.
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,7 +14,7 @@ const LAN_WAIT: Duration = Duration::from_secs(3);
 
 /// Sends the book's rows now and starts looking on the LAN and at the server (each sends
 /// its rows when it has them; one failing does not stop the others).
-pub(crate) fn offer(data: &Path, identity: &Identity, session: Option<&Session>, ui: &UiProxy) {
+pub(crate) fn offer(data: &Path, identity: &Identity, ui: &UiProxy) {
     let send = |ui: &UiProxy, rows: Vec<PickEntry>| {
         if !rows.is_empty() && ui.send_event(UiEvent::Hosts(rows)).is_err() {
             tracing::debug!("the window is closed");
@@ -57,7 +57,11 @@ pub(crate) fn offer(data: &Path, identity: &Identity, session: Option<&Session>,
             Err(e) => tracing::info!(error = %e, "no LAN discovery"),
         }
     });
-    if let Some(s) = session.cloned() {
+    let sessions: Vec<Session> = crate::signin::load_sessions(data).unwrap_or_else(|e| {
+        tracing::warn!(error = %format!("{e:#}"), "the sign-ins cannot be read");
+        Vec::new()
+    });
+    for s in sessions {
         let (id, server_ui) = (identity.clone(), ui.clone());
         tokio::spawn(async move {
             match crate::signin::list_nodes(&id, &s, "/").await {
