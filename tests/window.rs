@@ -212,3 +212,81 @@ fn without_a_target_the_window_lists_the_book_and_the_servers_nodes_and_connects
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn the_files_panel_lists_the_shared_folder_and_downloads_with_the_keyboard() {
+    let (hx, vx) = (Xvfb::start(), Xvfb::start());
+    hx.draw(&x11::desktop(16));
+    let dir = tempfile::tempdir().unwrap();
+    let share = dir.path().join("share");
+    std::fs::create_dir_all(&share).unwrap();
+    std::fs::write(share.join("notes.txt"), b"from the host's shared folder").unwrap();
+    let viewer = dir.path().join("viewer");
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let config = format!(
+        "browse_roots = [{:?}]\n{}",
+        share.display().to_string(),
+        acl(&peer_of(&viewer), "view,files")
+    );
+    let mut host = Host::start(&hx, &dir.path().join("host"), &config, &[]);
+    let addr = host.tcp_addr();
+    let log = dir.path().join("viewer.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portico"))
+        .env_remove("PORTICO_DATA")
+        .env("DISPLAY", &vx.display)
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .arg("--data")
+        .arg(&viewer)
+        .args(["connect", &addr])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let window = loop {
+        let t = xdotool(&vx, &["search", "--name", "direct"]);
+        if let Some(id) = t.lines().next() {
+            break id.to_string();
+        }
+        assert!(Instant::now() < deadline, "no session window");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let wait_log = |needle: &str| loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains(needle) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the viewer never logged {needle:?}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    xdotool(
+        &vx,
+        &["windowfocus", "--sync", &window, "key", "ctrl+alt+f"],
+    );
+    wait_log("files panel listing path=/ status=1 entries");
+    xdotool(&vx, &["key", "Return"]);
+    wait_log("files panel listing path=/share status=1 entries");
+    if let Some(shots) = std::env::var_os("PORTICO_SCREENSHOTS") {
+        std::thread::sleep(Duration::from_millis(300));
+        image::RgbaImage::from_raw(x11::W, x11::H, vx.grab())
+            .unwrap()
+            .save(std::path::Path::new(&shots).join("window-files-panel.png"))
+            .unwrap();
+    }
+    xdotool(&vx, &["key", "Return"]);
+    wait_log("saved as");
+    let landed = home.join("Downloads/Portico/notes.txt");
+    assert_eq!(
+        std::fs::read(&landed).unwrap(),
+        b"from the host's shared folder"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

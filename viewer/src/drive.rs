@@ -91,6 +91,8 @@ pub(crate) enum Command {
     Monitor(Option<u8>),
     /// The next monitor (after the last: the whole desktop, then the first again).
     NextMonitor,
+    /// The window's files panel lists or downloads.
+    Browse(window::files_panel::BrowseAsk),
 }
 
 type ReadHalf = futures::io::ReadHalf<Stream>;
@@ -129,6 +131,8 @@ pub(crate) struct Driver<'o> {
     mig: crate::migrate::Migration,
     /// The download `portico files get` asked for.
     fetch: Option<crate::fetch::Fetch>,
+    /// The window's files panel.
+    window_files: crate::fetch::WindowFiles,
 }
 
 /// Hands `n` to the notice sink, if there is one.
@@ -174,6 +178,7 @@ impl<'o> Driver<'o> {
             ended: None,
             mig,
             fetch: None,
+            window_files: Default::default(),
         })
     }
 
@@ -356,6 +361,7 @@ impl<'o> Driver<'o> {
                 let cmd = match m {
                     window::FromWindow::Input(ev) => Command::Input(ev, false),
                     window::FromWindow::NextMonitor => Command::NextMonitor,
+                    window::FromWindow::Browse(ask) => Command::Browse(ask),
                 };
                 if tx.send(cmd).await.is_err() {
                     return;
@@ -466,6 +472,12 @@ impl<'o> Driver<'o> {
                 self.monitor = m;
                 self.m.select_monitor(m)?
             }
+            Command::Browse(ask) => {
+                if let Some(line) = self.window_files.ask(&mut self.m, ask)? {
+                    self.to_window(window::UiEvent::FilesStatus(line));
+                }
+                true
+            }
             Command::NextMonitor => {
                 let n = self.report.monitors.len();
                 self.monitor = match self.monitor {
@@ -477,6 +489,15 @@ impl<'o> Driver<'o> {
             }
         };
         Ok(())
+    }
+
+    /// Hands the window an event (nothing without a window).
+    fn to_window(&self, ev: window::UiEvent) {
+        if let Some(link) = &self.ui {
+            if link.notify.send_event(ev).is_err() {
+                tracing::debug!("the window is gone");
+            }
+        }
     }
 
     fn show(&self) {
@@ -579,6 +600,21 @@ impl<'o> Driver<'o> {
             | ViewerEvent::Accepted(_)
             | ViewerEvent::Refused { .. }
             | ViewerEvent::Moved => {}
+            ViewerEvent::Listing(l) if self.window_files.owns(l.req) => {
+                if let Some((path, l)) = self.window_files.listing(l) {
+                    self.to_window(window::UiEvent::Listing(path, l));
+                }
+            }
+            ViewerEvent::Download(d) if self.window_files.owns(d.req) => {
+                if let Some(line) = self.window_files.download(d) {
+                    self.to_window(window::UiEvent::FilesStatus(line));
+                }
+            }
+            ViewerEvent::DownloadEnd(e) if self.window_files.owns(e.req) => {
+                if let Some(line) = self.window_files.end(e) {
+                    self.to_window(window::UiEvent::FilesStatus(line));
+                }
+            }
             ViewerEvent::Listing(l) => {
                 notify(
                     &self.opts.notify,

@@ -163,3 +163,78 @@ pub fn listing_lines(l: &Listing) -> Vec<String> {
     }
     lines
 }
+
+/// The window's files panel on the session side: its requests (numbered from 100, apart
+/// from `portico files`' 1) and downloads into the viewer's download folder.
+#[derive(Default)]
+pub(crate) struct WindowFiles {
+    /// The next request number.
+    next: u32,
+    /// Listings asked: request → folder.
+    lists: std::collections::HashMap<u32, String>,
+    /// Downloads running.
+    fetches: std::collections::HashMap<u32, Fetch>,
+}
+
+/// Request numbers from here on are the window's.
+const FIRST_WINDOW_REQ: u32 = 100;
+
+impl WindowFiles {
+    /// Whether `req` is one of the window's.
+    pub(crate) fn owns(&self, req: u32) -> bool {
+        req >= FIRST_WINDOW_REQ
+    }
+
+    /// Sends the panel's ask; a download goes to the viewer's download folder.
+    pub(crate) fn ask(
+        &mut self,
+        m: &mut portico_core::session::ViewerSession,
+        ask: crate::window::files_panel::BrowseAsk,
+    ) -> Result<Option<String>, portico_core::session::SessionError> {
+        let req = FIRST_WINDOW_REQ + self.next;
+        self.next = self.next.wrapping_add(1) % (u32::MAX - FIRST_WINDOW_REQ);
+        if ask.get {
+            let Some(dir) = portico_core::data_dir::default_downloads() else {
+                return Ok(Some("no download folder (no home folder)".into()));
+            };
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                return Ok(Some(format!("{}: {e}", dir.display())));
+            }
+            self.fetches.insert(req, Fetch::new(&ask.path, &dir));
+        } else {
+            self.lists.insert(req, ask.path.clone());
+        }
+        m.browse(req, &ask.path, ask.get)?;
+        Ok(None)
+    }
+
+    /// A listing for the panel: the folder it was for, and the listing.
+    pub(crate) fn listing(&mut self, l: Listing) -> Option<(String, Listing)> {
+        let path = self.lists.remove(&l.req)?;
+        Some((path, l))
+    }
+
+    /// A chunk of a panel download: a status line now and then.
+    pub(crate) fn download(&mut self, d: Download) -> Option<String> {
+        let req = d.req;
+        let total = d.total;
+        let f = self.fetches.get_mut(&req)?;
+        match f.chunk(d) {
+            Ok(Notice::FileStarted { .. }) => Some(format!("downloading: {total} bytes")),
+            Ok(_) => None,
+            Err(e) => {
+                self.fetches.remove(&req);
+                Some(e)
+            }
+        }
+    }
+
+    /// The end of a panel download: where it landed, or why not.
+    pub(crate) fn end(&mut self, e: DownloadEnd) -> Option<String> {
+        let f = self.fetches.remove(&e.req)?;
+        Some(match f.finish(e) {
+            Ok(path) => format!("saved as {}", path.display()),
+            Err(e) => e,
+        })
+    }
+}

@@ -7,6 +7,7 @@
 //! Started without a target, the window first shows a host list ([`picker`]); the chosen
 //! row's target goes to the session thread, and the same window then shows the session.
 
+pub mod files_panel;
 pub mod picker;
 
 pub use picker::{PickEntry, Source};
@@ -45,6 +46,10 @@ pub enum UiEvent {
     Ended(String),
     /// Rows for the host list (before a host is chosen).
     Hosts(Vec<PickEntry>),
+    /// A listing for the files panel: the folder asked, and the answer.
+    Listing(String, portico_core::wire::session::Listing),
+    /// A line for the files panel (a download's progress or outcome).
+    FilesStatus(String),
 }
 
 /// Wakes the window and hands it [`UiEvent`]s from other threads.
@@ -57,6 +62,8 @@ pub enum FromWindow {
     Input(InputEvent),
     /// Ctrl+Alt+M: show the host's next monitor (after the last: the whole desktop).
     NextMonitor,
+    /// The files panel lists a folder or downloads a file.
+    Browse(files_panel::BrowseAsk),
 }
 
 /// The session side of the window: where pictures go and input comes from.
@@ -103,6 +110,8 @@ struct App {
     choose: Option<mpsc::Sender<String>>,
     /// The pointer's height in the window (the list's clicks).
     pointer_y: f64,
+    /// The files panel, while it shows (Ctrl+Alt+F).
+    files_panel: Option<files_panel::FilesPanel>,
 }
 
 /// What [`event_loop`] returns: the loop (for [`run`]), the session's link, and the
@@ -168,6 +177,7 @@ pub fn run(
         picker: choose.is_some().then(picker::Picker::default),
         choose,
         pointer_y: 0.0,
+        files_panel: None,
     };
     el.run_app(&mut app).map_err(|e| e.to_string())?;
     match app.error {
@@ -301,6 +311,9 @@ impl App {
             }
         }
         drop(pic);
+        if let Some(panel) = &self.files_panel {
+            panel.draw(&mut buf, size.width, size.height);
+        }
         buf.present().map_err(|e| e.to_string())
     }
 
@@ -343,6 +356,33 @@ impl App {
             self.chosen(target);
         } else if let Some(w) = &self.window {
             w.request_redraw();
+        }
+    }
+
+    /// Input while the files panel shows: keys drive it, pointer input stays local.
+    /// `true` when the event was the panel's.
+    fn panel_event(&mut self, event: &WindowEvent) -> bool {
+        let Some(panel) = self.files_panel.as_mut() else {
+            return false;
+        };
+        match event {
+            WindowEvent::KeyboardInput { event, .. } => {
+                if event.state == ElementState::Pressed {
+                    match panel.key(&event.logical_key) {
+                        Ok(Some(ask)) => self.send_up(FromWindow::Browse(ask)),
+                        Ok(None) => {}
+                        Err(()) => self.files_panel = None,
+                    }
+                    if let Some(w) = &self.window {
+                        w.request_redraw();
+                    }
+                }
+                true
+            }
+            WindowEvent::CursorMoved { .. }
+            | WindowEvent::MouseInput { .. }
+            | WindowEvent::MouseWheel { .. } => true,
+            _ => false,
         }
     }
 
@@ -415,6 +455,22 @@ impl ApplicationHandler<UiEvent> for App {
                 self.ended = Some(reason);
                 el.exit();
             }
+            UiEvent::Listing(path, listing) => {
+                if let Some(p) = self.files_panel.as_mut() {
+                    p.listing(&path, listing);
+                }
+                if let Some(w) = &self.window {
+                    w.request_redraw();
+                }
+            }
+            UiEvent::FilesStatus(line) => {
+                if let Some(p) = self.files_panel.as_mut() {
+                    p.status(line);
+                }
+                if let Some(w) = &self.window {
+                    w.request_redraw();
+                }
+            }
             UiEvent::Hosts(rows) => {
                 if let Some(p) = self.picker.as_mut() {
                     p.add(rows);
@@ -427,6 +483,9 @@ impl ApplicationHandler<UiEvent> for App {
     }
 
     fn window_event(&mut self, el: &ActiveEventLoop, _: WindowId, event: WindowEvent) {
+        if self.files_panel.is_some() && self.panel_event(&event) {
+            return;
+        }
         if self.picker.is_some()
             && matches!(
                 event,
@@ -481,6 +540,18 @@ impl ApplicationHandler<UiEvent> for App {
             }
             WindowEvent::ModifiersChanged(m) => self.mods = m.state(),
             WindowEvent::KeyboardInput { event, .. } => {
+                let f_key = matches!(&event.logical_key, winit::keyboard::Key::Character(c) if c.eq_ignore_ascii_case("f"));
+                if f_key && self.mods.control_key() && self.mods.alt_key() {
+                    if event.state == ElementState::Pressed {
+                        let (panel, ask) = files_panel::FilesPanel::open();
+                        self.files_panel = Some(panel);
+                        self.send_up(FromWindow::Browse(ask));
+                        if let Some(w) = &self.window {
+                            w.request_redraw();
+                        }
+                    }
+                    return;
+                }
                 let m_key = matches!(&event.logical_key, winit::keyboard::Key::Character(c) if c.eq_ignore_ascii_case("m"));
                 if m_key && self.mods.control_key() && self.mods.alt_key() {
                     // The window's own shortcut: not sent to the host.

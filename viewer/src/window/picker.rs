@@ -149,14 +149,19 @@ impl Picker {
 }
 
 /// A 0RGB pixel buffer to draw on (clipped at its edges).
-struct Canvas<'a> {
+pub(crate) struct Canvas<'a> {
     buf: &'a mut [u32],
     w: u32,
     h: u32,
 }
 
-impl Canvas<'_> {
-    fn fill(&mut self, x: u32, y: u32, w: u32, h: u32, color: u32) {
+impl<'a> Canvas<'a> {
+    /// Draws on `buf`, `w`×`h`.
+    pub(crate) fn new(buf: &'a mut [u32], w: u32, h: u32) -> Self {
+        Self { buf, w, h }
+    }
+
+    pub(crate) fn fill(&mut self, x: u32, y: u32, w: u32, h: u32, color: u32) {
         for yy in y..(y + h).min(self.h) {
             for xx in x..(x + w).min(self.w) {
                 self.buf[(yy * self.w + xx) as usize] = color;
@@ -164,7 +169,7 @@ impl Canvas<'_> {
         }
     }
 
-    fn text(&mut self, x: u32, y: u32, s: &str, color: u32) {
+    pub(crate) fn text(&mut self, x: u32, y: u32, s: &str, color: u32) {
         for (i, c) in s.chars().enumerate() {
             let glyph = font8x8::legacy::BASIC_LEGACY
                 .get(c as usize)
