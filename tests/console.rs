@@ -136,7 +136,9 @@ fn guest_refused_in_the_browser_and_an_unanswered_request_times_out() {
         &x,
         &dir.path().join("host"),
         "",
-        &["--allow-guests", "--owner-timeout", "3"],
+        // Long enough for Chromium to start and click on a loaded 2-core CI machine, short
+        // enough for the unanswered request below.
+        &["--allow-guests", "--owner-timeout", "10"],
     );
     let url = host.wait_line("Console:");
     let addr = host.tcp_addr();
@@ -152,7 +154,7 @@ fn guest_refused_in_the_browser_and_an_unanswered_request_times_out() {
     );
 
     let g2 = spawn_guest(&dir.path().join("v2"), &addr, "nobody answers", &[]);
-    let out = wait_exit(g2, Duration::from_secs(15));
+    let out = wait_exit(g2, Duration::from_secs(25));
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("did not answer"),
