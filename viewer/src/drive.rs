@@ -2,8 +2,6 @@
 //! everything else (input script, window, file senders) sends it [`Command`]s. Each turn
 //! moves bytes in, commands in, events out (decode, show, report, notices) and bytes out.
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{AsyncReadExt, AsyncWriteExt};
@@ -16,65 +14,13 @@ use portico_core::wire::session::{
 use portico_signal_client::session_io::StreamError;
 use tokio::sync::mpsc;
 
+use crate::notice::notify;
+use crate::notice::Notice;
 use crate::picture::{Cursor, Picture};
 use crate::{files, script, window, FrameStat, Headless, Report, ViewerError};
 
-/// Something a person should see; the CLI prints it (and draws progress bars).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Notice {
-    /// The owner must accept first.
-    Waiting {
-        /// The request's number.
-        request_id: u64,
-        /// Seconds the owner has.
-        timeout_secs: u64,
-    },
-    /// The session is live.
-    Connected {
-        /// `direct` or `relayed`.
-        path: &'static str,
-        /// What it may do.
-        permissions: Permissions,
-    },
-    /// The host changed what the session may do.
-    PermissionsChanged(Permissions),
-    /// View-only: the input script is not sent.
-    ScriptSkipped,
-    /// A file is being offered.
-    Offering(PathBuf),
-    /// The host allowed a file: sending starts.
-    FileStarted {
-        /// Transfer number.
-        id: u64,
-        /// Bytes in all.
-        size: u64,
-    },
-    /// Bytes of a file sent so far.
-    FileProgress {
-        /// Transfer number.
-        id: u64,
-        /// Bytes sent.
-        sent: u64,
-    },
-    /// A file arrived whole.
-    FileSent(String),
-    /// A file was not sent (refused, failed).
-    FileNotSent(String),
-    /// The host's answer about the clipboard or a file, or that it waits for the owner.
-    Decision(String),
-    /// Text from the host's clipboard.
-    Clipboard(String),
-    /// A remote folder's listing, one line per entry.
-    Listing(Vec<String>),
-    /// The session moved off the relay onto a direct connection.
-    MovedToDirect {
-        /// When, in ms after the viewer started.
-        after_ms: f64,
-    },
-}
-
-/// Where notices go.
-pub type Notify = Arc<dyn Fn(Notice) + Send + Sync>;
+mod browsing;
+mod moving;
 
 /// What the other tasks ask the session loop to send.
 #[derive(Debug)]
@@ -133,13 +79,6 @@ pub(crate) struct Driver<'o> {
     fetch: Option<crate::fetch::Fetch>,
     /// The window's files panel.
     window_files: crate::fetch::WindowFiles,
-}
-
-/// Hands `n` to the notice sink, if there is one.
-pub(crate) fn notify(sink: &Option<Notify>, n: Notice) {
-    if let Some(f) = sink {
-        f(n);
-    }
 }
 
 impl<'o> Driver<'o> {
@@ -436,32 +375,6 @@ impl<'o> Driver<'o> {
         Ok(())
     }
 
-    /// The host moved the session to our resuming stream: our last message on the old
-    /// stream says so, then we write to the new one (and read it after this turn).
-    async fn switch(&mut self) -> Result<(), ViewerError> {
-        let (r, w) = self
-            .mig
-            .take_new(self.started)
-            .await
-            .map_err(ViewerError::Connect)?;
-        self.m.moved()?;
-        self.write().await?;
-        let mut old = std::mem::replace(&mut self.w, w);
-        if let Err(e) = old.close().await {
-            tracing::debug!(error = %e, "closing the relayed stream");
-        }
-        self.mig.next_reader = Some(r);
-        self.path = "direct";
-        self.report.switched_at_ms = Some(self.t0.elapsed().as_secs_f64() * 1e3);
-        notify(
-            &self.opts.notify,
-            Notice::MovedToDirect {
-                after_ms: self.mig.switched_ms.unwrap_or_default(),
-            },
-        );
-        Ok(())
-    }
-
     fn command(&mut self, cmd: Command) -> Result<(), ViewerError> {
         match cmd {
             Command::Input(ev, force) => self.m.input(ev, force)?,
@@ -600,58 +513,9 @@ impl<'o> Driver<'o> {
             | ViewerEvent::Accepted(_)
             | ViewerEvent::Refused { .. }
             | ViewerEvent::Moved => {}
-            ViewerEvent::Listing(l) if self.window_files.owns(l.req) => {
-                if let Some((path, l)) = self.window_files.listing(l) {
-                    self.to_window(window::UiEvent::Listing(path, l));
-                }
-            }
-            ViewerEvent::Download(d) if self.window_files.owns(d.req) => {
-                if let Some(line) = self.window_files.download(d) {
-                    self.to_window(window::UiEvent::FilesStatus(line));
-                }
-            }
-            ViewerEvent::DownloadEnd(e) if self.window_files.owns(e.req) => {
-                if let Some(line) = self.window_files.end(e) {
-                    self.to_window(window::UiEvent::FilesStatus(line));
-                }
-            }
-            ViewerEvent::Listing(l) => {
-                notify(
-                    &self.opts.notify,
-                    Notice::Listing(crate::fetch::listing_lines(&l)),
-                );
-                self.ended = Some(l.error.map(ViewerError::Browse));
-            }
-            ViewerEvent::Download(d) => {
-                let step = match self.fetch.as_mut() {
-                    Some(f) => f.chunk(d),
-                    None => Err("a download nobody asked for".into()),
-                };
-                match step {
-                    Ok(n) => notify(&self.opts.notify, n),
-                    Err(e) => {
-                        self.fetch = None;
-                        self.ended = Some(Some(ViewerError::Browse(e)));
-                    }
-                }
-            }
-            ViewerEvent::DownloadEnd(e) => {
-                let done = match self.fetch.take() {
-                    Some(f) => f.finish(e),
-                    None => Err(e
-                        .error
-                        .unwrap_or_else(|| "a download nobody asked for".into())),
-                };
-                self.ended = Some(match done {
-                    Ok(path) => {
-                        let msg = format!("saved as {}", path.display());
-                        notify(&self.opts.notify, Notice::FileSent(msg.clone()));
-                        self.report.file_result = Some(msg);
-                        None
-                    }
-                    Err(e) => Some(ViewerError::Browse(e)),
-                });
-            }
+            ev @ (ViewerEvent::Listing(_)
+            | ViewerEvent::Download(_)
+            | ViewerEvent::DownloadEnd(_)) => self.browse_event(ev),
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use portico_core::wire::session::{Download, DownloadEnd, Listing};
 use sha2::{Digest, Sha256};
 
-use crate::drive::Notice;
+use crate::notice::Notice;
 
 /// What to ask the host.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,8 @@ use sha2::Digest;
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::drive::{Command, Notice, Notify};
+use crate::drive::Command;
+use crate::notice::{Notice, Notify};
 use crate::ViewerError;
 
 /// Offered files waiting for the host's answer: transfer number → the signal that lets its
@@ -72,7 +73,7 @@ async fn stream(
     out: mpsc::Sender<Command>,
     notify: Option<Notify>,
 ) {
-    let tell = |n: Notice| crate::drive::notify(&notify, n);
+    let tell = |n: Notice| crate::notice::notify(&notify, n);
     tell(Notice::FileStarted { id, size });
     let Ok(mut f) = tokio::fs::File::open(&path).await else {
         tell(Notice::FileNotSent(format!(

@@ -11,6 +11,7 @@ mod drive;
 pub mod fetch;
 mod files;
 mod migrate;
+mod notice;
 pub mod picture;
 pub mod script;
 pub mod window;
@@ -31,7 +32,7 @@ use portico_signal_client::peer::SESSION;
 use portico_signal_client::session_io::{read_handshake, StreamError};
 use serde::Serialize;
 
-pub use drive::{Notice, Notify};
+pub use notice::{Notice, Notify};
 
 /// Where to connect.
 #[derive(Debug, Clone)]
