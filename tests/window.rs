@@ -165,7 +165,11 @@ fn without_a_target_the_window_lists_the_book_and_the_servers_nodes_and_connects
                     && l.contains(target)
             })
         };
-        if listed("book", "target=office") && listed("server", "/Lab/pc-9") {
+        // The server's tree: its folder (a heading) and its host with online state.
+        if listed("book", "target=office")
+            && listed("server", "label=/Lab/ ")
+            && listed("server", "target=/Lab/pc-9")
+        {
             break;
         }
         assert!(Instant::now() < deadline, "the list lacks a row:\n{text}");

@@ -69,16 +69,28 @@ pub(crate) fn offer(data: &Path, identity: &Identity, ui: &UiProxy) {
                     &server_ui,
                     nodes
                         .into_iter()
-                        .filter(|n| n.is_host)
-                        .map(|n| PickEntry {
-                            source: Source::Server,
-                            detail: format!(
-                                "{}{}",
-                                if n.online { "online" } else { "offline" },
-                                n.internet_id.map(|i| format!("  {i}")).unwrap_or_default()
-                            ),
-                            target: n.path.clone(),
-                            label: n.path,
+                        .map(|n| {
+                            let detail = if n.is_host {
+                                format!(
+                                    "{}{}",
+                                    if n.online { "online" } else { "offline" },
+                                    n.internet_id.map(|i| format!("  {i}")).unwrap_or_default()
+                                )
+                            } else {
+                                "folder".into()
+                            };
+                            // A folder is a heading: nothing to connect to.
+                            let (label, target) = if n.is_host {
+                                (n.path.clone(), n.path)
+                            } else {
+                                (format!("{}/", n.path), String::new())
+                            };
+                            PickEntry {
+                                source: Source::Server,
+                                label,
+                                detail,
+                                target,
+                            }
                         })
                         .collect(),
                 ),

@@ -38,7 +38,8 @@ pub struct PickEntry {
     pub label: String,
     /// What it says after (a target, a fingerprint, online state).
     pub detail: String,
-    /// What `portico connect` gets when it is chosen.
+    /// What `portico connect` gets when it is chosen (empty: a heading, e.g. a server
+    /// folder, that cannot be chosen).
     pub target: String,
 }
 
@@ -71,7 +72,7 @@ impl Picker {
             if !self
                 .entries
                 .iter()
-                .any(|e| e.source == r.source && e.target == r.target)
+                .any(|e| e.source == r.source && e.target == r.target && e.label == r.label)
             {
                 tracing::info!(source = r.source.tag(), label = %r.label, target = %r.target, "host list entry");
                 self.entries.push(r);
@@ -97,7 +98,8 @@ impl Picker {
             .last_click
             .is_some_and(|(t, r)| r == row && now.duration_since(t) <= DOUBLE_CLICK);
         self.last_click = Some((now, row));
-        double.then(|| self.entries[row].target.clone())
+        let target = &self.entries[row].target;
+        (double && !target.is_empty()).then(|| target.clone())
     }
 
     /// Up and Down move the selection; Enter chooses it.
@@ -108,7 +110,11 @@ impl Picker {
                 self.selected += 1
             }
             Key::Named(NamedKey::Enter) => {
-                return self.entries.get(self.selected).map(|e| e.target.clone())
+                return self
+                    .entries
+                    .get(self.selected)
+                    .filter(|e| !e.target.is_empty())
+                    .map(|e| e.target.clone())
             }
             _ => {}
         }
