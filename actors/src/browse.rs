@@ -46,6 +46,11 @@ impl Roots {
 
     /// The real path for `/ROOT/…` (`None` for `/`, the list of roots), or why not.
     pub fn resolve(&self, path: &str) -> Result<Option<PathBuf>, String> {
+        Ok(self.resolve_in(path)?.map(|(_, real)| real))
+    }
+
+    /// [`Roots::resolve`], with the real path of the root it is inside.
+    fn resolve_in(&self, path: &str) -> Result<Option<(&Path, PathBuf)>, String> {
         let mut parts = Path::new(path).components().peekable();
         if !matches!(parts.next(), Some(Component::RootDir)) {
             return Err(format!(
@@ -75,13 +80,13 @@ impl Roots {
         if !real.starts_with(root) {
             return Err(format!("{path:?} leads outside the shared folder"));
         }
-        Ok(Some(real))
+        Ok(Some((root, real)))
     }
 
     /// The entries of `path`: directories first, then by name; `true` when cut at
     /// [`MAX_LISTING`].
     pub fn list(&self, path: &str) -> Result<(Vec<DirEntry>, bool), String> {
-        let Some(dir) = self.resolve(path)? else {
+        let Some((root, dir)) = self.resolve_in(path)? else {
             let roots = self
                 .0
                 .iter()
@@ -94,12 +99,6 @@ impl Roots {
                 .collect();
             return Ok((roots, false));
         };
-        let root = self
-            .0
-            .iter()
-            .map(|(_, r)| r)
-            .find(|r| dir.starts_with(r))
-            .ok_or("outside the shared folders")?;
         let read = std::fs::read_dir(&dir).map_err(|e| format!("{path:?}: {e}"))?;
         let mut entries = Vec::new();
         let mut truncated = false;

@@ -188,7 +188,7 @@ async fn run(stream: Stream, peer: PeerId, deps: SessionDeps) -> Result<(), Stre
     };
     let session_id = granted.session_id;
     let (resume_tx, resume_rx) = mpsc::channel(1);
-    let held = resume::Held::issue(&deps.resumes, peer, resume_tx.clone());
+    let held = resume::Held::issue(&deps.resumes, peer, resume_tx);
     let accepted = Accepted {
         session_id,
         permissions: granted.link.borrow().permissions,
@@ -204,8 +204,6 @@ async fn run(stream: Stream, peer: PeerId, deps: SessionDeps) -> Result<(), Stre
         next_reader: None,
         held,
         resumes: resume_rx,
-        resume_tx,
-        viewer: peer,
     };
     let result = live(stream, m, granted, &deps, buf).await;
     // However it ended (an error too): nothing it pressed stays down.
@@ -250,10 +248,6 @@ struct Moving {
     held: resume::Held,
     /// Streams that resumed this session.
     resumes: mpsc::Receiver<resume::Halves>,
-    /// Where the next token sends them.
-    resume_tx: mpsc::Sender<resume::Halves>,
-    /// The session's viewer.
-    viewer: PeerId,
 }
 
 impl Moving {
@@ -264,7 +258,7 @@ impl Moving {
         (r2, w2): resume::Halves,
         m: &mut HostSession,
     ) -> Result<(), StreamError> {
-        let next = self.held.renew(self.viewer, self.resume_tx.clone());
+        let next = self.held.renew();
         m.moved(next.to_vec())?;
         flush(&mut self.w, m).await?;
         let mut old = std::mem::replace(&mut self.w, w2);

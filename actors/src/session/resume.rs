@@ -93,15 +93,21 @@ pub struct Held {
     resumes: Resumes,
     /// This session's current token.
     token: Token,
+    /// The session's viewer (each new token is bound to it).
+    viewer: PeerId,
+    /// Where the session's resuming streams go.
+    tx: mpsc::Sender<Halves>,
 }
 
 impl Held {
-    /// Issues the session's first token.
+    /// Issues the first token of `viewer`'s session, whose new streams go to `tx`.
     pub fn issue(resumes: &Resumes, viewer: PeerId, tx: mpsc::Sender<Halves>) -> Self {
-        let token = resumes.issue(viewer, tx);
+        let token = resumes.issue(viewer, tx.clone());
         Self {
             resumes: resumes.clone(),
             token,
+            viewer,
+            tx,
         }
     }
 
@@ -111,9 +117,9 @@ impl Held {
     }
 
     /// Replaces the token (after a move: the old one was taken).
-    pub fn renew(&mut self, viewer: PeerId, tx: mpsc::Sender<Halves>) -> Token {
+    pub fn renew(&mut self) -> Token {
         self.resumes.forget(&self.token);
-        self.token = self.resumes.issue(viewer, tx);
+        self.token = self.resumes.issue(self.viewer, self.tx.clone());
         self.token
     }
 }
@@ -133,7 +139,7 @@ mod tests {
         let resumes = Resumes::default();
         let (viewer, stranger) = (PeerId::random(), PeerId::random());
         let (tx, _rx) = mpsc::channel(1);
-        let held = Held::issue(&resumes, viewer, tx.clone());
+        let held = Held::issue(&resumes, viewer, tx);
         let token = held.token();
         assert_eq!(
             resumes.claim(&[0; RESUME_TOKEN_LEN], viewer).err(),
@@ -147,7 +153,7 @@ mod tests {
         );
         // Another key with a good token: refused, and the token is burnt.
         let mut held = held;
-        let next = held.renew(viewer, tx);
+        let next = held.renew();
         assert_eq!(
             resumes.claim(&next, stranger).err(),
             Some(ResumeRefused::OtherKey)
@@ -157,7 +163,7 @@ mod tests {
             Some(ResumeRefused::UnknownToken)
         );
         // A session that ends withdraws its token.
-        let (tx, _rx) = mpsc::channel(1);
+        let (tx, _rx2) = mpsc::channel(1);
         let held = Held::issue(&resumes, viewer, tx);
         let token = held.token();
         drop(held);
