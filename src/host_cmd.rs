@@ -167,12 +167,11 @@ pub(crate) fn run(data: &Path, identity: Identity, args: HostArgs) -> anyhow::Re
         ),
         data_dir: Some(data.to_path_buf()),
         notifications: !(args.no_notifications || file.no_notifications),
-        browse_roots: file.browse_roots.clone().unwrap_or_else(|| {
-            std::env::var_os("HOME")
-                .map(std::path::PathBuf::from)
-                .into_iter()
-                .collect()
-        }),
+        browse_roots: file
+            .browse_roots
+            .clone()
+            .unwrap_or_else(default_browse_roots),
+        private_files: args.config.iter().cloned().collect(),
         lan_name: lan_name(args.name.as_deref().or(file.name.as_deref())),
         connections_per_ip: file
             .connections_per_ip
@@ -213,7 +212,7 @@ pub(crate) fn run(data: &Path, identity: Identity, args: HostArgs) -> anyhow::Re
             say("ACL:         empty (no viewer key or server user is allowed yet; see `portico host --help`)");
         }
         let mut status = handle.status.clone();
-        let mut shown_id = false;
+        let mut shown_path: Option<String> = None;
         let mut shown_relay = false;
         let mut shown_refusal = None;
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("watching SIGTERM")?;
@@ -226,21 +225,18 @@ pub(crate) fn run(data: &Path, identity: Identity, args: HostArgs) -> anyhow::Re
                         break;
                     }
                     let s = status.borrow().clone();
-                    if let (Some(r), false) = (&s.registered, shown_id) {
-                        shown_id = true;
-                        if let Some(link) = &server_record {
-                            let rec = crate::registration::Registration {
-                                server: link.0.clone(),
-                                server_peer: link.1.to_string(),
-                                server_name: r.server_name.clone(),
-                                internet_id: r.internet_id.to_string(),
-                                node_path: r.node_path.clone(),
-                            };
-                            if let Err(e) = crate::registration::write(&data, &rec) {
-                                tracing::warn!(error = %e, "cannot record the registration");
+                    if let Some(r) = &s.registered {
+                        if shown_path.as_deref() != Some(r.node_path.as_str()) {
+                            if let Some(link) = &server_record {
+                                record_registration(&data, link, r);
                             }
+                            if shown_path.is_none() {
+                                say(&format!("Internet-ID: {} ({} at {})", r.internet_id, r.node_path, r.server_name));
+                            } else {
+                                say(&format!("Node:        now at {} (moved by the server's admin)", r.node_path));
+                            }
+                            shown_path = Some(r.node_path.clone());
                         }
-                        say(&format!("Internet-ID: {} ({} at {})", r.internet_id, r.node_path, r.server_name));
                     }
                     if s.registered.is_none() && s.refused.is_some() && s.refused != shown_refusal {
                         shown_refusal = s.refused.clone();
@@ -340,4 +336,37 @@ fn lan_name(node_path: Option<&str>) -> String {
         .or_else(machine)
         .unwrap_or_else(|| "portico-host".into());
     portico_core::text::clean(&name, 64)
+}
+
+/// With no `browse_roots` in the config: `~/Public`, created empty when missing — never the
+/// whole home folder. Nothing is shared when there is no home or it cannot be made.
+fn default_browse_roots() -> Vec<PathBuf> {
+    let Some(public) = std::env::var_os("HOME").map(|h| PathBuf::from(h).join("Public")) else {
+        return Vec::new();
+    };
+    match std::fs::create_dir_all(&public) {
+        Ok(()) => vec![public],
+        Err(e) => {
+            tracing::warn!(path = %public.display(), "no folder is shared for browsing: {e}");
+            Vec::new()
+        }
+    }
+}
+
+/// Writes down where this host is registered (`portico id` and the owner's tools read it).
+fn record_registration(
+    data: &Path,
+    link: &(String, libp2p::PeerId),
+    r: &portico_core::wire::signal::Registered,
+) {
+    let rec = crate::registration::Registration {
+        server: link.0.clone(),
+        server_peer: link.1.to_string(),
+        server_name: r.server_name.clone(),
+        internet_id: r.internet_id.to_string(),
+        node_path: r.node_path.clone(),
+    };
+    if let Err(e) = crate::registration::write(data, &rec) {
+        tracing::warn!(error = %e, "cannot record the registration");
+    }
 }

@@ -255,3 +255,100 @@ fn server_user_connects_without_prompt_and_is_revoked_centrally_and_forced_users
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A guest by direct address: the host's refusal reason (or "" when it asked the owner).
+fn guest_refusal(dir: &std::path::Path, addr: &str) -> String {
+    let out = wait_exit(
+        spawn_at(
+            &dir.join("guest"),
+            &[
+                "connect",
+                addr,
+                "--as",
+                "guest",
+                "--name",
+                "Gus",
+                "--headless",
+                "--frames",
+                "1",
+            ],
+        ),
+        Duration::from_secs(20),
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Two findings: a host waiting for its first registration applied no server switch at all
+/// (guests reached the owner), and after `node move` the host dropped every later flag
+/// change for its node until it restarted.
+#[test]
+fn node_flags_fail_closed_before_registration_and_follow_a_moved_host() {
+    let x = Xvfb::start();
+    x.draw(&x11::desktop(7));
+    let dir = tempfile::tempdir().unwrap();
+    let sdir = dir.path().join("server");
+    let signal = start_server(&sdir);
+    let server = signal.addr();
+    admin(&sdir, &["settings", "set", "guest-sharing", "on"], None);
+    for folder in ["/Lab", "/Desk"] {
+        admin(&sdir, &["node", "mkdir", folder], None);
+        admin(
+            &sdir,
+            &["node", "set", folder, "--allow-guests", "on"],
+            None,
+        );
+    }
+    let hdir = dir.path().join("host");
+    let common = [
+        "--server",
+        &server,
+        "--name",
+        "/Lab/pc",
+        "--allow-guests",
+        "--owner-timeout",
+        "2",
+    ];
+
+    // No token: the host waits for the admin's approval, and meanwhile refuses guests.
+    let mut host = Host::start(&x, &hdir, "", &common);
+    let addr = host.tcp_addr();
+    assert!(host.wait_line("Server:").contains("not registered yet"));
+    let why = guest_refusal(dir.path(), &addr);
+    assert!(why.contains("guest access is turned off (Server)"), "{why}");
+    drop(host);
+
+    let token = enroll_token(&sdir, "/Lab");
+    let mut host = Host::start(
+        &x,
+        &hdir,
+        "",
+        &[&common[..], &["--enroll", &token]].concat(),
+    );
+    let addr = host.tcp_addr();
+    assert!(host.wait_line("Internet-ID:").contains("/Lab/pc"));
+    // Registered under a folder that allows guests: the owner is asked (and times out).
+    let why = guest_refusal(dir.path(), &addr);
+    assert!(!why.contains("turned off"), "{why}");
+
+    // Moved to /Desk: the host learns its path, then /Desk's switch applies at once.
+    admin(&sdir, &["node", "move", "/Lab/pc", "/Desk/pc"], None);
+    assert!(host.wait_line("Node:").contains("/Desk/pc"));
+    admin(
+        &sdir,
+        &["node", "set", "/Desk", "--allow-guests", "off"],
+        None,
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let why = guest_refusal(dir.path(), &addr);
+        if why.contains("guest access is turned off (Node)") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the moved host still lets guests ask: {why}"
+        );
+    }
+    let record = std::fs::read_to_string(hdir.join("registration.toml")).unwrap();
+    assert!(record.contains("/Desk/pc"), "{record}");
+}

@@ -1,5 +1,5 @@
-//! Remote file browsing with real processes: refused without `files`; a trusted key with
-//! `files` lists and downloads (hash checked) inside the shared folder while `..` and a
+//! Remote file browsing with real processes: refused without `browse` (`files` alone is
+//! for sending); a trusted key with `browse` lists and downloads (hash checked) inside the shared folder while `..` and a
 //! symlink out of it are refused; a guest browses only after the owner allows it.
 #![allow(
     unreachable_pub,
@@ -41,18 +41,18 @@ fn browsing_is_gated_confined_and_checked() {
         "browse_roots = [{:?}]\n{}{}",
         share.display().to_string(),
         acl(&peer_of(&viewer), "view"),
-        acl(&peer_of(&reader), "view,files")
+        acl(&peer_of(&reader), "view,browse")
     );
     let hdir = dir.path().join("host");
     let mut host = Host::start(&x, &hdir, &config, &["--allow-guests"]);
     let addr = host.tcp_addr();
 
-    // Without `files`: refused.
+    // Without `browse`: refused.
     let out = files(&viewer, &["ls", &addr, "/share"]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("files permission"), "{}", text(&out));
+    assert!(text(&out).contains("browse permission"), "{}", text(&out));
 
-    // With `files`: the shared folders, a listing without the escaping link.
+    // With `browse`: the shared folders, a listing without the escaping link.
     let out = files(&reader, &["ls", &addr, "/"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "share/");
@@ -135,4 +135,74 @@ fn browsing_is_gated_confined_and_checked() {
         audit.contains("browse_list") && audit.contains("file_sent"),
         "{audit}"
     );
+}
+
+/// The finding this guards: with no `browse_roots` the whole home folder was shared, so a
+/// viewer allowed `files` downloaded the host's identity key and `~/.ssh`.
+#[test]
+fn the_hosts_keys_are_never_served() {
+    let x = Xvfb::start();
+    x.draw(&x11::desktop(16));
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let data = home.join("portico-data");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::write(home.join(".ssh/id_ed25519"), b"the owner's ssh key").unwrap();
+    std::fs::write(home.join("notes.txt"), b"plain").unwrap();
+    std::fs::create_dir_all(&data).unwrap();
+    std::os::unix::fs::symlink("portico-data/identity.key", home.join("link-to-key")).unwrap();
+    let (sender, reader) = (dir.path().join("sender"), dir.path().join("reader"));
+    let acls = format!(
+        "{}{}",
+        acl(&peer_of(&sender), "view,files"),
+        acl(&peer_of(&reader), "view,browse")
+    );
+    let env = [("HOME", home.to_str().unwrap())];
+
+    // No browse_roots: only ~/Public, created empty.
+    let mut host = Host::start_env(&x, &data, &acls, &[], &env);
+    let addr = host.tcp_addr();
+    assert!(data.join("identity.key").is_file());
+    let out = files(&sender, &["ls", &addr, "/"]);
+    assert!(
+        text(&out).contains("browse permission"),
+        "files alone: {}",
+        text(&out)
+    );
+    let out = files(&reader, &["ls", &addr, "/"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Public/");
+    let out = files(&reader, &["ls", &addr, "/Public"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "");
+    assert!(home.join("Public").is_dir());
+    drop(host);
+
+    // The owner shares the whole home: still no dot-folder, key or data dir.
+    let config = format!("browse_roots = [{:?}]\n{acls}", home.display().to_string());
+    let mut host = Host::start_env(&x, &data, &config, &[], &env);
+    let addr = host.tcp_addr();
+    let out = files(&reader, &["ls", &addr, "/home"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(listing.contains("notes.txt"), "{listing}");
+    for hidden in [".ssh", "portico-data", "link-to-key", "host.toml"] {
+        assert!(!listing.contains(hidden), "{hidden} listed: {listing}");
+    }
+    let out_dir = dir.path().join("got");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    for path in [
+        "/home/portico-data/identity.key",
+        "/home/.ssh/id_ed25519",
+        "/home/link-to-key",
+        "/home/portico-data/host.toml",
+    ] {
+        let out = files(
+            &reader,
+            &["get", &addr, path, "--out", out_dir.to_str().unwrap()],
+        );
+        assert!(!out.status.success(), "{path} was served");
+        assert!(text(&out).contains("not shared"), "{path}: {}", text(&out));
+    }
+    assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 0);
 }

@@ -11,6 +11,7 @@
 //! does, at once.
 
 mod messages;
+mod ticket_memory;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -101,6 +102,9 @@ pub struct AccessControl {
     announced: u64,
     /// The timer for the table's next deadline.
     timer: Option<SpawnHandle>,
+    /// Where the table's ticket memory is kept (`DATA/tickets.json`), when there is a data
+    /// dir.
+    memory_file: Option<std::path::PathBuf>,
 }
 
 /// The clock the table runs on.
@@ -125,6 +129,7 @@ impl AccessControl {
     ) -> Self {
         let (changes, _) = broadcast::channel(64);
         Self {
+            memory_file: None,
             table: SessionTable::new(me, settings, acl, owner_timeout),
             audit,
             waiting: HashMap::new(),
@@ -134,6 +139,14 @@ impl AccessControl {
             announced: 0,
             timer: None,
         }
+    }
+
+    /// Keeps the ticket memory in `file`, taking back what it holds now (a previous run's).
+    pub fn remembering(mut self, file: std::path::PathBuf) -> Result<Self, crate::host::HostError> {
+        let memory = ticket_memory::load(&file)?;
+        self.table.restore_memory(clock(), memory);
+        self.memory_file = Some(file);
+        Ok(self)
     }
 
     fn link(&mut self, g: portico_core::table::Grant) -> Granted {
@@ -212,6 +225,14 @@ impl AccessControl {
                         l.permissions = Permissions::NONE;
                         l.end = Some((reason, message));
                     });
+                }
+            }
+            Effect::Remember => {
+                if let Some(file) = &self.memory_file {
+                    if let Err(e) = ticket_memory::save(file, &self.table.memory(clock())) {
+                        // Not fatal for the sessions of now; a restart would forget.
+                        tracing::error!(error = %e, "cannot keep the ticket memory");
+                    }
                 }
             }
             Effect::Service { id, allowed } => {

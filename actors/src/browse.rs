@@ -1,32 +1,113 @@
 //! The folders a host shares for remote browsing, and the file-system work behind it.
 //!
 //! A viewer names paths `/ROOT/sub/dir`: ROOT is one of the owner's roots (by its last
-//! component; `/` lists them). Every path is resolved to its real path (symlinks followed)
-//! and must stay inside its root's real path: `..`, a symlink out of the root, or a root
-//! that is not there are refused. Listings leave out entries that lead outside.
+//! component; `/` lists them). Every path is opened by the kernel beneath its root's open
+//! directory (`openat2` with `RESOLVE_BENEATH`, see [`beneath`]): `..` or a symlink out of
+//! the root are refused in the same system call that opens, with no window between a check
+//! and the open. Whatever the roots say, dot-files and dot-directories, key files and the
+//! host's own data dir and config are never listed or served ([`hidden`]); only folders and
+//! regular files are listed, and a download opens only a regular file, so a FIFO or device
+//! node can neither block nor be read.
+
+mod beneath;
+pub mod hidden;
 
 use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 
 use portico_core::wire::session::{DirEntry, DOWNLOAD_CHUNK, MAX_LISTING};
+use rustix::fs::{FileType, Mode, OFlags};
 use sha2::{Digest, Sha256};
 
-/// The shared roots: a name each, and the real path.
-#[derive(Debug, Clone, Default)]
-pub struct Roots(Vec<(String, PathBuf)>);
+use beneath::{BeneathError, Open};
+use hidden::{has_secret_component, is_secret_name, Private};
+
+/// Why a browse request cannot be answered. The texts go to the viewer.
+#[derive(Debug, thiserror::Error)]
+pub enum BrowseError {
+    /// Not of the form `/ROOT/…`.
+    #[error("{path:?}: paths start with / and a shared folder's name")]
+    NotAbsolute {
+        /// The path asked for.
+        path: String,
+    },
+    /// It names `..`.
+    #[error("{path:?}: `..` is not allowed")]
+    DotDot {
+        /// The path asked for.
+        path: String,
+    },
+    /// No root of that name.
+    #[error("no shared folder called {name:?}")]
+    NoSuchRoot {
+        /// The root name asked for.
+        name: String,
+    },
+    /// A dot-file, key file or the host's own data: never shared.
+    #[error("{path:?} is not shared (hidden files, keys and the host's own data never are)")]
+    Hidden {
+        /// The path asked for.
+        path: String,
+    },
+    /// A symlink or `..` out of the root.
+    #[error("{path:?} leads outside the shared folder")]
+    Outside {
+        /// The path asked for.
+        path: String,
+    },
+    /// A download of something that is not a regular file.
+    #[error("{path:?} is not a file")]
+    NotAFile {
+        /// The path asked for.
+        path: String,
+    },
+    /// The list of roots is not a file.
+    #[error("`/` is the list of shared folders, not a file")]
+    RootList,
+    /// The system said no.
+    #[error("{path:?}: {source}")]
+    Io {
+        /// The path asked for.
+        path: String,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One shared folder: its name for viewers, its real path, its open directory.
+#[derive(Debug)]
+struct Root {
+    name: String,
+    real: PathBuf,
+    fd: OwnedFd,
+}
+
+/// The shared roots, and what is never served from them.
+#[derive(Debug, Default)]
+pub struct Roots {
+    roots: Vec<Root>,
+    private: Private,
+}
+
+/// A path resolved to its root and the open descriptor (`O_PATH`) of what it names.
+struct Found<'a> {
+    root: &'a Root,
+    rel: PathBuf,
+    fd: OwnedFd,
+}
 
 impl Roots {
-    /// The roots at `paths` (missing ones left out, with a warning); names are the last
-    /// path components, made unique.
-    pub fn new(paths: &[PathBuf]) -> Self {
-        let mut roots: Vec<(String, PathBuf)> = Vec::new();
+    /// The roots at `paths` (missing, hidden or private ones left out, with a warning);
+    /// `private` are the host's own files (data dir, config), never served. Names are the
+    /// last path components, made unique.
+    pub fn new(paths: &[PathBuf], private: &[PathBuf]) -> Self {
+        let private = Private::new(private);
+        let mut roots: Vec<Root> = Vec::new();
         for p in paths {
-            let real = match p.canonicalize() {
-                Ok(r) if r.is_dir() => r,
-                _ => {
-                    tracing::warn!(path = %p.display(), "a shared folder for browsing is not there; left out");
-                    continue;
-                }
+            let Some((real, fd)) = open_root(p, &private) else {
+                continue;
             };
             let base = real
                 .file_name()
@@ -35,63 +116,91 @@ impl Roots {
                 .unwrap_or_else(|| "root".into());
             let mut name = base.clone();
             let mut n = 2;
-            while roots.iter().any(|(m, _)| *m == name) {
+            while roots.iter().any(|r| r.name == name) {
                 name = format!("{base}-{n}");
                 n += 1;
             }
-            roots.push((name, real));
+            roots.push(Root { name, real, fd });
         }
-        Self(roots)
+        Self { roots, private }
     }
 
-    /// The real path for `/ROOT/…` (`None` for `/`, the list of roots), or why not.
-    pub fn resolve(&self, path: &str) -> Result<Option<PathBuf>, String> {
-        Ok(self.resolve_in(path)?.map(|(_, real)| real))
+    /// The names of the shared folders.
+    pub fn names(&self) -> Vec<&str> {
+        self.roots.iter().map(|r| r.name.as_str()).collect()
     }
 
-    /// [`Roots::resolve`], with the real path of the root it is inside.
-    fn resolve_in(&self, path: &str) -> Result<Option<(&Path, PathBuf)>, String> {
-        let mut parts = Path::new(path).components().peekable();
+    /// Finds `/ROOT/…` (`None` for `/`, the list of roots), opened beneath its root.
+    fn find(&self, path: &str) -> Result<Option<Found<'_>>, BrowseError> {
+        let owned = || path.to_string();
+        let mut parts = Path::new(path).components();
         if !matches!(parts.next(), Some(Component::RootDir)) {
-            return Err(format!(
-                "{path:?}: paths start with / and a shared folder's name"
-            ));
+            return Err(BrowseError::NotAbsolute { path: owned() });
         }
         let Some(first) = parts.next() else {
             return Ok(None);
         };
         let Component::Normal(root_name) = first else {
-            return Err(format!("{path:?}: `..` is not allowed"));
+            return Err(BrowseError::DotDot { path: owned() });
         };
-        let (_, root) = self
-            .0
+        let root_name = root_name.to_string_lossy();
+        let root = self
+            .roots
             .iter()
-            .find(|(n, _)| n.as_str() == root_name.to_string_lossy())
-            .ok_or_else(|| format!("no shared folder called {:?}", root_name.to_string_lossy()))?;
-        let mut p = root.clone();
+            .find(|r| r.name == root_name)
+            .ok_or_else(|| BrowseError::NoSuchRoot {
+                name: root_name.into_owned(),
+            })?;
+        let mut rel = PathBuf::new();
         for c in parts {
             match c {
-                Component::Normal(s) => p.push(s),
+                Component::Normal(s) => rel.push(s),
                 Component::CurDir => {}
-                _ => return Err(format!("{path:?}: `..` is not allowed")),
+                _ => return Err(BrowseError::DotDot { path: owned() }),
             }
         }
-        let real = p.canonicalize().map_err(|e| format!("{path:?}: {e}"))?;
-        if !real.starts_with(root) {
-            return Err(format!("{path:?} leads outside the shared folder"));
+        if has_secret_component(&rel) {
+            return Err(BrowseError::Hidden { path: owned() });
         }
-        Ok(Some((root, real)))
+        let fd = beneath::open(&root.fd, &rel, Open::Path).map_err(|e| match e {
+            BeneathError::Outside => BrowseError::Outside { path: owned() },
+            BeneathError::Io(source) => BrowseError::Io {
+                path: owned(),
+                source,
+            },
+        })?;
+        let found = Found { root, rel, fd };
+        if !self.shareable(&found) {
+            return Err(BrowseError::Hidden { path: owned() });
+        }
+        Ok(Some(found))
+    }
+
+    /// Whether what `found` opened (after the symlinks inside the root) may be shown: its
+    /// real path is inside the root, names no secret and is not the host's own data.
+    fn shareable(&self, found: &Found<'_>) -> bool {
+        let Ok(real) = beneath::real_path(&found.fd) else {
+            return false;
+        };
+        match real.strip_prefix(&found.root.real) {
+            Ok(inside) => !has_secret_component(inside) && !self.private.covers(&real),
+            Err(_) => false,
+        }
     }
 
     /// The entries of `path`: directories first, then by name; `true` when cut at
     /// [`MAX_LISTING`].
-    pub fn list(&self, path: &str) -> Result<(Vec<DirEntry>, bool), String> {
-        let Some((root, dir)) = self.resolve_in(path)? else {
+    pub fn list(&self, path: &str) -> Result<(Vec<DirEntry>, bool), BrowseError> {
+        let io = |source: std::io::Error| BrowseError::Io {
+            path: path.to_string(),
+            source,
+        };
+        let Some(found) = self.find(path)? else {
             let roots = self
-                .0
+                .roots
                 .iter()
-                .map(|(name, _)| DirEntry {
-                    name: name.clone(),
+                .map(|r| DirEntry {
+                    name: r.name.clone(),
                     dir: true,
                     size: 0,
                     modified: 0,
@@ -99,51 +208,111 @@ impl Roots {
                 .collect();
             return Ok((roots, false));
         };
-        let read = std::fs::read_dir(&dir).map_err(|e| format!("{path:?}: {e}"))?;
+        let dir = beneath::open(&found.root.fd, &found.rel, Open::Dir).map_err(|e| match e {
+            BeneathError::Outside => BrowseError::Outside { path: path.into() },
+            BeneathError::Io(e) => io(e),
+        })?;
+        let read = rustix::fs::Dir::read_from(&dir).map_err(|e| io(e.into()))?;
         let mut entries = Vec::new();
         let mut truncated = false;
         for entry in read.flatten() {
-            // Followed, and kept only when it stays inside the root.
-            let Ok(real) = entry.path().canonicalize() else {
-                continue;
-            };
-            if !real.starts_with(root) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == "." || name == ".." || is_secret_name(&name) {
                 continue;
             }
-            let Ok(meta) = std::fs::metadata(&real) else {
+            let Some(e) = self.entry(&found, &name) else {
                 continue;
             };
             if entries.len() == MAX_LISTING {
                 truncated = true;
                 break;
             }
-            let modified = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_secs());
-            entries.push(DirEntry {
-                name: portico_core::text::clean(&entry.file_name().to_string_lossy(), 255),
-                dir: meta.is_dir(),
-                size: if meta.is_dir() { 0 } else { meta.len() },
-                modified,
-            });
+            entries.push(e);
         }
         entries.sort_by(|a, b| b.dir.cmp(&a.dir).then_with(|| a.name.cmp(&b.name)));
         Ok((entries, truncated))
     }
 
-    /// Opens the regular file at `path` for a download: the file and its size.
-    pub fn open(&self, path: &str) -> Result<(std::fs::File, u64), String> {
-        let real = self
-            .resolve(path)?
-            .ok_or("`/` is the list of shared folders, not a file")?;
-        let file = std::fs::File::open(&real).map_err(|e| format!("{path:?}: {e}"))?;
-        let meta = file.metadata().map_err(|e| format!("{path:?}: {e}"))?;
+    /// One listed entry: followed beneath the root, kept when shareable and a folder or a
+    /// regular file.
+    fn entry(&self, dir: &Found<'_>, name: &str) -> Option<DirEntry> {
+        let rel = dir.rel.join(name);
+        let fd = beneath::open(&dir.root.fd, &rel, Open::Path).ok()?;
+        let child = Found {
+            root: dir.root,
+            rel,
+            fd,
+        };
+        if !self.shareable(&child) {
+            return None;
+        }
+        let stat = rustix::fs::fstat(&child.fd).ok()?;
+        let kind = FileType::from_raw_mode(stat.st_mode);
+        let is_dir = kind == FileType::Directory;
+        if !is_dir && kind != FileType::RegularFile {
+            return None;
+        }
+        Some(DirEntry {
+            name: portico_core::text::clean(name, 255),
+            dir: is_dir,
+            size: if is_dir {
+                0
+            } else {
+                stat.st_size.max(0) as u64
+            },
+            modified: stat.st_mtime.max(0) as u64,
+        })
+    }
+
+    /// Opens the regular file at `path` for a download: the file and its size. The file
+    /// is checked through an `O_PATH` handle and then reopened through that same handle,
+    /// so what is read is what was checked.
+    pub fn open(&self, path: &str) -> Result<(std::fs::File, u64), BrowseError> {
+        let io = |source: std::io::Error| BrowseError::Io {
+            path: path.to_string(),
+            source,
+        };
+        let found = self.find(path)?.ok_or(BrowseError::RootList)?;
+        let stat = rustix::fs::fstat(&found.fd).map_err(|e| io(e.into()))?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+            return Err(BrowseError::NotAFile { path: path.into() });
+        }
+        let file = std::fs::File::from(beneath::reopen(&found.fd).map_err(|e| match e {
+            BeneathError::Outside => BrowseError::Outside { path: path.into() },
+            BeneathError::Io(e) => io(e),
+        })?);
+        let meta = file.metadata().map_err(io)?;
         if !meta.is_file() {
-            return Err(format!("{path:?} is not a file"));
+            return Err(BrowseError::NotAFile { path: path.into() });
         }
         Ok((file, meta.len()))
+    }
+}
+
+/// Opens a root the owner named: its real path and directory, unless it is not there, is a
+/// hidden folder or holds the host's own data.
+fn open_root(p: &Path, private: &Private) -> Option<(PathBuf, OwnedFd)> {
+    let warn = |why: &str| {
+        tracing::warn!(path = %p.display(), "a shared folder for browsing is left out: {why}");
+    };
+    let Ok(real) = p.canonicalize() else {
+        warn("it is not there");
+        return None;
+    };
+    let secret = real
+        .file_name()
+        .is_some_and(|n| is_secret_name(&n.to_string_lossy()));
+    if secret || private.covers(&real) {
+        warn("hidden folders and the host's own data are never shared");
+        return None;
+    }
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    match rustix::fs::open(&real, flags, Mode::empty()) {
+        Ok(fd) => Some((real, fd)),
+        Err(e) => {
+            warn(&format!("it is not a folder that can be opened ({e})"));
+            None
+        }
     }
 }
 
@@ -171,66 +340,11 @@ pub fn read_chunks(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
+mod tests;
 
-    #[test]
-    fn paths_stay_inside_their_root() {
-        let dir = tempfile::tempdir().unwrap();
-        let share = dir.path().join("share");
-        let secret = dir.path().join("secret");
-        std::fs::create_dir_all(share.join("docs")).unwrap();
-        std::fs::create_dir_all(&secret).unwrap();
-        std::fs::write(share.join("docs/a.txt"), b"hello").unwrap();
-        std::fs::write(secret.join("key"), b"no").unwrap();
-        std::os::unix::fs::symlink(&secret, share.join("escape")).unwrap();
-        std::os::unix::fs::symlink(share.join("docs/a.txt"), share.join("inside")).unwrap();
-        let roots = Roots::new(&[share.clone(), dir.path().join("missing")]);
-
-        let (top, _) = roots.list("/").unwrap();
-        assert_eq!(
-            top.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
-            ["share"]
-        );
-        let (entries, truncated) = roots.list("/share").unwrap();
-        assert!(!truncated);
-        let names: Vec<_> = entries.iter().map(|e| (e.name.as_str(), e.dir)).collect();
-        assert_eq!(
-            names,
-            [("docs", true), ("inside", false)],
-            "the escaping link is not listed"
-        );
-        assert!(roots
-            .resolve("/share/../secret")
-            .unwrap_err()
-            .contains(".."));
-        assert!(roots
-            .resolve("/share/escape/key")
-            .unwrap_err()
-            .contains("outside"));
-        assert!(roots
-            .resolve("/share/escape")
-            .unwrap_err()
-            .contains("outside"));
-        assert!(roots.resolve("share").is_err());
-        assert!(roots
-            .resolve("/nope/x")
-            .unwrap_err()
-            .contains("no shared folder"));
-        let (file, size) = roots.open("/share/docs/a.txt").unwrap();
-        assert_eq!(size, 5);
-        let mut got = Vec::new();
-        let sha = read_chunks(file, |_, d| {
-            got.extend(d);
-            true
-        })
-        .unwrap()
-        .unwrap();
-        assert_eq!(got, b"hello");
-        assert_eq!(sha, Sha256::digest(b"hello").to_vec());
-        assert!(roots
-            .open("/share/docs")
-            .unwrap_err()
-            .contains("not a file"));
+#[cfg(test)]
+impl Roots {
+    fn resolve_for_test(&self, path: &str) -> Result<(), BrowseError> {
+        self.find(path).map(|_| ())
     }
 }

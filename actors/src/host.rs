@@ -276,8 +276,11 @@ pub struct HostConfig {
     /// Desktop notifications for the owner's requests (when the desktop has a
     /// notification daemon).
     pub notifications: bool,
-    /// Folders viewers with `files` may browse and download from.
+    /// Folders viewers with `browse` may list and download from.
     pub browse_roots: Vec<std::path::PathBuf>,
+    /// The host's own files besides the data dir (its config file): never served, even
+    /// when inside a shared folder.
+    pub private_files: Vec<std::path::PathBuf>,
 }
 
 /// A running host.
@@ -334,7 +337,11 @@ pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle,
         config.acl,
         config.owner_timeout,
         audit,
-    )
+    );
+    let access = match &config.data_dir {
+        Some(d) => access.remembering(d.join(portico_core::data_dir::TICKETS))?,
+        None => access,
+    }
     .start();
     if let Some(d) = &config.data_dir {
         let managed = ManagedAcl::read(d)?;
@@ -390,7 +397,15 @@ pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle,
         download_dir: config.download_dir.clone(),
         clipboard: crate::clipboard::Clipboard::new().start(),
         resumes: Default::default(),
-        roots: Arc::new(crate::browse::Roots::new(&config.browse_roots)),
+        roots: Arc::new(crate::browse::Roots::new(
+            &config.browse_roots,
+            &config
+                .data_dir
+                .iter()
+                .chain(&config.private_files)
+                .cloned()
+                .collect::<Vec<_>>(),
+        )),
     };
     actix::spawn(async move {
         while let Some((peer, stream)) = incoming.next().await {

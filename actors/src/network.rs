@@ -149,6 +149,17 @@ impl Network {
     }
 
     fn on_event(&mut self, ev: SwarmEvent<PeerBehaviourEvent>, ctx: &mut Context<Self>) {
+        if let SwarmEvent::ConnectionClosed {
+            peer_id,
+            num_established: 0,
+            ..
+        } = &ev
+        {
+            // The map of where peers connect from holds connected peers only.
+            if let Ok(mut m) = self.peers.lock() {
+                m.remove(peer_id);
+            }
+        }
         match ev {
             SwarmEvent::NewListenAddr { address, .. } => {
                 let me = self.peer_id();
@@ -371,9 +382,11 @@ impl Network {
                 ..
             } => {
                 // A heartbeat's answer: an event this host never applied means one was lost
-                // on the way; ask as after a reconnect.
+                // on the way; ask as after a reconnect: the registration's answer brings the
+                // node's path and flags and the global switches, then the users.
                 if self.seen_version.is_some_and(|seen| seen < v) {
                     self.seen_version = Some(v);
+                    self.register();
                     self.resync_users(ctx);
                 }
             }
@@ -449,18 +462,21 @@ impl Network {
     }
 
     fn trust(&self, r: &Registered) {
+        self.trust_flags(ServerFlags {
+            guest_sharing: r.guest_sharing,
+            visitor_sharing: r.visitor_sharing,
+            node_allows_guests: r.allow_guests,
+            node_allows_visitors: r.allow_visitors,
+        });
+    }
+
+    /// Tells access control the server's key and these switches.
+    fn trust_flags(&self, flags: ServerFlags) {
         let Some(server) = &self.server else { return };
         match portico_core::identity::key_of(&server.peer) {
-            Some(key) => {
-                let flags = ServerFlags {
-                    guest_sharing: r.guest_sharing,
-                    visitor_sharing: r.visitor_sharing,
-                    node_allows_guests: r.allow_guests,
-                    node_allows_visitors: r.allow_visitors,
-                };
-                self.access
-                    .do_send(SetServer(Some(ServerTrust { key, flags })));
-            }
+            Some(key) => self
+                .access
+                .do_send(SetServer(Some(ServerTrust { key, flags }))),
             None => tracing::error!(
                 "the server's PeerId does not embed an ed25519 key; tickets will be refused"
             ),
@@ -471,11 +487,15 @@ impl Network {
         let mut reg = self.status.borrow().registered.clone();
         if let Some(r) = reg.as_mut() {
             match change {
+                // The server sends a node's flags only to the host registered there, so
+                // the event is about this host whatever its path says: after a move it
+                // carries the new path, which the host takes.
                 Change::Node {
                     path,
                     allow_guests,
                     allow_visitors,
-                } if *path == r.node_path => {
+                } => {
+                    r.node_path.clone_from(path);
                     r.allow_guests = *allow_guests;
                     r.allow_visitors = *allow_visitors;
                 }
@@ -498,6 +518,14 @@ impl Actor for Network {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        // Fail closed until the server has answered: its key is known (tickets can be
+        // checked), every server and node switch counts as off.
+        self.trust_flags(ServerFlags {
+            guest_sharing: false,
+            visitor_sharing: false,
+            node_allows_guests: false,
+            node_allows_visitors: false,
+        });
         ctx.spawn(SwarmDriver);
         self.dial_server();
     }

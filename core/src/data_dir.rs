@@ -8,6 +8,7 @@
 //! | `acl.toml` | `portico acl`, `--provision` | the managed part of the host's ACL |
 //! | `console.json` | the running host | the owner console's address and token, 0600 |
 //! | `audit.jsonl` | the running host | the host's hash-chained audit log, 0600 |
+//! | `tickets.json` | the running host | ticket nonces that counted, account changes, 0600 |
 //! | `registration.toml` | the host | server, PeerId and Internet-ID of its registration |
 //! | `known_hosts.toml` | the viewer | host keys pinned on first use |
 //! | `servers.toml` | the viewer | server keys pinned at sign-in |
@@ -27,6 +28,8 @@ pub const ACL: &str = "acl.toml";
 pub const CONSOLE: &str = "console.json";
 /// The host's audit log.
 pub const AUDIT: &str = "audit.jsonl";
+/// The host's ticket memory: nonces of tickets that counted, account changes.
+pub const TICKETS: &str = "tickets.json";
 /// The host's registration record.
 pub const REGISTRATION: &str = "registration.toml";
 /// Host keys the viewer pinned.

@@ -57,15 +57,23 @@ pub enum Permission {
     View,
     /// Send mouse and keyboard input.
     Control,
-    /// Send files.
+    /// Send files to the host.
     Files,
     /// Sync clipboard text.
     Clipboard,
+    /// List the host's shared folders and download from them (not implied by `files`).
+    Browse,
 }
 
 impl Permission {
     /// Every permission, in display order.
-    pub const ALL: [Permission; 4] = [Self::View, Self::Control, Self::Files, Self::Clipboard];
+    pub const ALL: [Permission; 5] = [
+        Self::View,
+        Self::Control,
+        Self::Files,
+        Self::Clipboard,
+        Self::Browse,
+    ];
 
     fn bit(self) -> u8 {
         match self {
@@ -73,6 +81,7 @@ impl Permission {
             Self::Control => 2,
             Self::Files => 4,
             Self::Clipboard => 8,
+            Self::Browse => 16,
         }
     }
 
@@ -83,6 +92,7 @@ impl Permission {
             Self::Control => "control",
             Self::Files => "files",
             Self::Clipboard => "clipboard",
+            Self::Browse => "browse",
         }
     }
 }
@@ -100,7 +110,7 @@ impl Permissions {
     /// `view` and `control`: interactive.
     pub const INTERACTIVE: Self = Self(1 | 2);
     /// Everything.
-    pub const ALL: Self = Self(1 | 2 | 4 | 8);
+    pub const ALL: Self = Self(1 | 2 | 4 | 8 | 16);
 
     /// Holds `p`.
     pub fn has(self, p: Permission) -> bool {
@@ -177,7 +187,7 @@ impl fmt::Display for Permissions {
 
 /// A permission list that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown permission {0:?}: use view, control, files, clipboard (comma-separated)")]
+#[error("unknown permission {0:?}: use view, control, files, clipboard, browse (comma-separated)")]
 pub struct BadPermission(String);
 
 impl FromStr for Permissions {

@@ -3,7 +3,24 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
+
+/// The key an address is limited by: an IPv4 address itself, an IPv6 address's /64 (one
+/// subscriber holds a whole /64, so its addresses cost nothing to vary). IPv4-mapped IPv6
+/// addresses count as their IPv4 address.
+pub fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(Ipv6Addr::from(prefix))
+            }
+        },
+    }
+}
 
 /// Exponential backoff after failures (for logins: per IP and per account).
 ///
@@ -181,6 +198,18 @@ impl<K: Hash + Eq + Clone> TokenBucket<K> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ipv6_addresses_are_limited_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::7".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(limit_key(a), limit_key(b));
+        assert_ne!(limit_key(a), limit_key(c));
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(limit_key(v4), v4);
+        assert_eq!(limit_key("::ffff:192.0.2.7".parse().unwrap()), v4);
+    }
+
     use super::*;
 
     #[test]

@@ -15,6 +15,7 @@
 //! narrowed at once, and its pending service requests that lost their permission are denied.
 
 mod changes;
+mod memory;
 mod services;
 mod view;
 
@@ -32,6 +33,7 @@ use crate::wire::handshake::AccessRequest;
 use crate::wire::session::{ByeReason, Service};
 use crate::wire::signal::Change;
 
+pub use memory::{TicketMemory, MAX_USER_CHANGES};
 pub use view::{ConsoleState, PendingView, ServiceView, SessionView};
 
 /// Tickets checked per request at most.
@@ -44,9 +46,9 @@ pub const MAX_PENDING: usize = 32;
 pub const MAX_PENDING_PER_IP: usize = 4;
 /// Characters of a viewer's message kept for the owner.
 pub const MAX_MESSAGE_CHARS: usize = 500;
-/// Disabled users remembered (their older tickets are refused); the oldest is forgotten
-/// first, once its tickets have long expired.
-pub const MAX_REVOKED_USERS: usize = 4096;
+/// Requests through the relay that may wait for the owner at once, together: their
+/// address is only a PeerId, which costs nothing, so they share one pool.
+pub const MAX_PENDING_RELAYED: usize = 6;
 /// Ticket nonces remembered against replay.
 const REPLAY_CAPACITY: usize = 4096;
 
@@ -102,6 +104,18 @@ pub struct Refusal {
     pub code: String,
     /// Sentence for the viewer.
     pub message: String,
+}
+
+/// The key the per-address limit counts a request under: one shared pool for relayed
+/// viewers, an IPv6 address's /64, an IPv4 address (or whatever text the shell had).
+fn source_key(ip: &str, relayed: bool) -> String {
+    if relayed {
+        return "relayed".into();
+    }
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(addr) => crate::ratelimit::limit_key(addr).to_string(),
+        Err(_) => ip.to_string(),
+    }
 }
 
 impl Refusal {
@@ -168,6 +182,8 @@ pub enum Effect {
         /// Details.
         detail: String,
     },
+    /// The ticket memory changed ([`SessionTable::memory`]): write it to the data dir.
+    Remember,
 }
 
 /// A request waiting for the owner.
@@ -181,6 +197,8 @@ struct Pending {
     server_name: Option<String>,
     message: String,
     ip: String,
+    /// What the per-address limit counts it under ([`source_key`]).
+    source: String,
     relayed: bool,
     offered: Permissions,
     ticket: Option<Ticket>,
@@ -243,7 +261,7 @@ pub struct SessionTable {
     replay: ReplayCache,
     /// Users the server disabled, with when (Unix seconds): their tickets issued until then
     /// are refused, even the ones still within their lifetime.
-    revoked_users: BTreeMap<String, u64>,
+    user_changes: BTreeMap<String, u64>,
     /// Next request / session number (one counter: numbers never collide).
     next_id: u64,
     /// How long the owner has to answer.
@@ -276,7 +294,7 @@ impl SessionTable {
             acl,
             server: None,
             replay: ReplayCache::new(REPLAY_CAPACITY),
-            revoked_users: BTreeMap::new(),
+            user_changes: BTreeMap::new(),
             next_id: 1,
             owner_timeout,
             pending: BTreeMap::new(),
@@ -332,6 +350,20 @@ impl SessionTable {
             .map(|t| t.subject.user.clone())
             .unwrap_or_else(|| crate::text::clean(&req.display_name, crate::text::MAX_NAME_CHARS));
         let decision = self.policy(req.kind, inc.viewer, req.mode, ticket.as_ref(), now.unix);
+        let source = source_key(inc.ip, inc.relayed);
+        if matches!(decision, Decision::AskOwner { .. }) {
+            self.room_to_ask(&source, inc.relayed)?;
+        }
+        if !matches!(decision, Decision::Refuse(_)) {
+            if let Err(r) = self.spend_ticket(ticket.as_ref(), now.unix) {
+                let detail = format!(
+                    "{} {name} ({}) from {}: {}",
+                    req.kind, inc.viewer, inc.ip, r.message
+                );
+                self.audit("refused", detail);
+                return Err(r);
+            }
+        }
         match decision {
             Decision::Allow { permissions } => {
                 let detail = format!(
@@ -356,18 +388,6 @@ impl SessionTable {
                 Ok(Outcome::Granted(self.insert_live(live)))
             }
             Decision::AskOwner { permissions } => {
-                if self.pending.len() >= MAX_PENDING {
-                    return Err(Refusal::new(
-                        "busy",
-                        "too many requests are waiting for the owner; try again later",
-                    ));
-                }
-                if self.pending.values().filter(|q| q.ip == inc.ip).count() >= MAX_PENDING_PER_IP {
-                    return Err(Refusal::new(
-                        "busy",
-                        "too many requests from your address are waiting for the owner; try again later",
-                    ));
-                }
                 let id = self.id();
                 let message = crate::text::clean(&req.message, MAX_MESSAGE_CHARS);
                 self.audit(
@@ -396,6 +416,7 @@ impl SessionTable {
                         server_name: ticket.as_ref().map(|t| t.server_name.clone()),
                         message,
                         ip: inc.ip.to_string(),
+                        source,
                         relayed: inc.relayed,
                         offered: permissions,
                         ticket,
@@ -420,6 +441,28 @@ impl SessionTable {
                 Err(Refusal::new(reason.code(), reason.to_string()))
             }
         }
+    }
+
+    /// Room for one more request waiting for the owner, in all and from `source`.
+    fn room_to_ask(&self, source: &str, relayed: bool) -> Result<(), Refusal> {
+        if self.pending.len() >= MAX_PENDING {
+            return Err(Refusal::new(
+                "busy",
+                "too many requests are waiting for the owner; try again later",
+            ));
+        }
+        let cap = if relayed {
+            MAX_PENDING_RELAYED
+        } else {
+            MAX_PENDING_PER_IP
+        };
+        if self.pending.values().filter(|q| q.source == source).count() >= cap {
+            return Err(Refusal::new(
+                "busy",
+                "too many requests from your address are waiting for the owner; try again later",
+            ));
+        }
+        Ok(())
     }
 
     fn policy(
@@ -477,10 +520,11 @@ impl SessionTable {
         };
         let mut last = None;
         for t in req.tickets.iter().take(MAX_TICKETS) {
-            match ticket::verify(t, &server.key, &self.me, viewer, unix, &mut self.replay) {
-                Ok(t) if self.revoked(&t) => {
+            match ticket::verify(t, &server.key, &self.me, viewer, unix, &self.replay) {
+                Ok(t) if self.issued_before_change(&t) => {
                     last = Some(format!(
-                        "the account {} was disabled at the server after this ticket was issued",
+                        "the account {} changed at the server after this ticket was issued; \
+                         connect again for a new one",
                         t.subject.user
                     ))
                 }
@@ -492,11 +536,15 @@ impl SessionTable {
         Err(Refusal::new("bad_ticket", format!("ticket refused: {e}")))
     }
 
-    /// Whether the server disabled the ticket's user at or after the ticket's issue.
-    fn revoked(&self, t: &Ticket) -> bool {
-        self.revoked_users
-            .get(&t.subject.user)
-            .is_some_and(|&at| t.issued_at <= at)
+    /// A ticket counts from here on (the decision admits or asks the owner): its nonce is
+    /// remembered, within the cache's bounds.
+    fn spend_ticket(&mut self, ticket: Option<&Ticket>, unix: u64) -> Result<(), Refusal> {
+        let Some(t) = ticket else { return Ok(()) };
+        self.replay
+            .remember(t, unix)
+            .map_err(|e| Refusal::new("bad_ticket", format!("ticket refused: {e}")))?;
+        self.remembered();
+        Ok(())
     }
 
     /// The owner answers a pending request. An accept is checked again against the policy

@@ -152,6 +152,14 @@ pub enum TicketError {
     /// Too many live tickets to remember; refusing rather than forgetting.
     #[error("too many tickets in flight; try again in a minute")]
     ReplayCacheFull,
+    /// This account holds its whole share of the replay cache.
+    #[error(
+        "too many tickets of account {user} in flight at this host; try again in a few minutes"
+    )]
+    AccountBusy {
+        /// The account.
+        user: String,
+    },
     /// Not the kind of ticket this request needs.
     #[error("a {got:?} ticket cannot be used here")]
     WrongKind {
@@ -160,14 +168,36 @@ pub enum TicketError {
     },
 }
 
-/// Remembers nonces of accepted tickets until they expire. Bounded: when full of unexpired
-/// nonces it refuses new tickets ([`TicketError::ReplayCacheFull`]) instead of forgetting.
+/// Live nonces one account may hold in a host's replay cache: one account cannot fill the
+/// cache and lock everyone else out.
+pub const NONCES_PER_ACCOUNT: usize = 64;
+
+/// Remembers nonces of tickets a host admitted (or asked its owner about) until they
+/// expire. Bounded in all and per account: when full of unexpired nonces it refuses new
+/// tickets ([`TicketError::ReplayCacheFull`], [`TicketError::AccountBusy`]) instead of
+/// forgetting. [`verify`] only reads it; the host records a ticket with
+/// [`ReplayCache::remember`] once its decision admits or asks, so tickets the policy refuses
+/// cost the cache nothing.
 #[derive(Debug)]
 pub struct ReplayCache {
-    /// Nonce → expiry (Unix seconds).
-    seen: HashMap<Vec<u8>, u64>,
+    /// Nonce → expiry (Unix seconds) and account.
+    seen: HashMap<Vec<u8>, (u64, String)>,
+    /// Live nonces per account.
+    per_account: HashMap<String, usize>,
     /// Most nonces remembered at once.
     capacity: usize,
+}
+
+/// A remembered nonce, as a host keeps it across restarts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RememberedNonce {
+    /// The ticket's nonce.
+    #[serde(with = "serde_bytes")]
+    pub nonce: Vec<u8>,
+    /// Its expiry, Unix seconds.
+    pub expires_at: u64,
+    /// The account it was issued for.
+    pub account: String,
 }
 
 impl ReplayCache {
@@ -175,28 +205,84 @@ impl ReplayCache {
     pub fn new(capacity: usize) -> Self {
         Self {
             seen: HashMap::new(),
+            per_account: HashMap::new(),
             capacity,
         }
     }
 
-    /// Records `nonce` valid until `expires_at`; refuses one seen before.
-    pub fn check_and_insert(
-        &mut self,
-        nonce: &[u8],
-        expires_at: u64,
-        now: u64,
-    ) -> Result<(), TicketError> {
-        if self.seen.contains_key(nonce) {
+    /// Whether `nonce` was remembered.
+    pub fn contains(&self, nonce: &[u8]) -> bool {
+        self.seen.contains_key(nonce)
+    }
+
+    /// Records `ticket`'s nonce; refuses one seen before, or when the cache or the
+    /// account's share of it is full of nonces that have not expired.
+    pub fn remember(&mut self, ticket: &Ticket, now: u64) -> Result<(), TicketError> {
+        let account = &ticket.subject.user;
+        if self.seen.contains_key(&ticket.nonce) {
             return Err(TicketError::Replayed);
         }
-        if self.seen.len() >= self.capacity {
-            self.seen.retain(|_, exp| *exp + CLOCK_SKEW_SECS >= now);
+        let full = |c: &Self| {
+            c.seen.len() >= c.capacity
+                || c.per_account.get(account).copied().unwrap_or(0) >= NONCES_PER_ACCOUNT
+        };
+        if full(self) {
+            self.forget_expired(now);
             if self.seen.len() >= self.capacity {
                 return Err(TicketError::ReplayCacheFull);
             }
+            if full(self) {
+                return Err(TicketError::AccountBusy {
+                    user: account.clone(),
+                });
+            }
         }
-        self.seen.insert(nonce.to_vec(), expires_at);
+        self.seen
+            .insert(ticket.nonce.clone(), (ticket.expires_at, account.clone()));
+        *self.per_account.entry(account.clone()).or_default() += 1;
         Ok(())
+    }
+
+    fn forget_expired(&mut self, now: u64) {
+        let per_account = &mut self.per_account;
+        self.seen.retain(|_, (exp, account)| {
+            let live = *exp + CLOCK_SKEW_SECS >= now;
+            if !live {
+                if let Some(n) = per_account.get_mut(account) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+            live
+        });
+        self.per_account.retain(|_, n| *n > 0);
+    }
+
+    /// The live nonces, to keep across a restart.
+    pub fn entries(&self, now: u64) -> Vec<RememberedNonce> {
+        self.seen
+            .iter()
+            .filter(|(_, (exp, _))| *exp + CLOCK_SKEW_SECS >= now)
+            .map(|(nonce, (expires_at, account))| RememberedNonce {
+                nonce: nonce.clone(),
+                expires_at: *expires_at,
+                account: account.clone(),
+            })
+            .collect()
+    }
+
+    /// Takes back nonces kept across a restart (expired ones and any beyond the bounds
+    /// are dropped: they are refused as expired anyway, or the file was not ours).
+    pub fn restore(&mut self, entries: Vec<RememberedNonce>, now: u64) {
+        for e in entries {
+            let live = e.expires_at + CLOCK_SKEW_SECS >= now
+                && e.expires_at.saturating_sub(now) <= MAX_LIFETIME_SECS + CLOCK_SKEW_SECS;
+            let room = self.seen.len() < self.capacity
+                && self.per_account.get(&e.account).copied().unwrap_or(0) < NONCES_PER_ACCOUNT;
+            if live && room && e.nonce.len() <= 64 && !self.seen.contains_key(&e.nonce) {
+                *self.per_account.entry(e.account.clone()).or_default() += 1;
+                self.seen.insert(e.nonce, (e.expires_at, e.account));
+            }
+        }
     }
 
     /// Nonces currently remembered.
@@ -267,14 +353,16 @@ pub fn open(signed: &SignedTicket, server_key: &PublicKey) -> Result<Ticket, Tic
 }
 
 /// Verifies a ticket presented to host `me` by viewer `holder`: signature by the pinned
-/// server key, audience, holder, validity window and replay. Returns the ticket's contents.
+/// server key, audience, holder, validity window, and that `replay` has not seen it.
+/// Returns the ticket's contents; the caller records it with [`ReplayCache::remember`] when
+/// it lets the ticket count.
 pub fn verify(
     signed: &SignedTicket,
     server_key: &PublicKey,
     me: &PeerId,
     holder: &PeerId,
     now: u64,
-    replay: &mut ReplayCache,
+    replay: &ReplayCache,
 ) -> Result<Ticket, TicketError> {
     let ticket = open(signed, server_key)?;
     if ticket.audience != WirePeerId::from(*me) {
@@ -301,7 +389,9 @@ pub fn verify(
             now,
         });
     }
-    replay.check_and_insert(&ticket.nonce, ticket.expires_at, now)?;
+    if replay.contains(&ticket.nonce) {
+        return Err(TicketError::Replayed);
+    }
     Ok(ticket)
 }
 
@@ -367,6 +457,12 @@ mod tests {
         let signed = sign(&t, &f.server).unwrap();
         let mut cache = ReplayCache::new(16);
         assert_eq!(check(&f, &signed, NOW + 10, &mut cache).unwrap(), t);
+        assert_eq!(
+            check(&f, &signed, NOW + 10, &mut cache).unwrap(),
+            t,
+            "not remembered yet"
+        );
+        cache.remember(&t, NOW + 10).unwrap();
         assert_eq!(
             check(&f, &signed, NOW + 11, &mut cache),
             Err(TicketError::Replayed)
@@ -469,23 +565,63 @@ mod tests {
         ));
     }
 
+    fn nonce_of(account: &str, nonce: &[u8], expires_at: u64) -> Ticket {
+        let f = fixture();
+        let mut t = ticket(&f);
+        t.subject.user = account.into();
+        t.nonce = nonce.to_vec();
+        t.expires_at = expires_at;
+        t
+    }
+
     #[test]
     fn replay_cache_is_bounded_and_forgets_only_expired() {
         let mut cache = ReplayCache::new(2);
-        cache.check_and_insert(b"a", NOW + 10, NOW).unwrap();
-        cache.check_and_insert(b"b", NOW + 1000, NOW).unwrap();
+        cache.remember(&nonce_of("a", b"a", NOW + 10), NOW).unwrap();
+        cache
+            .remember(&nonce_of("a", b"b", NOW + 1000), NOW)
+            .unwrap();
         assert_eq!(
-            cache.check_and_insert(b"c", NOW + 10, NOW),
+            cache.remember(&nonce_of("b", b"c", NOW + 10), NOW),
             Err(TicketError::ReplayCacheFull)
         );
         // Once "a" is past expiry (plus skew) it can be forgotten to make room.
+        let later = NOW + 10 + CLOCK_SKEW_SECS + 1;
         cache
-            .check_and_insert(b"c", NOW + 500, NOW + 10 + CLOCK_SKEW_SECS + 1)
+            .remember(&nonce_of("b", b"c", NOW + 500), later)
             .unwrap();
         assert_eq!(cache.len(), 2);
         assert_eq!(
-            cache.check_and_insert(b"b", NOW + 1000, NOW + 100),
+            cache.remember(&nonce_of("a", b"b", NOW + 1000), NOW + 100),
             Err(TicketError::Replayed)
         );
+        // Kept across a restart: the live ones come back, refused again.
+        let mut again = ReplayCache::new(2);
+        again.restore(cache.entries(later), later);
+        assert!(again.contains(b"b") && again.contains(b"c") && !again.contains(b"a"));
+    }
+
+    #[test]
+    fn one_account_cannot_fill_the_cache() {
+        let mut cache = ReplayCache::new(4 * NONCES_PER_ACCOUNT);
+        for i in 0..NONCES_PER_ACCOUNT as u32 {
+            cache
+                .remember(&nonce_of("mallory", &i.to_be_bytes(), NOW + 300), NOW)
+                .unwrap();
+        }
+        assert_eq!(
+            cache.remember(&nonce_of("mallory", b"one more", NOW + 300), NOW),
+            Err(TicketError::AccountBusy {
+                user: "mallory".into()
+            })
+        );
+        cache
+            .remember(&nonce_of("alice", b"alice's", NOW + 300), NOW)
+            .unwrap();
+        // Mallory's share frees up as the nonces expire.
+        let later = NOW + 300 + CLOCK_SKEW_SECS + 1;
+        cache
+            .remember(&nonce_of("mallory", b"one more", later + 300), later)
+            .unwrap();
     }
 }

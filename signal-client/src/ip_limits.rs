@@ -66,16 +66,20 @@ impl IpLimits {
     }
 }
 
-/// The address a direct connection comes from; `None` for relayed ones.
+/// The address a direct connection is limited by (an IPv6 address's /64); `None` for
+/// relayed ones.
 fn ip_of(remote: &Multiaddr) -> Option<IpAddr> {
     if remote.iter().any(|p| matches!(p, Protocol::P2pCircuit)) {
         return None;
     }
-    remote.iter().find_map(|p| match p {
-        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
-        _ => None,
-    })
+    remote
+        .iter()
+        .find_map(|p| match p {
+            Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+            Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+            _ => None,
+        })
+        .map(portico_core::ratelimit::limit_key)
 }
 
 impl NetworkBehaviour for IpLimits {

@@ -19,6 +19,8 @@ fn event() -> SignalRequest {
             user: "ann".into(),
             groups: vec![],
             disabled: true,
+            force_server_security: false,
+            changed_at: 0,
         },
     })
 }

@@ -173,7 +173,7 @@ pub fn execute(ctx: &AdminContext<'_>, cmd: AdminCommand) -> (AdminReply, Vec<Se
             .map(|change| {
                 Ok(ServerEvent {
                     seq: ctx.store.next_state_version()?,
-                    change,
+                    change: stamp(ctx, change)?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -210,7 +210,29 @@ fn user_change(u: &crate::store::User, deleted: bool) -> Change {
             u.groups.iter().cloned().collect()
         },
         disabled: deleted || u.disabled,
+        force_server_security: u.force_server_security,
+        changed_at: 0,
     }
+}
+
+/// A change to an account is dated now, in the event and in the account (a deleted one has
+/// no record left): hosts refuse the account's tickets issued until then, and the server
+/// issues later ones after it.
+fn stamp(ctx: &AdminContext<'_>, mut change: Change) -> Result<Change, StoreError> {
+    if let Change::User {
+        user, changed_at, ..
+    } = &mut change
+    {
+        *changed_at = ctx.now;
+        match ctx.store.update_user(user, |u| {
+            u.changed_at = ctx.now;
+            Ok(())
+        }) {
+            Ok(_) | Err(StoreError::NoSuchUser(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(change)
 }
 
 fn run(ctx: &AdminContext<'_>, cmd: AdminCommand) -> Result<Outcome, AdminError> {

@@ -42,6 +42,8 @@ pub struct Metrics {
     pub(crate) circuits_total: Counter,
     /// Relay reservations held now.
     pub(crate) reservations: Gauge,
+    /// Registrations refused because the same host key was online from another address.
+    pub(crate) duplicate_keys: Counter,
 }
 
 impl Metrics {
@@ -82,6 +84,11 @@ impl Metrics {
             "portico_relay_reservations",
             "Relay reservations held now",
             self.reservations.clone(),
+        );
+        r.register(
+            "portico_duplicate_host_keys",
+            "Registrations refused: the host key was online from another address",
+            self.duplicate_keys.clone(),
         );
     }
 

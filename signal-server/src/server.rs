@@ -348,12 +348,15 @@ struct Loop {
     admin_rx: mpsc::Receiver<AdminRequest>,
 }
 
+/// The caller's address as limits and the audit see it (an IPv6 address's /64).
 fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
-    addr.iter().find_map(|p| match p {
-        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
-        _ => None,
-    })
+    addr.iter()
+        .find_map(|p| match p {
+            Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+            Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+            _ => None,
+        })
+        .map(portico_core::ratelimit::limit_key)
 }
 
 impl Loop {
@@ -486,7 +489,9 @@ impl Loop {
                     request, channel, ..
                 } => {
                     let ip = self.remote.get(&connection_id).and_then(ip_of);
-                    let response = self.state.handle(peer, ip, request);
+                    let response = self
+                        .state
+                        .handle(peer, ip, request, std::time::Instant::now());
                     if std::mem::take(&mut self.state.unflushed) {
                         self.durable.push(&self.state.store, (channel, response));
                     } else if self

@@ -225,9 +225,11 @@ async fn register_lookup_login_tickets() {
         &host_id.peer_id(),
         &viewer_id.peer_id(),
         now,
-        &mut cache,
+        &cache,
     )
     .unwrap();
+    // The host remembers a ticket once it lets it count; then it is a replay.
+    cache.remember(&verified, now).unwrap();
     assert_eq!(verified.subject.user, "alice");
     assert_eq!(verified.subject.groups, vec!["Sales".to_string()]);
     assert_eq!(verified.server_name, "hq");
@@ -238,7 +240,7 @@ async fn register_lookup_login_tickets() {
         &host_id.peer_id(),
         &viewer_id.peer_id(),
         now,
-        &mut cache
+        &cache
     )
     .is_err());
     // Another host would refuse it.
@@ -248,7 +250,7 @@ async fn register_lookup_login_tickets() {
         &PeerId::random(),
         &viewer_id.peer_id(),
         now,
-        &mut ReplayCache::new(4)
+        &ReplayCache::new(4)
     )
     .is_err());
 
@@ -281,7 +283,7 @@ async fn register_lookup_login_tickets() {
         &host_id.peer_id(),
         &viewer_id.peer_id(),
         portico_signal_now(),
-        &mut cache,
+        &cache,
     )
     .unwrap();
     assert_eq!(v.kind, TicketKind::Visitor);
@@ -482,12 +484,19 @@ async fn hosts_hear_group_user_and_flag_changes() {
         .await
         .unwrap()
         .unwrap();
+    // Dated by the server, so hosts refuse alice's tickets from before it.
+    let Change::User { changed_at, .. } = ev.change else {
+        panic!("{:?}", ev.change)
+    };
+    assert!(changed_at > 1_700_000_000);
     assert_eq!(
         ev.change,
         Change::User {
             user: "alice".into(),
             groups: vec![],
-            disabled: false
+            disabled: false,
+            force_server_security: false,
+            changed_at,
         }
     );
 

@@ -56,9 +56,10 @@ impl Browsing {
         let roots = self.roots.clone();
         if !b.get {
             let path = b.path.clone();
-            let listed = tokio::task::spawn_blocking(move || roots.list(&path))
-                .await
-                .unwrap_or_else(|e| Err(format!("the listing stopped: {e}")));
+            let listed =
+                tokio::task::spawn_blocking(move || roots.list(&path).map_err(|e| e.to_string()))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the listing stopped: {e}")));
             let audit = format!(
                 "{} ({})",
                 b.path,
@@ -87,9 +88,10 @@ impl Browsing {
             return Ok(("download_refused", b.path));
         }
         let path = b.path.clone();
-        let opened = tokio::task::spawn_blocking(move || roots.open(&path))
-            .await
-            .unwrap_or_else(|e| Err(format!("opening stopped: {e}")));
+        let opened =
+            tokio::task::spawn_blocking(move || roots.open(&path).map_err(|e| e.to_string()))
+                .await
+                .unwrap_or_else(|e| Err(format!("opening stopped: {e}")));
         let (file, total) = match opened {
             Ok(f) => f,
             Err(e) => {

@@ -25,13 +25,13 @@ pub(crate) enum Gate {
 }
 
 impl HostSession {
-    /// A `Browse` from the viewer: refused without `files`; for guests and visitors the
+    /// A `Browse` from the viewer: refused without `browse`; for guests and visitors the
     /// owner is asked once per session; otherwise handed to the shell.
     pub(super) fn browse_in(&mut self, b: Browse) -> Result<(), SessionError> {
-        if !self.permissions.has(Permission::Files) {
+        if !self.permissions.has(Permission::Browse) {
             return self.browse_refused(
                 &b,
-                "this session may not browse files (it needs the files permission)",
+                "this session may not browse files (it needs the browse permission)",
             );
         }
         if !self.confirm {
@@ -63,7 +63,7 @@ impl HostSession {
 
     /// The owner's answer about browsing: the waiting requests go ahead or are refused.
     pub(super) fn browse_answered(&mut self, allowed: bool) -> Result<(), SessionError> {
-        let allowed = allowed && self.permissions.has(Permission::Files);
+        let allowed = allowed && self.permissions.has(Permission::Browse);
         let waiting = match std::mem::take(&mut self.browse) {
             Gate::Asked(q) => q,
             other => {
@@ -106,16 +106,16 @@ impl HostSession {
     }
 
     /// A chunk of a download; `false` when the session may no longer have it (it lost
-    /// `files`, or ended): the shell stops reading, the viewer is told why.
+    /// `browse`, or ended): the shell stops reading, the viewer is told why.
     pub fn download(&mut self, d: Download) -> Result<bool, SessionError> {
         if !self.is_live() {
             return Ok(false);
         }
-        if !self.permissions.has(Permission::Files) {
+        if !self.permissions.has(Permission::Browse) {
             self.download_end(DownloadEnd {
                 req: d.req,
                 sha256: None,
-                error: Some("the session lost the files permission".into()),
+                error: Some("the session lost the browse permission".into()),
             })?;
             return Ok(false);
         }

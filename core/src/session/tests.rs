@@ -524,17 +524,20 @@ fn a_move_hands_over_tokens_and_marks_the_last_message_of_each_side() {
 }
 
 #[test]
-fn browsing_needs_files_and_for_guests_the_owners_yes_once_per_session() {
+fn browsing_needs_browse_and_for_guests_the_owners_yes_once_per_session() {
+    use crate::policy::Permission;
     use crate::wire::session::Service;
-    // No files permission: refused at once, nothing reaches the shell.
-    let mut p = Pair::live(Permissions::VIEW_ONLY, false);
+    // Without `browse` (even with `files`, which is for sending): refused at once, nothing
+    // reaches the shell.
+    let files_only = Permissions::VIEW_ONLY.with(Permission::Files);
+    let mut p = Pair::live(files_only, false);
     p.viewer.browse(1, "/home", false).unwrap();
     p.pump();
     assert!(p.host_events().is_empty());
     match p.viewer_events().as_slice() {
         [ViewerEvent::Listing(l)] => {
             assert_eq!(l.req, 1);
-            assert!(l.error.as_deref().unwrap().contains("files permission"));
+            assert!(l.error.as_deref().unwrap().contains("browse permission"));
         }
         other => panic!("{other:?}"),
     }
@@ -570,9 +573,11 @@ fn browsing_needs_files_and_for_guests_the_owners_yes_once_per_session() {
         matches!(told.as_slice(), [ViewerEvent::DownloadEnd(e), ViewerEvent::Listing(l)] if e.error.is_some() && l.error.as_deref() == Some("the owner refused browsing")),
         "{told:?}"
     );
-    // A download stops when the session loses `files`.
+    // A download stops when the session loses `browse`.
     let mut p = Pair::live(Permissions::ALL, false);
-    p.host.set_permissions(Permissions::VIEW_ONLY).unwrap();
+    p.host
+        .set_permissions(Permissions::ALL.without(Permission::Browse))
+        .unwrap();
     let chunk = crate::wire::session::Download {
         req: 9,
         offset: 0,

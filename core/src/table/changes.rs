@@ -1,7 +1,9 @@
 //! The owner's and the server's changes to the table, and the re-check that keeps every live
 //! session in step with the policy.
 
+use super::services::keys_where;
 use super::*;
+use crate::policy::RefuseReason;
 
 impl SessionTable {
     /// The viewer left while waiting: its request leaves the owner's list.
@@ -81,28 +83,40 @@ impl SessionTable {
         self.recheck(now);
     }
 
-    /// The server reports a change about a user: new groups, or disabled.
+    /// The server reports a change about a user: new groups, disabled, or forced to come
+    /// in only as a server user. Tickets of that account issued until the change are
+    /// refused from now on; live sessions and requests waiting for the owner take the
+    /// server's word at once (a disabled account's end, the others are re-checked).
     pub fn server_change(&mut self, now: Clock, change: &Change) {
         if let Change::User {
             user,
             groups,
             disabled,
+            force_server_security,
+            changed_at,
         } = change
         {
-            if *disabled {
-                self.remember_revoked(user, now.unix);
-            }
+            // A server that does not say when: the host's clock (the event is fresh).
+            let at = if *changed_at == 0 {
+                now.unix
+            } else {
+                *changed_at
+            };
+            self.note_user_change(user, at, now.unix);
+            let update = |t: &mut crate::ticket::Ticket| {
+                // The ticket's groups were true at issue time; the server's word is newer.
+                t.subject.groups = groups.clone();
+                t.subject.force_server_security |= *force_server_security;
+            };
             let mut gone = Vec::new();
             for (id, s) in self.sessions.iter_mut() {
-                let Some(t) = s.ticket.as_mut() else { continue };
-                if t.subject.user != *user {
+                let Some(t) = s.ticket.as_mut().filter(|t| t.subject.user == *user) else {
                     continue;
-                }
+                };
                 if *disabled {
                     gone.push(*id);
                 } else {
-                    // The ticket's groups were true at issue time; the server's word is newer.
-                    t.subject.groups = groups.clone();
+                    update(t);
                 }
             }
             for id in gone {
@@ -116,8 +130,33 @@ impl SessionTable {
                     "access revoked: your account was disabled".into(),
                 );
             }
+            let waiting = keys_where(&self.pending, |p| {
+                p.ticket.as_ref().is_some_and(|t| t.subject.user == *user)
+            });
+            for id in waiting {
+                if *disabled {
+                    self.refuse_pending(id, "revoked", "access revoked: your account was disabled");
+                } else if let Some(t) = self.pending.get_mut(&id).and_then(|p| p.ticket.as_mut()) {
+                    update(t);
+                }
+            }
         }
         self.recheck(now);
+    }
+
+    /// Refuses a request that waits for the owner.
+    pub(super) fn refuse_pending(&mut self, request_id: u64, code: &str, why: &str) {
+        if let Some(p) = self.pending.remove(&request_id) {
+            self.audit(
+                "refused",
+                format!("request {request_id} from {} ({}): {why}", p.name, p.viewer),
+            );
+            self.effects.push_back(Effect::Answered {
+                request_id,
+                result: Err(Refusal::new(code, why)),
+            });
+            self.changed();
+        }
     }
 
     /// The server users of live sessions (each once): a host that missed server events
@@ -131,23 +170,6 @@ impl SessionTable {
         users.sort();
         users.dedup();
         users
-    }
-
-    /// Remembers that `user` was disabled at `unix`: tickets issued until then are refused.
-    fn remember_revoked(&mut self, user: &str, unix: u64) {
-        if self.revoked_users.len() >= super::MAX_REVOKED_USERS
-            && !self.revoked_users.contains_key(user)
-        {
-            if let Some(oldest) = self
-                .revoked_users
-                .iter()
-                .min_by_key(|(_, at)| **at)
-                .map(|(u, _)| u.clone())
-            {
-                self.revoked_users.remove(&oldest);
-            }
-        }
-        self.revoked_users.insert(user.to_string(), unix);
     }
 
     /// A session ended on its own (viewer left, stream broke).
@@ -178,6 +200,20 @@ impl SessionTable {
     /// Re-evaluates every live session against the policy as it is now: refused sessions
     /// end, the rest get `policy ∩ ceiling ∩ owner switch` (narrowed or restored).
     pub(super) fn recheck(&mut self, now: Clock) {
+        // Requests waiting for the owner that the policy now refuses are refused at once.
+        let refused: Vec<(u64, RefuseReason)> = self
+            .pending
+            .iter()
+            .filter_map(|(id, p)| {
+                match self.policy(p.kind, p.viewer, p.mode, p.ticket.as_ref(), now.unix) {
+                    Decision::Refuse(reason) => Some((*id, reason)),
+                    _ => None,
+                }
+            })
+            .collect();
+        for (id, reason) in refused {
+            self.refuse_pending(id, reason.code(), &reason.to_string());
+        }
         let mut ended = Vec::new();
         let mut changed = Vec::new();
         for (id, s) in &self.sessions {

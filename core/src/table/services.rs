@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::*;
 
 /// The keys of `map` whose values satisfy `pred`, in order.
-fn keys_where<V>(map: &BTreeMap<u64, V>, pred: impl Fn(&V) -> bool) -> Vec<u64> {
+pub(super) fn keys_where<V>(map: &BTreeMap<u64, V>, pred: impl Fn(&V) -> bool) -> Vec<u64> {
     map.iter()
         .filter(|(_, v)| pred(v))
         .map(|(k, _)| *k)
@@ -139,7 +139,8 @@ impl SessionTable {
     pub(super) fn deny_lost_services(&mut self) {
         let ids = keys_where(&self.services, |r| {
             let need = match r.service {
-                Service::File | Service::Browse => Permission::Files,
+                Service::File => Permission::Files,
+                Service::Browse => Permission::Browse,
                 Service::Clipboard => Permission::Clipboard,
             };
             !self

@@ -79,6 +79,18 @@ impl Harness {
         mode: RequestedMode,
         tickets: Vec<crate::ticket::SignedTicket>,
     ) -> Result<Outcome, Refusal> {
+        self.request_via(ip, false, viewer, kind, mode, tickets)
+    }
+
+    fn request_via(
+        &mut self,
+        ip: &str,
+        relayed: bool,
+        viewer: PeerId,
+        kind: AccessKind,
+        mode: RequestedMode,
+        tickets: Vec<crate::ticket::SignedTicket>,
+    ) -> Result<Outcome, Refusal> {
         let req = AccessRequest {
             kind,
             display_name: "Gus".into(),
@@ -93,7 +105,7 @@ impl Harness {
             Incoming {
                 viewer,
                 ip,
-                relayed: false,
+                relayed,
                 request: &req,
             },
         )
@@ -134,11 +146,19 @@ impl Harness {
         crate::ticket::sign(&t, &self.server).unwrap()
     }
 
+    fn visitor_ticket(&self, viewer: PeerId, user: &str) -> crate::ticket::SignedTicket {
+        let mut t =
+            crate::ticket::open(&self.user_ticket(viewer, user, &[]), &self.server.public())
+                .unwrap();
+        t.kind = TicketKind::Visitor;
+        crate::ticket::sign(&t, &self.server).unwrap()
+    }
+
     /// Effects so far, without audit lines.
     fn effects(&mut self) -> Vec<Effect> {
         let mut out = Vec::new();
         while let Some(e) = self.table.poll_effect() {
-            if !matches!(e, Effect::Audit { .. }) {
+            if !matches!(e, Effect::Audit { .. } | Effect::Remember) {
                 out.push(e);
             }
         }
@@ -253,7 +273,7 @@ fn owner_answers() {
         (
             OwnerAnswer::Accept,
             RequestedMode::Interactive,
-            Ok("view,control,files,clipboard"),
+            Ok("view,control,files,clipboard,browse"),
         ),
         (
             OwnerAnswer::AcceptViewOnly,
@@ -361,13 +381,14 @@ fn an_accept_is_checked_against_switches_changed_while_waiting() {
     let mut h = Harness::new(GUESTS_ON, vec![]);
     let id = pending(h.guest());
     let now = h.now();
+    // The switch refuses the waiting request at once; the owner's late accept finds none.
     h.table.set_sharing(now, Some(false), None);
-    h.table.answer(now, id, OwnerAnswer::Accept, None).unwrap();
     let e = h.effects();
     assert!(
         matches!(&e[..], [Effect::Answered { result: Err(r), .. }] if r.code == "guest_sharing_off"),
         "{e:?}"
     );
+    assert!(h.table.answer(now, id, OwnerAnswer::Accept, None).is_err());
     assert!(h.table.view(now).sessions.is_empty());
 }
 

@@ -193,6 +193,15 @@ pub enum Change {
         groups: Vec<String>,
         /// Disabled or deleted.
         disabled: bool,
+        /// The account may only come in as a server user (live guest or visitor sessions
+        /// of it end).
+        #[serde(default)]
+        force_server_security: bool,
+        /// When the change was made, by the server's clock (Unix seconds): hosts refuse
+        /// this account's tickets issued at or before it (the server issues later tickets
+        /// after it). 0 from servers that do not say.
+        #[serde(default)]
+        changed_at: u64,
     },
     /// The host's node flags changed.
     Node {

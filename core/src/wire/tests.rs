@@ -75,6 +75,8 @@ fn signal_requests() -> Vec<SignalRequest> {
                 user: "alice".into(),
                 groups: vec!["Sales".into()],
                 disabled: false,
+                force_server_security: true,
+                changed_at: 1_800_000_000,
             },
         }),
         SignalRequest::CheckPrincipals(CheckPrincipals {
@@ -146,6 +148,8 @@ fn signal_responses() -> Vec<SignalResponse> {
                 user: "alice".into(),
                 groups: vec!["Sales".into()],
                 disabled: true,
+                force_server_security: false,
+                changed_at: 1_800_000_000,
             }],
         }),
     ]

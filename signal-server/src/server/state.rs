@@ -38,6 +38,8 @@ pub(crate) fn unix_now() -> u64 {
 }
 
 mod hosts;
+#[cfg(test)]
+mod tests;
 
 /// The server's state.
 pub(crate) struct State {
@@ -49,8 +51,8 @@ pub(crate) struct State {
     pub(crate) store: Store,
     /// Registered hosts, shared with the relay's reservation gate.
     pub(crate) registered: Arc<RwLock<HashSet<PeerId>>>,
-    /// Last heartbeat per host.
-    presence: HashMap<PeerId, Instant>,
+    /// Last heartbeat per host, and the address it came from.
+    presence: HashMap<PeerId, Presence>,
     /// Hosts holding a relay reservation now.
     pub(crate) reservations: HashSet<PeerId>,
     /// Addresses viewers should use to reach this server.
@@ -65,6 +67,9 @@ pub(crate) struct State {
     request_rate: TokenBucket<PeerId>,
     /// The same requests per IP address (PeerIds are free; addresses are not).
     ip_rate: TokenBucket<IpAddr>,
+    /// Tickets per account per host: an account cannot mint a pile of tickets for one
+    /// host (each one a nonce the host must remember).
+    ticket_rate: TokenBucket<(String, PeerId)>,
     /// Hash checked when the user does not exist, so timing does not tell.
     dummy_hash: String,
     /// Prometheus metrics.
@@ -72,6 +77,15 @@ pub(crate) struct State {
     /// The answer just made acknowledges a write that must survive a crash (a new host
     /// enrolled): the event loop sends it only after a flush.
     pub(crate) unflushed: bool,
+}
+
+/// A host's last sign of life.
+#[derive(Debug, Clone, Copy)]
+struct Presence {
+    /// Its last registration or heartbeat.
+    at: Instant,
+    /// The address that came from.
+    ip: Option<IpAddr>,
 }
 
 fn err(code: ErrorCode, message: impl Into<String>) -> SignalResponse {
@@ -88,6 +102,10 @@ fn internal(e: StoreError) -> SignalResponse {
 }
 
 type Reply = Result<SignalResponse, SignalResponse>;
+
+/// Tickets one account may fetch for one host at once, then one per 3 s.
+const TICKET_BURST: u32 = 12;
+const TICKETS_PER_SEC: f64 = 1.0 / 3.0;
 
 /// The longest password a sign-in may carry (argon2 reads all of it).
 const MAX_PASSWORD_LEN: usize = 1024;
@@ -137,6 +155,7 @@ impl State {
                 config.rate.per_ip_per_sec,
                 100_000,
             ),
+            ticket_rate: TokenBucket::new(TICKET_BURST, TICKETS_PER_SEC, 100_000),
             registered: Arc::new(RwLock::new(registered)),
             presence: HashMap::new(),
             reservations: HashSet::new(),
@@ -154,7 +173,7 @@ impl State {
         let window = Duration::from_secs(u64::from(self.config.heartbeat_secs) * 3);
         self.presence
             .get(peer)
-            .is_some_and(|t| t.elapsed() < window)
+            .is_some_and(|p| p.at.elapsed() < window)
     }
 
     /// The connected peers that are registered hosts (event recipients).
@@ -184,11 +203,11 @@ impl State {
         peer: PeerId,
         ip: Option<IpAddr>,
         req: SignalRequest,
+        now: Instant,
     ) -> SignalResponse {
-        let now = Instant::now();
         let result = match req {
             SignalRequest::Register(r) => self.register(peer, ip, r, now),
-            SignalRequest::Heartbeat(h) => self.heartbeat(peer, h, now),
+            SignalRequest::Heartbeat(h) => self.heartbeat(peer, ip, h, now),
             SignalRequest::Lookup(l) => {
                 self.rate(peer, ip, now).and_then(|()| self.lookup(peer, l))
             }
@@ -201,13 +220,19 @@ impl State {
                     "server error: login routed wrongly",
                 ))
             }
-            SignalRequest::Logout(l) => self.logout(peer, l),
-            SignalRequest::ListNodes(l) => self.list_nodes(peer, l),
+            // Every request a stranger can send costs a token: these read the store too.
+            SignalRequest::Logout(l) => {
+                self.rate(peer, ip, now).and_then(|()| self.logout(peer, l))
+            }
+            SignalRequest::ListNodes(l) => self
+                .rate(peer, ip, now)
+                .and_then(|()| self.list_nodes(peer, l)),
             SignalRequest::IssueTicket(t) => self
                 .rate(peer, ip, now)
-                .and_then(|()| self.issue_ticket(peer, t)),
+                .and_then(|()| self.issue_ticket(peer, t, now)),
             SignalRequest::WhoAmI(w) => self
-                .session(peer, &w.session)
+                .rate(peer, ip, now)
+                .and_then(|()| self.session(peer, &w.session))
                 .map(|(s, u)| self.logged_in(&w.session, &s, &u)),
             SignalRequest::Event(_) => {
                 Err(err(ErrorCode::BadRequest, "only the server sends events"))
@@ -520,10 +545,19 @@ impl State {
         Ok(SignalResponse::Nodes(Nodes { entries }))
     }
 
-    fn issue_ticket(&mut self, peer: PeerId, t: IssueTicket) -> Reply {
+    fn issue_ticket(&mut self, peer: PeerId, t: IssueTicket, at: Instant) -> Reply {
         let (_, user) = self.session(peer, &t.session)?;
         let host =
             PeerId::try_from(&t.host).map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
+        self.ticket_rate
+            .try_take(&(user.name.clone(), host), at)
+            .map_err(|r| {
+                SignalResponse::Error(SignalError {
+                    code: ErrorCode::RateLimited,
+                    message: format!("too many tickets for that host: {r}"),
+                    retry_after_ms: Some(r.retry_after.as_millis() as u64),
+                })
+            })?;
         let record = self
             .store
             .host(&host.to_string())
@@ -555,7 +589,8 @@ impl State {
                 ))
             }
         }
-        let now = unix_now();
+        // Strictly after the account's last change: hosts refuse tickets from before it.
+        let now = unix_now().max(user.changed_at + 1);
         let ticket = Ticket {
             version: TICKET_VERSION,
             kind: t.kind,

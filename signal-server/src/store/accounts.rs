@@ -22,6 +22,10 @@ pub struct User {
     pub force_server_security: bool,
     /// Groups the user belongs to.
     pub groups: BTreeSet<String>,
+    /// When an admin last changed what the account may do (groups, disabled, forced), Unix
+    /// seconds: tickets are issued after it, and hosts refuse older ones.
+    #[serde(default)]
+    pub changed_at: u64,
 }
 
 /// A group of users.
@@ -101,6 +105,7 @@ impl Store {
             disabled: false,
             force_server_security,
             groups: BTreeSet::new(),
+            changed_at: 0,
         };
         put(&self.users, name.as_bytes(), &user)?;
         Ok(user)

@@ -355,6 +355,7 @@ fn end_to_end(w: u32, h: u32, moving: bool, secs: f64, fps: u32) -> anyhow::Resu
                 lan_name: "bench".into(),
                 notifications: false,
                 browse_roots: Vec::new(),
+                private_files: Vec::new(),
             };
             match host::start(host_id, config).await {
                 Ok(h) => {

@@ -7,7 +7,7 @@ use std::time::Instant;
 use libp2p::PeerId;
 use portico_core::wire::signal::*;
 
-use super::{clean_addrs, err, fmt_ip, internal, unix_now, Reply, State, MAX_AGENT_LEN};
+use super::{clean_addrs, err, fmt_ip, internal, unix_now, Presence, Reply, State, MAX_AGENT_LEN};
 use crate::store::{HostRecord, NodePath, PendingHost, PendingLimits, StoreError};
 
 impl State {
@@ -19,6 +19,7 @@ impl State {
         now: Instant,
     ) -> Reply {
         let addrs = clean_addrs(r.addrs)?;
+        self.same_key_elsewhere(peer, ip, now)?;
         let agent = portico_core::text::clean(&r.agent, MAX_AGENT_LEN);
         let known = self
             .store
@@ -36,7 +37,7 @@ impl State {
                 self.metrics.registered.set(set.len() as i64);
             }
         }
-        self.presence.insert(peer, now);
+        self.presence.insert(peer, Presence { at: now, ip });
         self.metrics.online.set(self.presence.len() as i64);
         let flags = self
             .store
@@ -176,7 +177,14 @@ impl State {
         }
     }
 
-    pub(super) fn heartbeat(&mut self, peer: PeerId, h: Heartbeat, now: Instant) -> Reply {
+    pub(super) fn heartbeat(
+        &mut self,
+        peer: PeerId,
+        ip: Option<IpAddr>,
+        h: Heartbeat,
+        now: Instant,
+    ) -> Reply {
+        self.same_key_elsewhere(peer, ip, now)?;
         let record = self
             .store
             .host(&peer.to_string())
@@ -188,11 +196,58 @@ impl State {
                 .refresh_host(&peer.to_string(), addrs, &record.agent)
                 .map_err(internal)?;
         }
-        self.presence.insert(peer, now);
+        self.presence.insert(peer, Presence { at: now, ip });
         self.metrics.online.set(self.presence.len() as i64);
         Ok(SignalResponse::Ack(Ack {
             state_version: Some(self.store.state_version().map_err(internal)?),
         }))
+    }
+
+    /// Refuses a host whose key is online from another address right now: a copied key
+    /// (a second machine under the same PeerId) must not take over the addresses viewers
+    /// reach. The admin learns of it from the audit log and the server's log; the first
+    /// host stays. A host that really moved is answered once its old connection closes or
+    /// goes quiet (three heartbeats). Rate-limited like lookups, so retries cost the
+    /// sender, and the audit holds at most one line per allowed attempt.
+    fn same_key_elsewhere(
+        &mut self,
+        peer: PeerId,
+        ip: Option<IpAddr>,
+        now: Instant,
+    ) -> Result<(), SignalResponse> {
+        let window = std::time::Duration::from_secs(u64::from(self.config.heartbeat_secs) * 3);
+        let Some(first) = self.presence.get(&peer).copied() else {
+            return Ok(());
+        };
+        let live = now.saturating_duration_since(first.at) < window;
+        if !live || first.ip == ip || first.ip.is_none() || ip.is_none() {
+            return Ok(());
+        }
+        self.rate(peer, ip, now)?;
+        let detail = format!(
+            "same key, new address: {} while online from {}; the new one is refused",
+            fmt_ip(ip),
+            fmt_ip(first.ip)
+        );
+        tracing::warn!(%peer, "a host key is in use on two machines: {detail}");
+        self.metrics.duplicate_keys.inc();
+        self.store
+            .audit()
+            .append(
+                &format!("peer:{peer}"),
+                "host.duplicate_key",
+                &detail,
+                unix_now(),
+            )
+            .map_err(internal)?;
+        Err(err(
+            ErrorCode::Forbidden,
+            format!(
+                "this host's key is online from another address ({}); the server's admin is told. \
+                 If this machine has a copy of another's key, give it its own (a new data dir)",
+                fmt_ip(first.ip)
+            ),
+        ))
     }
 
     pub(super) fn check_principals(&mut self, peer: PeerId, c: CheckPrincipals) -> Reply {
@@ -241,6 +296,9 @@ impl State {
                     .as_ref()
                     .map(|u| u.groups.iter().cloned().collect())
                     .unwrap_or_default(),
+                force_server_security: user.as_ref().is_some_and(|u| u.force_server_security),
+                // A deleted account: now (nothing of it may come in any more).
+                changed_at: user.as_ref().map_or_else(unix_now, |u| u.changed_at),
                 disabled: user.is_none_or(|u| u.disabled),
                 user: name,
             });
