@@ -215,20 +215,23 @@ fn user_change(u: &crate::store::User, deleted: bool) -> Change {
     }
 }
 
-/// A change to an account is dated now, in the event and in the account (a deleted one has
-/// no record left): hosts refuse the account's tickets issued until then, and the server
-/// issues later ones after it.
+/// A change to an account is dated, in the event and in the account: one second past both
+/// now and the account's previous date, so it is later than every ticket issued so far
+/// (those carry at most the previous date). Hosts refuse the account's tickets issued
+/// before the date, and the server issues later ones at it or after. A deleted account has
+/// no record left: now + 1.
 fn stamp(ctx: &AdminContext<'_>, mut change: Change) -> Result<Change, StoreError> {
     if let Change::User {
         user, changed_at, ..
     } = &mut change
     {
-        *changed_at = ctx.now;
+        *changed_at = ctx.now + 1;
         match ctx.store.update_user(user, |u| {
-            u.changed_at = ctx.now;
+            u.changed_at = u.changed_at.max(ctx.now) + 1;
             Ok(())
         }) {
-            Ok(_) | Err(StoreError::NoSuchUser(_)) => {}
+            Ok(u) => *changed_at = u.changed_at,
+            Err(StoreError::NoSuchUser(_)) => {}
             Err(e) => return Err(e),
         }
     }

@@ -85,3 +85,26 @@ pub async fn handshake(
     w.flush().await.unwrap();
     transport
 }
+
+/// The host's answer to the access request (after any `Waiting`), 20 s at most.
+pub async fn answer(
+    (r, _): &mut (Read, Write),
+    transport: &mut Transport,
+) -> portico_core::wire::session::SessionMessage {
+    use portico_core::wire::session::SessionMessage;
+    tokio::time::timeout(Duration::from_secs(20), async {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            while let Some(m) = transport.recv().unwrap() {
+                if !matches!(m, SessionMessage::Waiting(_)) {
+                    return m;
+                }
+            }
+            let n = r.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the host closed the stream without an answer");
+            transport.push(&buf[..n]);
+        }
+    })
+    .await
+    .expect("no answer within 20 s")
+}

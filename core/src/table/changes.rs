@@ -96,13 +96,27 @@ impl SessionTable {
             changed_at,
         } = change
         {
-            // A server that does not say when: the host's clock (the event is fresh).
+            // A server that does not say when: past the host's clock (the event is fresh;
+            // tickets of this very second are refused too).
             let at = if *changed_at == 0 {
-                now.unix
+                now.unix + 1
             } else {
                 *changed_at
             };
             self.note_user_change(user, at, now.unix);
+            self.audit(
+                "account_changed",
+                format!(
+                    "{user} at {at}: groups [{}]{}{}",
+                    groups.join(","),
+                    if *disabled { ", disabled" } else { "" },
+                    if *force_server_security {
+                        ", server security forced"
+                    } else {
+                        ""
+                    }
+                ),
+            );
             let update = |t: &mut crate::ticket::Ticket| {
                 // The ticket's groups were true at issue time; the server's word is newer.
                 t.subject.groups = groups.clone();

@@ -52,7 +52,7 @@ impl SessionTable {
         }
     }
 
-    /// The server changed `user` at `at` (its clock): tickets issued until then are
+    /// The server changed `user`, dated `at` (its clock): tickets issued before it are
     /// refused from now on. Changes past every ticket's lifetime are forgotten first; when
     /// still full, the oldest goes (a ticket from before it would have to be an hour old,
     /// the longest lifetime, to profit).
@@ -73,11 +73,12 @@ impl SessionTable {
         self.remembered();
     }
 
-    /// Whether the server changed the ticket's account at or after the ticket's issue.
+    /// Whether the ticket was issued before the server's last change to its account (the
+    /// server dates a change later than every ticket it issued before it).
     pub(super) fn issued_before_change(&self, t: &Ticket) -> bool {
         self.user_changes
             .get(&t.subject.user)
-            .is_some_and(|&at| t.issued_at <= at)
+            .is_some_and(|&at| t.issued_at < at)
     }
 }
 

@@ -197,9 +197,9 @@ pub enum Change {
         /// of it end).
         #[serde(default)]
         force_server_security: bool,
-        /// When the change was made, by the server's clock (Unix seconds): hosts refuse
-        /// this account's tickets issued at or before it (the server issues later tickets
-        /// after it). 0 from servers that do not say.
+        /// The change's date by the server's clock (Unix seconds), later than every
+        /// ticket of this account issued before it: hosts refuse the account's tickets
+        /// issued before it. 0 from servers that do not say.
         #[serde(default)]
         changed_at: u64,
     },

@@ -589,8 +589,8 @@ impl State {
                 ))
             }
         }
-        // Strictly after the account's last change: hosts refuse tickets from before it.
-        let now = unix_now().max(user.changed_at + 1);
+        // Not before the account's last change: hosts refuse tickets dated before it.
+        let now = unix_now().max(user.changed_at);
         let ticket = Ticket {
             version: TICKET_VERSION,
             kind: t.kind,

@@ -298,7 +298,9 @@ impl State {
                     .unwrap_or_default(),
                 force_server_security: user.as_ref().is_some_and(|u| u.force_server_security),
                 // A deleted account: now (nothing of it may come in any more).
-                changed_at: user.as_ref().map_or_else(unix_now, |u| u.changed_at),
+                changed_at: user
+                    .as_ref()
+                    .map_or_else(|| unix_now() + 1, |u| u.changed_at),
                 disabled: user.is_none_or(|u| u.disabled),
                 user: name,
             });
