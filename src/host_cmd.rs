@@ -22,8 +22,9 @@ pub(crate) struct HostArgs {
     #[arg(long, value_name = "PATH")]
     name: Option<String>,
     /// Enrollment token from the server's admin (`portico-signal node enroll FOLDER`),
-    /// needed once, for the first registration. Without one the host waits for the admin's
-    /// approval (`portico-signal host approve PEERID`).
+    /// needed once, for the first registration: the token itself, `@FILE` to read it from a
+    /// file, or `-` to read it from stdin (both keep it out of `ps`). Without one the host
+    /// waits for the admin's approval (`portico-signal host approve PEERID`).
     #[arg(
         long,
         env = "PORTICO_ENROLL",
@@ -127,10 +128,10 @@ pub(crate) fn run(data: &Path, identity: Identity, args: HostArgs) -> anyhow::Re
                 addr: portico_signal_client::client::server_multiaddr(&s)?,
                 peer: client.server_peer(),
                 name,
-                enroll: args
-                    .enroll
-                    .clone()
-                    .or_else(|| provisioned.as_ref().and_then(|b| b.2.clone())),
+                enroll: match args.enroll.as_deref() {
+                    Some(given) => Some(read_enroll(given)?),
+                    None => provisioned.as_ref().and_then(|b| b.2.clone()),
+                },
             };
             drop(client);
             Some(link)
@@ -369,4 +370,28 @@ fn record_registration(
     if let Err(e) = crate::registration::write(data, &rec) {
         tracing::warn!(error = %e, "cannot record the registration");
     }
+}
+
+/// The enrollment token `--enroll` names: itself, `@FILE`'s first line, or stdin's (`-`).
+fn read_enroll(given: &str) -> anyhow::Result<String> {
+    let text = if given == "-" {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the enrollment token from stdin")?;
+        line
+    } else if let Some(file) = given.strip_prefix('@') {
+        std::fs::read_to_string(file).with_context(|| {
+            format!("reading the enrollment token from {file}; give --enroll TOKEN, @FILE or -")
+        })?
+    } else {
+        return Ok(given.to_string());
+    };
+    let token = text.lines().next().unwrap_or_default().trim().to_string();
+    anyhow::ensure!(
+        !token.is_empty(),
+        "no enrollment token in {}; ask the server's admin for one (portico-signal node enroll FOLDER)",
+        if given == "-" { "stdin" } else { given }
+    );
+    Ok(token)
 }

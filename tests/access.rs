@@ -317,12 +317,15 @@ fn node_flags_fail_closed_before_registration_and_follow_a_moved_host() {
     assert!(why.contains("guest access is turned off (Server)"), "{why}");
     drop(host);
 
-    let token = enroll_token(&sdir, "/Lab");
+    // The token from a file (`--enroll @FILE`): never on the command line.
+    let token_file = dir.path().join("enroll.txt");
+    std::fs::write(&token_file, format!("{}\n", enroll_token(&sdir, "/Lab"))).unwrap();
+    let from_file = format!("@{}", token_file.display());
     let mut host = Host::start(
         &x,
         &hdir,
         "",
-        &[&common[..], &["--enroll", &token]].concat(),
+        &[&common[..], &["--enroll", &from_file]].concat(),
     );
     let addr = host.tcp_addr();
     assert!(host.wait_line("Internet-ID:").contains("/Lab/pc"));

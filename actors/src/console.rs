@@ -10,10 +10,13 @@
 //! - `PUT /api/acl` `[{"principal":"group:Sales","permissions":["view"],"approval":"never"}]`
 //!   (the managed part of the ACL, `DATA/acl.toml`)
 //!
-//! API calls need `Authorization: Bearer T` (a cross-site form cannot send it); only the
-//! page and the event stream accept the token in the query. Requests whose `Host` is not a
-//! loopback name are refused (DNS rebinding). The URL and token are written to
-//! `DATA/console.json` (mode 0600) for `portico requests|accept|refuse|sessions|kick`.
+//! API calls need `Authorization: Bearer T`, or the console's cookie together with the
+//! `X-Portico-Console` header (a cross-site form can send neither); only the page and the
+//! event stream accept the token in the query. `GET /?code=C` swaps a one-time code (what a
+//! notification's click opens: no token on a command line other users can read) for an
+//! HttpOnly, SameSite=Strict cookie. Requests whose `Host` is not a loopback name are
+//! refused (DNS rebinding). The URL and token are written to `DATA/console.json` (mode
+//! 0600) for `portico requests|accept|refuse|sessions|kick`.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -22,6 +25,10 @@ use actix::Addr;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use portico_core::policy::OwnerAnswer;
 use serde::{Deserialize, Serialize};
+
+mod auth;
+
+pub use auth::ConsoleLink;
 
 use crate::access::AnswerService;
 use crate::access::{
@@ -39,69 +46,19 @@ pub struct ConsoleFile {
 
 struct AppState {
     token: String,
+    codes: auth::Codes,
     access: Addr<AccessControl>,
-}
-
-fn token_ok(expected: &str, given: &str) -> bool {
-    // Constant time in the length of the expected token.
-    let (a, b) = (expected.as_bytes(), given.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Whether the request names a loopback host. Only the `Host` header (or an HTTP/2
-/// authority) counts: actix's `connection_info()` would believe `X-Forwarded-Host` and
-/// `Forwarded`, which a DNS-rebinding page can set on its own requests.
-fn loopback_host(req: &HttpRequest) -> bool {
-    let host = req
-        .headers()
-        .get(actix_web::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()));
-    host.is_some_and(|h| is_loopback_name(&h))
-}
-
-/// `127.0.0.1`, `localhost` or `[::1]`, with or without a port.
-fn is_loopback_name(host: &str) -> bool {
-    let name = match host.strip_prefix('[') {
-        Some(v6) => v6.split_once(']').map(|(a, _)| a).unwrap_or(""),
-        None => host.split_once(':').map(|(h, _)| h).unwrap_or(host),
-    };
-    matches!(name, "127.0.0.1" | "localhost" | "::1")
-}
-
-fn bearer(req: &HttpRequest) -> Option<String> {
-    req.headers()
-        .get("authorization")?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::to_string)
-}
-
-fn query_token(req: &HttpRequest) -> Option<String> {
-    web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-        .ok()?
-        .get("token")
-        .cloned()
 }
 
 /// The rejection for a request that is not from loopback with the right token.
 fn check(req: &HttpRequest, st: &AppState, allow_query: bool) -> Option<HttpResponse> {
-    if !loopback_host(req) {
-        return Some(HttpResponse::Forbidden().body("the owner console answers only on loopback"));
-    }
-    let given = bearer(req).or_else(|| if allow_query { query_token(req) } else { None });
-    match given {
-        Some(t) if token_ok(&st.token, &t) => None,
-        _ => Some(
-            HttpResponse::Unauthorized()
-                .body("missing or wrong token: open the console URL that `portico host` printed"),
-        ),
-    }
+    auth::check(req, &st.token, allow_query)
 }
 
 async fn page(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
+    if let Some(code) = auth::query(&req, "code") {
+        return auth::swap_code(&req, &st.codes, &code, &st.token);
+    }
     if let Some(r) = check(&req, &st, true) {
         return r;
     }
@@ -275,37 +232,47 @@ async fn acl(
     }
 }
 
-fn random_token() -> String {
-    use rand::RngCore;
-    let mut b = [0u8; 24];
-    rand::thread_rng().fill_bytes(&mut b);
-    hex::encode(b)
+/// The routes of the console.
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::JsonConfig::default().limit(256 * 1024))
+        .route("/", web::get().to(page))
+        .route("/api/state", web::get().to(state))
+        .route("/api/events", web::get().to(events))
+        .route("/api/requests/{id}", web::post().to(answer))
+        .route("/api/services/{id}", web::post().to(service))
+        .route("/api/sessions/{id}/kick", web::post().to(kick))
+        .route("/api/sessions/{id}/mode", web::post().to(mode))
+        .route("/api/sharing", web::post().to(sharing))
+        .route("/api/acl", web::put().to(acl));
 }
 
-/// Starts the console on `addr` (must be loopback); returns the URL with the token.
-pub fn start(addr: SocketAddr, data: &Path, access: Addr<AccessControl>) -> Result<String, String> {
+/// A running console: the URL with its token (for the owner's terminal) and the link
+/// that opens it in a browser without the token on a command line.
+#[derive(Debug, Clone)]
+pub struct Console {
+    /// `http://127.0.0.1:PORT/?token=T`.
+    pub url: String,
+    /// Mints one-time links.
+    pub link: ConsoleLink,
+}
+
+/// Starts the console on `addr` (must be loopback).
+pub fn start(
+    addr: SocketAddr,
+    data: &Path,
+    access: Addr<AccessControl>,
+) -> Result<Console, String> {
     if !addr.ip().is_loopback() {
         return Err("the owner console listens on loopback only (use 127.0.0.1:PORT)".into());
     }
-    let token = random_token();
+    let token = auth::random_hex(24);
+    let codes = auth::Codes::default();
     let app_state = web::Data::new(AppState {
         token: token.clone(),
+        codes: codes.clone(),
         access,
     });
-    let app = move || {
-        App::new()
-            .app_data(app_state.clone())
-            .app_data(web::JsonConfig::default().limit(256 * 1024))
-            .route("/", web::get().to(page))
-            .route("/api/state", web::get().to(state))
-            .route("/api/events", web::get().to(events))
-            .route("/api/requests/{id}", web::post().to(answer))
-            .route("/api/services/{id}", web::post().to(service))
-            .route("/api/sessions/{id}/kick", web::post().to(kick))
-            .route("/api/sessions/{id}/mode", web::post().to(mode))
-            .route("/api/sharing", web::post().to(sharing))
-            .route("/api/acl", web::put().to(acl))
-    };
+    let app = move || App::new().app_data(app_state.clone()).configure(routes);
     let serve = |addr: SocketAddr| {
         HttpServer::new(app.clone())
             .workers(1)
@@ -344,46 +311,13 @@ pub fn start(addr: SocketAddr, data: &Path, access: Addr<AccessControl>) -> Resu
     let json = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
     portico_core::identity::replace_private(&data.join(portico_core::data_dir::CONSOLE), &json)
         .map_err(|e| e.to_string())?;
-    Ok(format!("{url}/?token={token}"))
+    Ok(Console {
+        url: format!("{url}/?token={token}"),
+        link: ConsoleLink::new(url, codes),
+    })
 }
 
 const PAGE: &str = include_str!("console/page.html");
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use actix_web::test::TestRequest;
-
-    #[test]
-    fn only_the_host_header_decides_loopback() {
-        let host = |h: &str| {
-            TestRequest::default()
-                .insert_header(("host", h))
-                .to_http_request()
-        };
-        for ok in [
-            "127.0.0.1:5651",
-            "localhost:5651",
-            "[::1]:5651",
-            "localhost",
-            "[::1]",
-        ] {
-            assert!(loopback_host(&host(ok)), "{ok}");
-        }
-        for bad in [
-            "evil.example:5651",
-            "127.0.0.1.evil.example",
-            "[::2]:5651",
-            "",
-        ] {
-            assert!(!loopback_host(&host(bad)), "{bad}");
-        }
-        // A rebinding page names loopback in the forwarding headers; they do not count.
-        let spoofed = TestRequest::default()
-            .insert_header(("host", "evil.example:5651"))
-            .insert_header(("x-forwarded-host", "localhost:5651"))
-            .insert_header(("forwarded", "host=localhost:5651"))
-            .to_http_request();
-        assert!(!loopback_host(&spoofed));
-    }
-}
+mod tests;

@@ -437,14 +437,15 @@ pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle,
         });
     }
     if config.notifications {
-        crate::notify::spawn(access.clone(), console.clone());
+        let link = console.as_ref().map(|c| c.link.clone());
+        crate::notify::spawn(access.clone(), link);
     }
     Ok(HostHandle {
         peer_id: identity.peer_id(),
         status,
         access,
         dropped_input,
-        console_url: console,
+        console_url: console.map(|c| c.url),
         _capture: capture,
     })
 }

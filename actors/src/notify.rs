@@ -25,7 +25,7 @@ use crate::access::{
 
 /// Watches the owner's requests and raises a notification for each new one; `console` is
 /// the console's URL (opened when the notification is clicked).
-pub fn spawn(access: Addr<AccessControl>, console: Option<String>) {
+pub fn spawn(access: Addr<AccessControl>, console: Option<crate::console::ConsoleLink>) {
     actix::spawn(async move {
         let Ok(mut changes) = access.send(WatchChanges).await else {
             return;
@@ -58,7 +58,11 @@ pub fn spawn(access: Addr<AccessControl>, console: Option<String>) {
 
 /// What a notification thread needs: the access actor, the console URL, and whether a
 /// failure was already logged.
-type Ctx = (Addr<AccessControl>, Option<String>, Arc<AtomicBool>);
+type Ctx = (
+    Addr<AccessControl>,
+    Option<crate::console::ConsoleLink>,
+    Arc<AtomicBool>,
+);
 
 /// Freedesktop bodies may carry markup: a stranger's text must not.
 fn plain(s: &str) -> String {
@@ -99,7 +103,7 @@ fn request(p: PendingView, (access, console, failed): Ctx) {
             "accept" => OwnerAnswer::Accept,
             "view-only" => OwnerAnswer::AcceptViewOnly,
             "refuse" => OwnerAnswer::Refuse,
-            "default" => return open_console(console.as_deref()),
+            "default" => return open_console(console.as_ref()),
             _ => return,
         };
         tracing::info!(
@@ -128,7 +132,7 @@ fn service(s: ServiceView, (access, console, failed): Ctx) {
         let allow = match action {
             "allow" => true,
             "deny" => false,
-            "default" => return open_console(console.as_deref()),
+            "default" => return open_console(console.as_ref()),
             _ => return,
         };
         tracing::info!(
@@ -157,8 +161,12 @@ fn show(n: Notification, failed: Arc<AtomicBool>, act: impl FnOnce(&str)) {
     }
 }
 
-fn open_console(url: Option<&str>) {
-    let Some(url) = url else { return };
+/// Opens the console with a one-time code (never the token: the browser's command line is
+/// readable by every local user).
+fn open_console(link: Option<&crate::console::ConsoleLink>) {
+    let Some(url) = link.and_then(crate::console::ConsoleLink::one_time_url) else {
+        return;
+    };
     if let Err(e) = std::process::Command::new("xdg-open").arg(url).spawn() {
         tracing::info!(error = %e, "cannot open the console in a browser");
     }

@@ -18,6 +18,7 @@
 //! files need their permission, and guests/visitors need the owner's confirmation per use.
 
 mod browse;
+mod from_host;
 mod host;
 mod viewer;
 

@@ -359,7 +359,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             )?;
             let file = reply.file.context("the server returned no bundle")?;
-            std::fs::write(&output, file)
+            write_private(&output, &file)
                 .with_context(|| format!("writing {}", output.display()))?;
             println!("{}\nwrote {}", reply.output, output.display());
             return Ok(());
@@ -452,5 +452,27 @@ fn serve(mut config: Config, data: &Path, args: ServeArgs) -> anyhow::Result<()>
         };
         portico_signal::run(config, identity, store, data, shutdown).await
     })?;
+    Ok(())
+}
+
+/// Writes a bundle: it holds an enrollment token, so a regular file is made readable by its
+/// owner only, like keys (an existing one too); a pipe or terminal is written as it is.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    let regular = f.metadata()?.is_file();
+    if regular {
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    f.write_all(bytes)?;
+    if regular {
+        f.sync_all()?;
+    }
     Ok(())
 }

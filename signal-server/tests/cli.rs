@@ -200,6 +200,10 @@ fn admin_commands_work_stopped_and_running_and_survive_kill_9() {
     ));
     let (b, _) = portico_core::bundle::read(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(b.node_path, "/Marketing");
+    // It carries an enrollment token: the owner's alone, like a key.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "bundle mode {mode:o}");
     assert_eq!(b.acl[0].principal.to_string(), "group:Sales");
     assert!(fails(&run_with(
         d,

@@ -244,7 +244,7 @@ impl ViewerSession {
         if self.state == State::Ended {
             return;
         }
-        let ev = match (self.state, msg) {
+        let ev = match (self.state, super::from_host::clean_message(msg)) {
             (State::Connecting, SessionMessage::Waiting(w)) => ViewerEvent::Waiting {
                 request_id: w.request_id,
                 timeout_ms: w.timeout_ms,
