@@ -25,8 +25,9 @@ use portico_core::wire::session::ByeReason;
 use tokio::sync::{broadcast, oneshot, watch};
 
 pub use messages::{
-    Answer, AnswerService, AskService, GetState, Kick, LiveUsers, LogService, ServerChange,
-    SessionEnded, SetManagedAcl, SetServer, SetSharing, SetViewOnly, WatchChanges, Withdraw,
+    Answer, AnswerService, AskService, GetState, Kick, LiveUsers, LogService, ResumeRefused,
+    ServerChange, SessionEnded, SetManagedAcl, SetServer, SetSharing, SetViewOnly, WatchChanges,
+    Withdraw,
 };
 pub use portico_core::table::{
     ConsoleState, PendingView, Refusal, ServerTrust, ServiceView, SessionView,

@@ -2,6 +2,13 @@
 //! hash-chained (`DATA/audit.jsonl`, mode 0600) with the same chain as the server's log
 //! (`portico_core::audit_chain`): each line carries the previous entry's hash, so an edited
 //! or removed line breaks the chain ([`verify`]).
+//!
+//! The log rotates: past [`MAX_LOG_BYTES`] the file becomes `audit.1.jsonl` (older ones
+//! move up to `audit.4.jsonl`, the oldest is dropped) and a new `audit.jsonl` goes on with
+//! the same chain: its first entry links to the last entry of `audit.1.jsonl`. A stranger's
+//! flood therefore costs bounded disk, and a removed or edited rotated file still breaks
+//! the chain ([`verify`] anchors the live file on `audit.1.jsonl`'s last entry;
+//! [`verify_all`] checks every kept file in order).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -34,6 +41,11 @@ fn hex32(s: &str) -> Option<[u8; 32]> {
     hex::decode(s).ok()?.try_into().ok()
 }
 
+/// The live file's size past which it rotates.
+pub const MAX_LOG_BYTES: u64 = 8 * 1024 * 1024;
+/// Rotated files kept (`audit.1.jsonl` … `audit.4.jsonl`).
+pub const KEEP_ROTATED: u32 = 4;
+
 /// An open audit log.
 #[derive(Debug)]
 pub struct AuditLog {
@@ -43,27 +55,77 @@ pub struct AuditLog {
     path: PathBuf,
     /// The chain's head.
     chain: Chain,
+    /// Bytes in the live file.
+    size: u64,
+    /// Rotate past this many bytes.
+    limit: u64,
+}
+
+fn open_append(path: &Path) -> Result<File, String> {
+    let mut opts = OpenOptions::new();
+    opts.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// `audit.jsonl`'s `n`th rotated file, `audit.N.jsonl`.
+pub fn rotated(path: &Path, n: u32) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "audit".into());
+    path.with_file_name(format!("{stem}.{n}.jsonl"))
 }
 
 impl AuditLog {
     /// Opens (or creates, mode 0600) the log, checking the existing chain.
     pub fn open(path: &Path) -> Result<Self, String> {
+        Self::open_with_limit(path, MAX_LOG_BYTES)
+    }
+
+    /// [`AuditLog::open`], rotating past `limit` bytes.
+    pub fn open_with_limit(path: &Path, limit: u64) -> Result<Self, String> {
         let chain = verify(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut opts = OpenOptions::new();
-        opts.create(true).append(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let file = opts
-            .open(path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let file = open_append(path)?;
+        let size = file
+            .metadata()
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .len();
         Ok(Self {
             file,
             path: path.to_path_buf(),
             chain,
+            size,
+            limit,
         })
+    }
+
+    /// The live file becomes `audit.1.jsonl` (the older ones move up, the oldest goes) and
+    /// a new live file goes on with the chain.
+    fn rotate(&mut self) -> Result<(), String> {
+        self.sync()?;
+        let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
+        let oldest = rotated(&self.path, KEEP_ROTATED);
+        match std::fs::remove_file(&oldest) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&oldest, e)),
+        }
+        for n in (1..KEEP_ROTATED).rev() {
+            let from = rotated(&self.path, n);
+            if from.exists() {
+                std::fs::rename(&from, rotated(&self.path, n + 1)).map_err(|e| io(&from, e))?;
+            }
+        }
+        std::fs::rename(&self.path, rotated(&self.path, 1)).map_err(|e| io(&self.path, e))?;
+        self.file = open_append(&self.path)?;
+        self.size = 0;
+        Ok(())
     }
 
     /// Makes every entry written so far durable.
@@ -87,9 +149,13 @@ impl AuditLog {
         };
         let mut line = serde_json::to_string(&e).map_err(|e| e.to_string())?;
         line.push('\n');
+        if self.size > 0 && self.size + line.len() as u64 > self.limit {
+            self.rotate()?;
+        }
         self.file
             .write_all(line.as_bytes())
             .map_err(|e| format!("{}: {e}", self.path.display()))?;
+        self.size += line.len() as u64;
         self.chain = chain;
         Ok(())
     }
@@ -173,18 +239,78 @@ impl Drop for AuditWriter {
     }
 }
 
-/// Checks the chain; returns its head (last sequence number and hash).
+/// Checks the live file's chain, anchored on the last entry of `audit.1.jsonl` when the log
+/// has rotated; returns its head (last sequence number and hash).
 pub fn verify(path: &Path) -> Result<Chain, String> {
-    let mut chain = Chain::default();
+    let anchor = match last_entry(&rotated(path, 1))? {
+        Some(e) => Chain::at(e.seq, hex32(&e.hash).unwrap_or_default()),
+        None => Chain::default(),
+    };
+    check_file(path, anchor)
+}
+
+/// Checks every kept file, oldest first: the oldest is anchored on its own first entry (its
+/// predecessors were dropped by rotation), each later one must go on from the one before.
+/// Returns the head and how many files there were.
+pub fn verify_all(path: &Path) -> Result<(Chain, u32), String> {
+    let mut files: Vec<PathBuf> = (1..=KEEP_ROTATED)
+        .rev()
+        .map(|n| rotated(path, n))
+        .filter(|p| p.exists())
+        .collect();
+    files.push(path.to_path_buf());
+    let mut chain = None;
+    for f in &files {
+        let anchor = match chain {
+            Some(c) => c,
+            None => match first_entry(f)? {
+                Some(e) => Chain::at(e.seq.saturating_sub(1), hex32(&e.prev).unwrap_or_default()),
+                None => Chain::default(),
+            },
+        };
+        chain = Some(check_file(f, anchor).map_err(|e| format!("{}: {e}", f.display()))?);
+    }
+    Ok((chain.unwrap_or_default(), files.len() as u32))
+}
+
+fn entries(path: &Path) -> Result<Option<impl Iterator<Item = Result<Entry, String>>>, String> {
     let file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(chain),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.to_string()),
     };
-    for (n, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| e.to_string())?;
-        let e: Entry = serde_json::from_str(&line)
-            .map_err(|err| format!("line {}: not an entry ({err})", n + 1))?;
+    Ok(Some(BufReader::new(file).lines().enumerate().map(
+        |(n, line)| {
+            let line = line.map_err(|e| e.to_string())?;
+            serde_json::from_str::<Entry>(&line)
+                .map_err(|err| format!("line {}: not an entry ({err})", n + 1))
+        },
+    )))
+}
+
+fn first_entry(path: &Path) -> Result<Option<Entry>, String> {
+    match entries(path)? {
+        Some(mut it) => it.next().transpose(),
+        None => Ok(None),
+    }
+}
+
+fn last_entry(path: &Path) -> Result<Option<Entry>, String> {
+    let mut last = None;
+    if let Some(it) = entries(path)? {
+        for e in it {
+            last = Some(e?);
+        }
+    }
+    Ok(last)
+}
+
+fn check_file(path: &Path, mut chain: Chain) -> Result<Chain, String> {
+    let Some(it) = entries(path)? else {
+        return Ok(chain);
+    };
+    for (n, e) in it.enumerate() {
+        let e = e?;
         let fields = Fields {
             seq: e.seq,
             at: e.at,
@@ -235,6 +361,46 @@ mod tests {
             .sum();
         assert_eq!(kept + lost, 5000, "kept {kept}, recorded as lost {lost}");
         assert!(chain.seq >= kept);
+    }
+
+    #[test]
+    fn the_log_rotates_with_its_chain_and_a_removed_file_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("audit.jsonl");
+        let mut log = AuditLog::open_with_limit(&p, 2048).unwrap();
+        for i in 0..200 {
+            log.write(unix_now(), "resume_refused", &format!("attempt {i}"))
+                .unwrap();
+        }
+        log.sync().unwrap();
+        drop(log);
+        for n in 1..=KEEP_ROTATED {
+            assert!(rotated(&p, n).exists(), "audit.{n}.jsonl");
+        }
+        assert!(
+            !rotated(&p, KEEP_ROTATED + 1).exists(),
+            "the oldest is dropped"
+        );
+        let total: u64 = (1..=KEEP_ROTATED)
+            .map(|n| rotated(&p, n))
+            .chain([p.clone()])
+            .map(|f| std::fs::metadata(f).unwrap().len())
+            .sum();
+        assert!(
+            total <= 2048 * u64::from(KEEP_ROTATED + 1),
+            "{total} bytes kept"
+        );
+        assert_eq!(verify(&p).unwrap().seq, 200);
+        let (head, files) = verify_all(&p).unwrap();
+        assert_eq!((head.seq, files), (200, KEEP_ROTATED + 1));
+        // The live file goes on from where it was.
+        let mut log = AuditLog::open_with_limit(&p, 2048).unwrap();
+        log.append("kicked", "session 9").unwrap();
+        drop(log);
+        assert_eq!(verify(&p).unwrap().seq, 201);
+        // Removing the newest rotated file breaks the live file's link.
+        std::fs::remove_file(rotated(&p, 1)).unwrap();
+        assert!(verify(&p).unwrap_err().contains("line 1"));
     }
 
     #[test]

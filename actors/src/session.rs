@@ -27,7 +27,8 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::access::{
-    AccessControl, AskService, Decide, Granted, LogService, SessionEnded, Verdict, Withdraw,
+    AccessControl, AskService, Decide, Granted, LogService, ResumeRefused, SessionEnded, Verdict,
+    Withdraw,
 };
 use crate::encoder::{self, Encoder, Subscribe};
 use crate::files::Incoming;
@@ -227,9 +228,9 @@ async fn resume_session(
             }
         }
         Err(why) => {
-            tracing::warn!(%peer, %why, "resume refused");
+            tracing::debug!(%peer, %why, "resume refused");
             deps.access
-                .do_send(LogService("resume_refused", format!("from {peer}: {why}")));
+                .do_send(ResumeRefused(format!("from {peer}: {why}")));
         }
     }
     Ok(())

@@ -196,8 +196,56 @@ impl<K: Hash + Eq + Clone> TokenBucket<K> {
     }
 }
 
+/// A log line per window at most: the first event of a window is written, the rest are
+/// counted and summed up by the next one written. What a stranger can repeat for free (a
+/// bad resume token, say) costs the log one line a minute, not one per attempt.
+#[derive(Debug)]
+pub struct Quiet {
+    window: Duration,
+    started: Option<Instant>,
+    suppressed: u64,
+}
+
+impl Quiet {
+    /// One line per `window`.
+    pub fn new(window: Duration) -> Self {
+        Self {
+            window,
+            started: None,
+            suppressed: 0,
+        }
+    }
+
+    /// An event at `now`: `Some(n)` when it is to be written (`n` more were left out
+    /// since the last one written), `None` when it is only counted.
+    pub fn event(&mut self, now: Instant) -> Option<u64> {
+        match self.started {
+            Some(t) if now.saturating_duration_since(t) < self.window => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.started = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn quiet_writes_one_line_a_window_and_counts_the_rest() {
+        let t0 = Instant::now();
+        let mut q = Quiet::new(Duration::from_secs(60));
+        assert_eq!(q.event(t0), Some(0));
+        for i in 1..=500 {
+            assert_eq!(q.event(t0 + Duration::from_millis(i)), None);
+        }
+        assert_eq!(q.event(t0 + Duration::from_secs(61)), Some(500));
+        assert_eq!(q.event(t0 + Duration::from_secs(62)), None);
+    }
+
     #[test]
     fn ipv6_addresses_are_limited_by_their_64() {
         let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();

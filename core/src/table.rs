@@ -262,6 +262,8 @@ pub struct SessionTable {
     /// Users the server disabled, with when (Unix seconds): their tickets issued until then
     /// are refused, even the ones still within their lifetime.
     user_changes: BTreeMap<String, u64>,
+    /// Refused resume attempts: one audit line a minute.
+    resume_refusals: crate::ratelimit::Quiet,
     /// Next request / session number (one counter: numbers never collide).
     next_id: u64,
     /// How long the owner has to answer.
@@ -295,6 +297,7 @@ impl SessionTable {
             server: None,
             replay: ReplayCache::new(REPLAY_CAPACITY),
             user_changes: BTreeMap::new(),
+            resume_refusals: crate::ratelimit::Quiet::new(Duration::from_secs(60)),
             next_id: 1,
             owner_timeout,
             pending: BTreeMap::new(),

@@ -260,6 +260,21 @@ impl Handler<AnswerService> for AccessControl {
 #[rtype(result = "()")]
 pub struct LogService(pub &'static str, pub String);
 
+/// A resume attempt was refused (audited once a minute at most).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct ResumeRefused(pub String);
+
+impl Handler<ResumeRefused> for AccessControl {
+    type Result = ();
+    fn handle(&mut self, m: ResumeRefused, ctx: &mut Context<Self>) {
+        if self.table.resume_refused(clock(), m.0.clone()) {
+            tracing::warn!(detail = %m.0, "resume refused");
+        }
+        self.flush(ctx);
+    }
+}
+
 impl Handler<LogService> for AccessControl {
     type Result = ();
     fn handle(&mut self, m: LogService, ctx: &mut Context<Self>) {

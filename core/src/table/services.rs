@@ -73,6 +73,21 @@ impl SessionTable {
         self.audit(action, detail);
     }
 
+    /// A stream that tried to resume a session with a token that does not check out: one
+    /// audit line a minute at most, the others counted in the next line. Returns whether
+    /// this one was written (the shell logs it too).
+    pub fn resume_refused(&mut self, now: Clock, detail: String) -> bool {
+        match self.resume_refusals.event(now.at) {
+            Some(0) => self.audit("resume_refused", detail),
+            Some(n) => self.audit(
+                "resume_refused",
+                format!("{detail} ({n} more refused before this)"),
+            ),
+            None => return false,
+        }
+        true
+    }
+
     /// When [`SessionTable::handle_timeout`] should next run: the earliest owner deadline,
     /// session time limit or ACL expiry.
     pub fn next_deadline(&self, now: Clock) -> Option<Instant> {
