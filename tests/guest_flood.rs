@@ -2,6 +2,9 @@
 //! from another address still reaches the owner and gets in: one address holds at most 4
 //! places in the owner's queue. The host listens on IPv4 and IPv6 loopback, so the stranger
 //! (from ::1) and the guest (from 127.0.0.1) have different addresses on one machine.
+//! Through the relay, where a viewer's "address" is only its PeerId (free to make), fourteen
+//! strangers share one small pool (those hole punching moved off the relay count under
+//! their address).
 #![allow(
     unreachable_pub,
     clippy::unwrap_used,
@@ -99,6 +102,71 @@ fn one_address_cannot_fill_the_owners_queue() {
     assert!(run_at(&hdir, &["accept", &id.to_string()]).status.success());
     let out = wait_exit(guest, Duration::from_secs(30));
     assert!(out.status.success(), "{}", text(&out));
+    drop(streams);
+    drop(rt);
+}
+
+#[test]
+fn relayed_strangers_share_one_pool() {
+    let x = Xvfb::start();
+    x.draw(&x11::desktop(5));
+    let dir = tempfile::tempdir().unwrap();
+    let sdir = dir.path().join("server");
+    let signal = start_server(&sdir);
+    admin(&sdir, &["settings", "set", "guest-sharing", "on"], None);
+    admin(&sdir, &["node", "mkdir", "/Lab"], None);
+    admin(
+        &sdir,
+        &["node", "set", "/Lab", "--allow-guests", "on"],
+        None,
+    );
+    let token = enroll_token(&sdir, "/Lab");
+    let hdir = dir.path().join("host");
+    let server = signal.addr();
+    let args = [
+        "--server",
+        &server,
+        "--name",
+        "/Lab/pc",
+        "--enroll",
+        &token,
+        "--allow-guests",
+    ];
+    let mut host = Host::start(&x, &hdir, "", &args);
+    let me = host.wait_line("PeerId:");
+    host.wait_line("Relay:");
+    let relayed = format!(
+        "/ip4/127.0.0.1/tcp/{}/p2p/{}/p2p-circuit/p2p/{me}",
+        signal.port, signal.peer
+    );
+
+    // Fourteen strangers (the relay holds 16 circuits per address), each its own PeerId, each one guest request through the relay.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let streams = rt.block_on(async {
+        let mut streams = Vec::new();
+        for i in 0..14 {
+            let id = Identity::generate();
+            let (mut control, peer) = raw::control(&id, &relayed).await;
+            let mut s = raw::open(&mut control, peer).await;
+            let req = raw::request(AccessKind::Guest, &format!("relayed-{i}"));
+            raw::handshake(&mut s, &id, peer, req).await;
+            streams.push((control, s));
+        }
+        streams
+    });
+    // Every handshake is done, so every request was decided: those still waiting are the
+    // ones the owner sees. On loopback hole punching may move a stranger off the relay
+    // before its request (then its address, 127.0.0.1, is what counts).
+    let out = text(&run_at(&hdir, &["requests"]));
+    let lines: Vec<&str> = out.lines().filter(|l| l.contains("relayed-")).collect();
+    let via_relay = lines.iter().filter(|l| l.contains("(relay)")).count();
+    let direct = lines.len() - via_relay;
+    assert!(
+        via_relay <= portico_core::table::MAX_PENDING_RELAYED
+            && direct <= portico_core::table::MAX_PENDING_PER_IP,
+        "{lines:#?}"
+    );
+
     drop(streams);
     drop(rt);
 }

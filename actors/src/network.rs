@@ -179,21 +179,18 @@ impl Network {
             } => {
                 tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), relayed = endpoint.is_relayed(), "connected");
                 let addr = endpoint.get_remote_address();
-                let ip = addr
-                    .iter()
-                    .find_map(|p| match p {
-                        Protocol::Ip4(ip) => Some(ip.to_string()),
-                        Protocol::Ip6(ip) => Some(ip.to_string()),
-                        Protocol::Dns(h) | Protocol::Dns4(h) | Protocol::Dns6(h) => {
-                            Some(h.to_string())
-                        }
-                        _ => None,
-                    })
-                    .unwrap_or_else(|| addr.to_string());
-                let shown = if endpoint.is_relayed() {
-                    format!("{ip} (relay)")
-                } else {
-                    ip
+                let ip = addr.iter().find_map(|p| match p {
+                    Protocol::Ip4(ip) => Some(ip.to_string()),
+                    Protocol::Ip6(ip) => Some(ip.to_string()),
+                    Protocol::Dns(h) | Protocol::Dns4(h) | Protocol::Dns6(h) => Some(h.to_string()),
+                    _ => None,
+                });
+                // A relayed viewer's address is only its PeerId: the table counts relayed
+                // viewers in one pool, and the owner sees that it came through the relay.
+                let shown = match (endpoint.is_relayed(), ip) {
+                    (true, Some(ip)) => format!("{ip} (relay)"),
+                    (true, None) => "unknown".into(),
+                    (false, ip) => ip.unwrap_or_else(|| addr.to_string()),
                 };
                 if let Ok(mut m) = self.peers.lock() {
                     m.insert(peer_id, (shown, endpoint.is_relayed()));

@@ -61,6 +61,11 @@ pub struct RelayConfig {
     pub max_circuits: usize,
     /// Most circuits per peer at once. Default 16.
     pub max_circuits_per_peer: usize,
+    /// Most circuits open at once from one source address (an IPv6 /64): PeerIds are free,
+    /// addresses are not. Default 16.
+    pub max_circuits_per_ip: usize,
+    /// Most circuits open at once to one host. Default 32.
+    pub max_circuits_per_host: usize,
     /// Most reservations at once (registered hosts behind NAT). Default 4096.
     pub max_reservations: usize,
     /// How long a reservation lasts before the host renews it, in seconds. Default 3600.
@@ -163,6 +168,8 @@ impl Default for RelayConfig {
             circuits_per_minute_per_ip: 120,
             max_circuits: 256,
             max_circuits_per_peer: 16,
+            max_circuits_per_ip: 16,
+            max_circuits_per_host: 32,
             max_reservations: 4096,
             reservation_secs: 3600,
         }

@@ -3,6 +3,7 @@
 //! ping; plus the admin socket and metrics. [`start`] binds and returns a handle; [`run`]
 //! serves until a shutdown future resolves.
 
+mod circuits;
 mod durable;
 pub(crate) mod state;
 
@@ -117,6 +118,7 @@ fn build_swarm(
     registry: &mut Registry,
 ) -> Result<Swarm<ServerBehaviour>, ServerError> {
     let registered = state.registered.clone();
+    let gate = state.circuits.clone();
     let rc = &config.relay;
     let relay_config = relay::Config {
         max_reservations: rc.max_reservations,
@@ -134,7 +136,13 @@ fn build_swarm(
         max_circuits_per_peer: rc.max_circuits_per_peer,
         max_circuit_duration: Duration::from_secs(rc.max_circuit_secs),
         max_circuit_bytes: rc.max_circuit_bytes,
-        circuit_src_rate_limiters: vec![],
+        // Circuits open at once per source address (PeerIds cost nothing): the relay asks
+        // before accepting; a poisoned lock refuses (fail closed).
+        circuit_src_rate_limiters: vec![Box::new(move |peer: PeerId, addr: &Multiaddr, _| {
+            gate.lock()
+                .map(|mut g| g.admit(peer, ip_of(addr)))
+                .unwrap_or(false)
+        })],
     };
     // New circuits per source, by key (free to make) and by address (not).
     let minute = Duration::from_secs(60);
@@ -587,6 +595,17 @@ impl Loop {
                 tracing::info!(viewer = %src_peer_id, host = %dst_peer_id, "relay circuit opened");
                 m.circuits.inc();
                 m.circuits_total.inc();
+                let opened = self
+                    .state
+                    .circuits
+                    .lock()
+                    .map(|mut g| g.opened(src_peer_id, dst_peer_id));
+                if !matches!(opened, Ok(circuits::Opened::Fine)) {
+                    tracing::warn!(viewer = %src_peer_id, host = %dst_peer_id, "too many relayed circuits to one host; dropping the newest");
+                    if self.swarm.disconnect_peer_id(src_peer_id).is_err() {
+                        tracing::debug!(viewer = %src_peer_id, "already gone");
+                    }
+                }
             }
             relay::Event::CircuitClosed {
                 src_peer_id,
@@ -595,6 +614,9 @@ impl Loop {
             } => {
                 tracing::info!(viewer = %src_peer_id, host = %dst_peer_id, ?error, "relay circuit closed");
                 m.circuits.dec();
+                if let Ok(mut g) = self.state.circuits.lock() {
+                    g.closed(src_peer_id, dst_peer_id);
+                }
             }
             _ => {}
         }

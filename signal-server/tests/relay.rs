@@ -272,3 +272,113 @@ async fn dial_relayed(id: &Identity, addr: Multiaddr, host: PeerId) -> bool {
     .await
     .unwrap_or(false)
 }
+
+/// Dials `addr` (a relayed address of `host`) and keeps the connection open in a task of
+/// its own (abort it to close); `None` when no connection came up.
+async fn hold_relayed(
+    id: &Identity,
+    addr: Multiaddr,
+    host: PeerId,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let mut swarm = peer_swarm(id);
+    swarm.dial(addr).unwrap();
+    let up = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == host => {
+                    return true
+                }
+                SwarmEvent::OutgoingConnectionError {
+                    peer_id: Some(p), ..
+                } if p == host => return false,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    up.then(|| {
+        tokio::spawn(async move {
+            loop {
+                swarm.select_next_some().await;
+            }
+        })
+    })
+}
+
+/// The finding: the relay counted circuits per PeerId and per minute only, so one machine
+/// with fresh PeerIds could hold every circuit the relay allows. Now at most
+/// `max_circuits_per_ip` stay open from one address.
+#[tokio::test]
+async fn one_address_holds_only_its_share_of_circuits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server_id, _) = Identity::load_or_create(dir.path()).unwrap();
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
+    config.relay.max_circuits_per_ip = 2;
+    let store = Store::open(dir.path()).unwrap();
+    let home = portico_signal::store::NodePath::parse("/Home").unwrap();
+    let (token, _) = store.create_enrollment(&home, 1, u64::MAX, 0).unwrap();
+    let server = portico_signal::start(config, server_id, store, dir.path())
+        .await
+        .unwrap();
+    let tcp = server
+        .listen_addrs
+        .iter()
+        .find(|a| a.to_string().contains("/tcp/"))
+        .unwrap()
+        .clone();
+    let host_id = Identity::generate();
+    let signal = SignalClient::connect(&host_id, tcp.clone(), Some(server.peer_id))
+        .await
+        .unwrap();
+    let r = signal
+        .request(SignalRequest::Register(Register {
+            node_path: Some("/Home/pc".into()),
+            addrs: vec![],
+            agent: "t".into(),
+            enroll: Some(token),
+        }))
+        .await
+        .unwrap();
+    assert!(matches!(r, SignalResponse::Registered(_)), "{r:?}");
+    let mut host = peer_swarm(&host_id);
+    assert!(reserve(&mut host, tcp.clone().with(Protocol::P2pCircuit)).await);
+    tokio::spawn(async move {
+        loop {
+            host.select_next_some().await;
+        }
+    });
+    let relayed = tcp
+        .with(Protocol::P2pCircuit)
+        .with(Protocol::P2p(host_id.peer_id()));
+    let host_peer = host_id.peer_id();
+
+    let first = hold_relayed(&Identity::generate(), relayed.clone(), host_peer).await;
+    let second = hold_relayed(&Identity::generate(), relayed.clone(), host_peer).await;
+    assert!(first.is_some() && second.is_some());
+    assert!(
+        hold_relayed(&Identity::generate(), relayed.clone(), host_peer)
+            .await
+            .is_none(),
+        "a third circuit from the same address while two are open"
+    );
+    // One closes: its slot comes back once the relay saw it go.
+    first.unwrap().abort();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if hold_relayed(&Identity::generate(), relayed.clone(), host_peer)
+            .await
+            .is_some()
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the closed circuit's slot never came back"
+        );
+    }
+    server.shutdown().await;
+}

@@ -15,16 +15,18 @@ use portico_core::wire::handshake::AccessRequest;
 pub type Read = futures::io::ReadHalf<libp2p::Stream>;
 pub type Write = futures::io::WriteHalf<libp2p::Stream>;
 
-/// A viewer swarm for `id` dialling `addr` (a multiaddr with `/p2p/`), driven on the
-/// current runtime: the control that opens session streams, and the host's PeerId.
+/// A viewer swarm for `id` dialling `addr` (a multiaddr with `/p2p/`; through a relay, the
+/// last one names the host), driven on the current runtime: the control that opens session
+/// streams, and the host's PeerId.
 pub async fn control(id: &Identity, addr: &str) -> (libp2p_stream::Control, PeerId) {
     let ma: Multiaddr = addr.parse().unwrap();
     let peer = ma
         .iter()
-        .find_map(|p| match p {
+        .filter_map(|p| match p {
             Protocol::P2p(p) => Some(p),
             _ => None,
         })
+        .last()
         .unwrap();
     let mut swarm =
         portico_actors::network::build_swarm(id, portico_actors::network::PeerOptions::viewer())

@@ -55,6 +55,8 @@ pub(crate) struct State {
     presence: HashMap<PeerId, Presence>,
     /// Hosts holding a relay reservation now.
     pub(crate) reservations: HashSet<PeerId>,
+    /// Relay circuits open now, per source address and host (shared with the relay's gate).
+    pub(crate) circuits: Arc<std::sync::Mutex<super::circuits::CircuitGate>>,
     /// Addresses viewers should use to reach this server.
     pub(crate) public_addrs: Vec<Multiaddr>,
     /// Login backoff per IP.
@@ -159,6 +161,10 @@ impl State {
             registered: Arc::new(RwLock::new(registered)),
             presence: HashMap::new(),
             reservations: HashSet::new(),
+            circuits: Arc::new(std::sync::Mutex::new(super::circuits::CircuitGate::new(
+                config.relay.max_circuits_per_ip,
+                config.relay.max_circuits_per_host,
+            ))),
             public_addrs: Vec::new(),
             config,
             identity,
