@@ -159,7 +159,7 @@ fn relayed_strangers_share_one_pool() {
     // before its request (then its address, 127.0.0.1, is what counts).
     let out = text(&run_at(&hdir, &["requests"]));
     let lines: Vec<&str> = out.lines().filter(|l| l.contains("relayed-")).collect();
-    let via_relay = lines.iter().filter(|l| l.contains("(relay)")).count();
+    let via_relay = lines.iter().filter(|l| l.contains("via relay")).count();
     let direct = lines.len() - via_relay;
     assert!(
         via_relay <= portico_core::table::MAX_PENDING_RELAYED
