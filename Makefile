@@ -69,7 +69,8 @@ sim: build
 adversarial: deps console-deps
 	$(CARGO) test --locked -p portico-signal-client --test only_peer
 	$(CARGO) test --locked -p portico --test flood --test guest_flood --test hostile_messages \
-	  --test enrollment --test narrowing --test reconnect --test files --test provision_acl
+	  --test enrollment --test narrowing --test reconnect --test files --test provision_acl \
+	  --test browse --test access --test stale_ticket --test resume
 	$(CARGO) test --locked -p portico-signal --test crash --test enrollment --test relay --test server
 
 # Every fuzz target of core/fuzz (docs/fuzzing.md): a short fixed budget in `make test`,

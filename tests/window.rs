@@ -231,7 +231,7 @@ fn the_files_panel_lists_the_shared_folder_and_downloads_with_the_keyboard() {
     let config = format!(
         "browse_roots = [{:?}]\n{}",
         share.display().to_string(),
-        acl(&peer_of(&viewer), "view,files")
+        acl(&peer_of(&viewer), "view,browse")
     );
     let mut host = Host::start(&hx, &dir.path().join("host"), &config, &[]);
     let addr = host.tcp_addr();
