@@ -1,6 +1,7 @@
 //! The host: starts the actors (AccessControl, Capture, Encoder, Input, Network) inside the
 //! current actix `System` and serves `/portico/session/1`.
 
+mod accept;
 mod ports;
 
 use std::path::Path;
@@ -9,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use futures::StreamExt;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 use portico_core::identity::Identity;
@@ -368,7 +368,7 @@ pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle,
                 reason: e.to_string(),
             })?;
     }
-    let mut incoming = swarm
+    let incoming = swarm
         .behaviour()
         .stream
         .new_control()
@@ -407,8 +407,9 @@ pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle,
                 .collect::<Vec<_>>(),
         )),
     };
+    let mut incoming = accept::spawn(incoming).map_err(|e| HostError::Network(e.to_string()))?;
     actix::spawn(async move {
-        while let Some((peer, stream)) = incoming.next().await {
+        while let Some((peer, stream)) = incoming.recv().await {
             actix::spawn(session::serve(stream, peer, deps.clone()));
         }
     });

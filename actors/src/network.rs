@@ -151,13 +151,22 @@ impl Network {
     fn on_event(&mut self, ev: SwarmEvent<PeerBehaviourEvent>, ctx: &mut Context<Self>) {
         if let SwarmEvent::ConnectionClosed {
             peer_id,
-            num_established: 0,
+            num_established,
+            cause,
+            endpoint,
             ..
         } = &ev
         {
+            let addr = endpoint.get_remote_address();
+            match cause {
+                Some(e) => tracing::info!(%peer_id, %addr, error = %e, "connection closed"),
+                None => tracing::debug!(%peer_id, %addr, "connection closed"),
+            }
             // The map of where peers connect from holds connected peers only.
-            if let Ok(mut m) = self.peers.lock() {
-                m.remove(peer_id);
+            if *num_established == 0 {
+                if let Ok(mut m) = self.peers.lock() {
+                    m.remove(peer_id);
+                }
             }
         }
         match ev {

@@ -12,6 +12,7 @@ pub mod fetch;
 mod files;
 mod migrate;
 mod notice;
+mod opening;
 pub mod picture;
 pub mod script;
 pub mod window;
@@ -21,15 +22,13 @@ use dial::connect;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures::{AsyncReadExt, AsyncWriteExt};
 use libp2p::{Multiaddr, PeerId};
 use portico_core::identity::Identity;
-use portico_core::noise::Initiator;
 use portico_core::session::ViewerSession;
 use portico_core::wire::handshake::AccessRequest;
 use portico_core::wire::session::ByeReason;
 use portico_signal_client::peer::SESSION;
-use portico_signal_client::session_io::{read_handshake, StreamError};
+use portico_signal_client::session_io::StreamError;
 use serde::Serialize;
 
 pub use notice::{Notice, Notify};
@@ -245,18 +244,8 @@ pub async fn run(
 ) -> Result<Report, ViewerError> {
     let started = Instant::now();
     let conn = connect(identity, &dial).await?;
-    let (peer, relayed, mut control) = (conn.peer, conn.relayed, conn.control.clone());
-    let stream = control
-        .open_stream(peer, SESSION)
-        .await
-        .map_err(|e| ViewerError::Connect(e.to_string()))?;
-    let (mut r, mut w) = stream.split();
-    let (initiator, msg1) = Initiator::start(identity, peer, request).map_err(StreamError::from)?;
-    w.write_all(&msg1).await.map_err(StreamError::from)?;
-    let msg2 = read_handshake(&mut r).await?;
-    let (msg3, transport, _host) = initiator.finish(&msg2).map_err(StreamError::from)?;
-    w.write_all(&msg3).await.map_err(StreamError::from)?;
-    w.flush().await.map_err(StreamError::from)?;
+    let (conn, (r, w), transport) = opening::open(identity, &dial, conn, &request).await?;
+    let (peer, relayed, control) = (conn.peer, conn.relayed, conn.control.clone());
     let machine = ViewerSession::new(transport);
     let path = if relayed { "relayed" } else { "direct" };
     let mig = migrate::Migration::new(
