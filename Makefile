@@ -14,7 +14,7 @@ BUILD_DEPS := pkg-config libx11-dev libx11-xcb-dev libxcb1-dev libegl-dev libway
 TEST_DEPS := xvfb xdotool xclip x11-utils x11-xserver-utils xterm chromium iproute2 nftables dbus dunst
 DEMO_DATA ?= $(CURDIR)/target/demo
 
-.PHONY: demo test deps build lint bench compare clean console-deps fuzz fuzz-short fuzz-tool adversarial sim
+.PHONY: demo test deps build lint bench compare many-viewers clean console-deps fuzz fuzz-short fuzz-tool adversarial sim
 
 deps:
 	@missing=""; for p in $(BUILD_DEPS) $(TEST_DEPS); do \
@@ -49,6 +49,15 @@ compare: deps
 	simulations/scripts/compare.py --bin target/release --size 1280x720 --secs 10 --out target/compare
 	simulations/scripts/compare.py --bin target/release --size 1920x1080 --secs 10 --out target/compare
 	simulations/scripts/host_cpu.sh target/release 1920x1080 10
+
+# Cost per viewer for 1, 4 and 16 viewers on a scrolling terminal and on video
+# (docs/performance.md, "Many viewers"); release build, not part of `make test`.
+many-viewers: deps
+	@missing=""; for p in ffmpeg bc python3; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; fi
+	$(CARGO) build --release --locked -p portico
+	simulations/scripts/many_viewers.sh target/release 1280x720 10
 
 lint: deps
 	$(CARGO) fmt --all -- --check

@@ -63,20 +63,22 @@ async fn reserve(swarm: &mut Swarm<Peer>, circuit: Multiaddr) -> bool {
     .unwrap_or(false)
 }
 
-#[tokio::test]
-async fn relay_serves_registered_hosts_only_and_carries_video_sized_circuits() {
-    let dir = tempfile::tempdir().unwrap();
-    let (server_id, _) = Identity::load_or_create(dir.path()).unwrap();
+/// A server in `dir` with `tune` applied to its config: the server, its TCP address and a
+/// one-use enrollment token for `/Home`.
+async fn start_relay(
+    dir: &std::path::Path,
+    tune: impl FnOnce(&mut Config),
+) -> (portico_signal::Running, Multiaddr, String) {
+    let (server_id, _) = Identity::load_or_create(dir).unwrap();
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         ..Config::default()
     };
-    // Every peer here comes from 127.0.0.1: three new circuits a minute from it, at most.
-    config.relay.circuits_per_minute_per_ip = 3;
-    let store = Store::open(dir.path()).unwrap();
+    tune(&mut config);
+    let store = Store::open(dir).unwrap();
     let home = portico_signal::store::NodePath::parse("/Home").unwrap();
     let (token, _) = store.create_enrollment(&home, 1, u64::MAX, 0).unwrap();
-    let server = portico_signal::start(config, server_id, store, dir.path())
+    let server = portico_signal::start(config, server_id, store, dir)
         .await
         .unwrap();
     let tcp = server
@@ -85,6 +87,15 @@ async fn relay_serves_registered_hosts_only_and_carries_video_sized_circuits() {
         .find(|a| a.to_string().contains("/tcp/"))
         .unwrap()
         .clone();
+    (server, tcp, token)
+}
+
+#[tokio::test]
+async fn relay_serves_registered_hosts_only_and_carries_video_sized_circuits() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every peer here comes from 127.0.0.1: three new circuits a minute from it, at most.
+    let (server, tcp, token) =
+        start_relay(dir.path(), |c| c.relay.circuits_per_minute_per_ip = 3).await;
     let circuit = tcp.clone().with(Protocol::P2pCircuit);
 
     // An unregistered peer is refused a reservation.
@@ -312,24 +323,7 @@ async fn hold_relayed(
 #[tokio::test]
 async fn one_address_holds_only_its_share_of_circuits() {
     let dir = tempfile::tempdir().unwrap();
-    let (server_id, _) = Identity::load_or_create(dir.path()).unwrap();
-    let mut config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..Config::default()
-    };
-    config.relay.max_circuits_per_ip = 2;
-    let store = Store::open(dir.path()).unwrap();
-    let home = portico_signal::store::NodePath::parse("/Home").unwrap();
-    let (token, _) = store.create_enrollment(&home, 1, u64::MAX, 0).unwrap();
-    let server = portico_signal::start(config, server_id, store, dir.path())
-        .await
-        .unwrap();
-    let tcp = server
-        .listen_addrs
-        .iter()
-        .find(|a| a.to_string().contains("/tcp/"))
-        .unwrap()
-        .clone();
+    let (server, tcp, token) = start_relay(dir.path(), |c| c.relay.max_circuits_per_ip = 2).await;
     let host_id = Identity::generate();
     let signal = SignalClient::connect(&host_id, tcp.clone(), Some(server.peer_id))
         .await

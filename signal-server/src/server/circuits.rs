@@ -114,7 +114,7 @@ mod tests {
 
     #[test]
     fn circuits_are_capped_per_address_and_per_host() {
-        let mut g = CircuitGate::new(2, 3);
+        let mut g = CircuitGate::new(2, 2);
         let (host, other) = (PeerId::random(), PeerId::random());
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "198.51.100.1".parse().unwrap();
@@ -132,7 +132,7 @@ mod tests {
         // A closed circuit frees its address's slot.
         g.closed(first.0, host);
         assert!(open(&mut g, a, host).is_some());
-        // The host now holds three; a fourth (from a fresh address) is dropped.
+        // The host holds two now; a third (from a fresh address) is dropped.
         let c: IpAddr = "203.0.113.9".parse().unwrap();
         assert_eq!(open(&mut g, c, host).unwrap().1, Opened::DropSource);
         // IPv6 counts by /64.
