@@ -310,6 +310,16 @@ impl Network {
             tracing::warn!(%peer, "signal message from a peer that is not our server; ignored");
             return;
         }
+        let message = match message {
+            request_response::Message::Response {
+                request_id,
+                response,
+            } => request_response::Message::Response {
+                request_id,
+                response: portico_signal_client::from_server::clean_response(response),
+            },
+            other => other,
+        };
         match message {
             request_response::Message::Response {
                 response: SignalResponse::Registered(r),

@@ -239,7 +239,9 @@ impl SignalClient {
             .send((req, tx))
             .await
             .map_err(|_| ClientError::Closed)?;
-        rx.await.map_err(|_| ClientError::Closed)?
+        rx.await
+            .map_err(|_| ClientError::Closed)?
+            .map(crate::from_server::clean_response)
     }
 
     /// The next event the server pushed (`None` once the connection is gone).

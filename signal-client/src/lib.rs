@@ -3,7 +3,8 @@
 //!
 //! - [`codec`]: the `/portico/signal/1` request-response codec (length-prefixed CBOR frames,
 //!   checked against the maximum before the body is read);
-//! - [`client::SignalClient`]: a client for that protocol (viewers, the CLI, simulations);
+//! - [`client::SignalClient`]: a client for that protocol (viewers, the CLI, simulations),
+//!   whose answers come cleaned of hidden characters ([`from_server`]);
 //! - [`swarm`]: the one transport stack (TCP + QUIC, Noise, Yamux, DNS, relay client) and the
 //!   behaviour pieces (identify, signal) every Portico swarm is built from;
 //! - [`peer`]: the host's and viewer's swarm (session streams, relay client, DCUtR, mDNS);
@@ -51,6 +52,7 @@ macro_rules! delegate_pending {
 
 pub mod client;
 pub mod codec;
+pub mod from_server;
 pub mod ip_limits;
 pub mod only_peer;
 pub mod password;
