@@ -297,10 +297,11 @@ impl State {
                     .map(|u| u.groups.iter().cloned().collect())
                     .unwrap_or_default(),
                 force_server_security: user.as_ref().is_some_and(|u| u.force_server_security),
-                // A deleted account: now (nothing of it may come in any more).
+                // The account's last change (1 for one never changed: an answer is not a
+                // change, and 0 would mean "not said"); a deleted account: now.
                 changed_at: user
                     .as_ref()
-                    .map_or_else(|| unix_now() + 1, |u| u.changed_at),
+                    .map_or_else(|| unix_now() + 1, |u| u.changed_at.max(1)),
                 disabled: user.is_none_or(|u| u.disabled),
                 user: name,
             });
