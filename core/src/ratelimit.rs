@@ -216,6 +216,24 @@ impl Quiet {
         }
     }
 
+    /// When the counted events are due to be summed up (their window ends), if any are.
+    pub fn due(&self) -> Option<Instant> {
+        self.started
+            .filter(|_| self.suppressed > 0)
+            .map(|t| t + self.window)
+    }
+
+    /// At `now`, after the window: how many were counted and not written (then zero).
+    pub fn flush(&mut self, now: Instant) -> Option<u64> {
+        match self.due() {
+            Some(at) if at <= now => {
+                self.started = None;
+                Some(std::mem::take(&mut self.suppressed))
+            }
+            _ => None,
+        }
+    }
+
     /// An event at `now`: `Some(n)` when it is to be written (`n` more were left out
     /// since the last one written), `None` when it is only counted.
     pub fn event(&mut self, now: Instant) -> Option<u64> {
@@ -244,6 +262,13 @@ mod tests {
         }
         assert_eq!(q.event(t0 + Duration::from_secs(61)), Some(500));
         assert_eq!(q.event(t0 + Duration::from_secs(62)), None);
+        // A flood that stops is summed up when its window ends.
+        let t1 = t0 + Duration::from_secs(61);
+        assert_eq!(q.due(), Some(t1 + Duration::from_secs(60)));
+        assert_eq!(q.flush(t1 + Duration::from_secs(59)), None);
+        assert_eq!(q.flush(t1 + Duration::from_secs(60)), Some(1));
+        assert_eq!(q.due(), None);
+        assert_eq!(q.event(t1 + Duration::from_secs(61)), Some(0));
     }
 
     #[test]

@@ -103,7 +103,13 @@ impl SessionTable {
             .filter_map(|e| e.expires_at)
             .filter(|t| *t > now.unix)
             .map(|t| now.at + Duration::from_secs(t - now.unix));
-        pending.chain(services).chain(limits).chain(expiries).min()
+        let quiet = self.resume_refusals.due();
+        pending
+            .chain(services)
+            .chain(limits)
+            .chain(expiries)
+            .chain(quiet)
+            .min()
     }
 
     /// Runs what is due at `now`: unanswered requests are refused, unanswered service
@@ -141,6 +147,12 @@ impl SessionTable {
         }
         if self.acl.iter().any(|e| e.expires_at.is_some()) {
             self.recheck(now);
+        }
+        if let Some(n) = self.resume_refusals.flush(now.at) {
+            self.audit(
+                "resume_refused",
+                format!("{n} more refused in the last minute"),
+            );
         }
     }
 

@@ -661,3 +661,37 @@ fn the_console_view_shows_what_the_owner_needs() {
     );
     assert!(view.allow_guests && !view.allow_visitors && view.server.is_none());
 }
+
+#[test]
+fn refused_resumes_cost_one_audit_line_a_minute_and_a_sum_after() {
+    let mut h = Harness::new(HostSettings::default(), vec![]);
+    let now = h.now();
+    let written: Vec<bool> = (0..3)
+        .map(|i| {
+            h.table
+                .resume_refused(now, format!("from x: bad token {i}"))
+        })
+        .collect();
+    assert_eq!(written, [true, false, false]);
+    let audit = |h: &mut Harness| {
+        let mut lines = Vec::new();
+        while let Some(e) = h.table.poll_effect() {
+            if let Effect::Audit { action, detail } = e {
+                lines.push(format!("{action}: {detail}"));
+            }
+        }
+        lines
+    };
+    assert_eq!(audit(&mut h), ["resume_refused: from x: bad token 0"]);
+    // The flood stopped: when its minute is over, the rest is summed up.
+    assert_eq!(
+        h.table.next_deadline(h.now()),
+        Some(h.now().at + Duration::from_secs(60))
+    );
+    h.advance(60);
+    assert_eq!(
+        audit(&mut h),
+        ["resume_refused: 2 more refused in the last minute"]
+    );
+    assert_eq!(h.table.next_deadline(h.now()), None);
+}
