@@ -90,6 +90,29 @@ async fn start_relay(
     (server, tcp, token)
 }
 
+/// Registers `host_id` as `/Home/pc` with `token`; its signal client.
+async fn enrol(
+    server: &portico_signal::Running,
+    tcp: &Multiaddr,
+    host_id: &Identity,
+    token: String,
+) -> SignalClient {
+    let signal = SignalClient::connect(host_id, tcp.clone(), Some(server.peer_id))
+        .await
+        .unwrap();
+    let r = signal
+        .request(SignalRequest::Register(Register {
+            node_path: Some("/Home/pc".into()),
+            addrs: vec![],
+            agent: "t".into(),
+            enroll: Some(token),
+        }))
+        .await
+        .unwrap();
+    assert!(matches!(r, SignalResponse::Registered(_)), "{r:?}");
+    signal
+}
+
 #[tokio::test]
 async fn relay_serves_registered_hosts_only_and_carries_video_sized_circuits() {
     let dir = tempfile::tempdir().unwrap();
@@ -130,19 +153,7 @@ async fn relay_serves_registered_hosts_only_and_carries_video_sized_circuits() {
 
     // An enrolled host gets one.
     let host_id = Identity::generate();
-    let signal = SignalClient::connect(&host_id, tcp.clone(), Some(server.peer_id))
-        .await
-        .unwrap();
-    let r = signal
-        .request(SignalRequest::Register(Register {
-            node_path: Some("/Home/pc".into()),
-            addrs: vec![],
-            agent: "t".into(),
-            enroll: Some(token),
-        }))
-        .await
-        .unwrap();
-    assert!(matches!(r, SignalResponse::Registered(_)), "{r:?}");
+    let signal = enrol(&server, &tcp, &host_id, token).await;
     let mut host = peer_swarm(&host_id);
     let mut incoming = host.behaviour().stream.new_control().accept(BULK).unwrap();
     assert!(
@@ -263,25 +274,12 @@ async fn relay_serves_registered_hosts_only_and_carries_video_sized_circuits() {
 }
 
 /// Dials `addr` (a relayed address of `host`) from a fresh swarm; whether a connection to
-/// the host came up through the relay.
+/// the host came up through the relay (it closes again at once).
 async fn dial_relayed(id: &Identity, addr: Multiaddr, host: PeerId) -> bool {
-    let mut swarm = peer_swarm(id);
-    swarm.dial(addr).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match swarm.select_next_some().await {
-                SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == host => {
-                    return true
-                }
-                SwarmEvent::OutgoingConnectionError {
-                    peer_id: Some(p), ..
-                } if p == host => return false,
-                _ => {}
-            }
-        }
-    })
-    .await
-    .unwrap_or(false)
+    hold_relayed(id, addr, host)
+        .await
+        .map(|held| held.abort())
+        .is_some()
 }
 
 /// Dials `addr` (a relayed address of `host`) and keeps the connection open in a task of
@@ -325,19 +323,7 @@ async fn one_address_holds_only_its_share_of_circuits() {
     let dir = tempfile::tempdir().unwrap();
     let (server, tcp, token) = start_relay(dir.path(), |c| c.relay.max_circuits_per_ip = 2).await;
     let host_id = Identity::generate();
-    let signal = SignalClient::connect(&host_id, tcp.clone(), Some(server.peer_id))
-        .await
-        .unwrap();
-    let r = signal
-        .request(SignalRequest::Register(Register {
-            node_path: Some("/Home/pc".into()),
-            addrs: vec![],
-            agent: "t".into(),
-            enroll: Some(token),
-        }))
-        .await
-        .unwrap();
-    assert!(matches!(r, SignalResponse::Registered(_)), "{r:?}");
+    let _signal = enrol(&server, &tcp, &host_id, token).await;
     let mut host = peer_swarm(&host_id);
     assert!(reserve(&mut host, tcp.clone().with(Protocol::P2pCircuit)).await);
     tokio::spawn(async move {
