@@ -76,6 +76,17 @@ pub enum BrowseError {
     },
 }
 
+impl BrowseError {
+    /// What opening `path` beneath its root came to.
+    fn beneath(path: &str, e: BeneathError) -> Self {
+        let path = path.to_string();
+        match e {
+            BeneathError::Outside => Self::Outside { path },
+            BeneathError::Io(source) => Self::Io { path, source },
+        }
+    }
+}
+
 /// One shared folder: its name for viewers, its real path, its open directory.
 #[derive(Debug)]
 struct Root {
@@ -162,13 +173,8 @@ impl Roots {
         if has_secret_component(&rel) {
             return Err(BrowseError::Hidden { path: owned() });
         }
-        let fd = beneath::open(&root.fd, &rel, Open::Path).map_err(|e| match e {
-            BeneathError::Outside => BrowseError::Outside { path: owned() },
-            BeneathError::Io(source) => BrowseError::Io {
-                path: owned(),
-                source,
-            },
-        })?;
+        let fd =
+            beneath::open(&root.fd, &rel, Open::Path).map_err(|e| BrowseError::beneath(path, e))?;
         let found = Found { root, rel, fd };
         if !self.shareable(&found) {
             return Err(BrowseError::Hidden { path: owned() });
@@ -208,10 +214,8 @@ impl Roots {
                 .collect();
             return Ok((roots, false));
         };
-        let dir = beneath::open(&found.root.fd, &found.rel, Open::Dir).map_err(|e| match e {
-            BeneathError::Outside => BrowseError::Outside { path: path.into() },
-            BeneathError::Io(e) => io(e),
-        })?;
+        let dir = beneath::open(&found.root.fd, &found.rel, Open::Dir)
+            .map_err(|e| BrowseError::beneath(path, e))?;
         let read = rustix::fs::Dir::read_from(&dir).map_err(|e| io(e.into()))?;
         let mut entries = Vec::new();
         let mut truncated = false;
@@ -277,10 +281,9 @@ impl Roots {
         if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
             return Err(BrowseError::NotAFile { path: path.into() });
         }
-        let file = std::fs::File::from(beneath::reopen(&found.fd).map_err(|e| match e {
-            BeneathError::Outside => BrowseError::Outside { path: path.into() },
-            BeneathError::Io(e) => io(e),
-        })?);
+        let file = std::fs::File::from(
+            beneath::reopen(&found.fd).map_err(|e| BrowseError::beneath(path, e))?,
+        );
         let meta = file.metadata().map_err(io)?;
         if !meta.is_file() {
             return Err(BrowseError::NotAFile { path: path.into() });
