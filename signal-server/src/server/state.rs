@@ -176,10 +176,16 @@ impl State {
 
     /// Whether a host heartbeated recently.
     pub(crate) fn is_online(&self, peer: &PeerId) -> bool {
+        self.presence_at(peer, Instant::now()).is_some()
+    }
+
+    /// A host's presence when it heartbeated within three intervals of `now`.
+    fn presence_at(&self, peer: &PeerId, now: Instant) -> Option<Presence> {
         let window = Duration::from_secs(u64::from(self.config.heartbeat_secs) * 3);
         self.presence
             .get(peer)
-            .is_some_and(|p| p.at.elapsed() < window)
+            .copied()
+            .filter(|p| now.saturating_duration_since(p.at) < window)
     }
 
     /// The connected peers that are registered hosts (event recipients).

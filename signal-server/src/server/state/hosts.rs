@@ -215,12 +215,10 @@ impl State {
         ip: Option<IpAddr>,
         now: Instant,
     ) -> Result<(), SignalResponse> {
-        let window = std::time::Duration::from_secs(u64::from(self.config.heartbeat_secs) * 3);
-        let Some(first) = self.presence.get(&peer).copied() else {
+        let Some(first) = self.presence_at(&peer, now) else {
             return Ok(());
         };
-        let live = now.saturating_duration_since(first.at) < window;
-        if !live || first.ip == ip || first.ip.is_none() || ip.is_none() {
+        if first.ip == ip || first.ip.is_none() || ip.is_none() {
             return Ok(());
         }
         self.rate(peer, ip, now)?;
