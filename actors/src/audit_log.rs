@@ -14,8 +14,56 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use portico_core::audit_chain::{Chain, Fields};
+use portico_core::audit_chain::{Chain, Fields, Tampered};
 use serde::{Deserialize, Serialize};
+
+/// Why the audit log cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The file system said no.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line that is not an entry.
+    #[error("{}: line {line}: not an entry ({reason})", path.display())]
+    NotAnEntry {
+        /// The file.
+        path: PathBuf,
+        /// Its line, from 1.
+        line: usize,
+        /// What the parser said.
+        reason: String,
+    },
+    /// The hash chain does not verify.
+    #[error("{}: audit chain broken at line {line} ({tampered})", path.display())]
+    Broken {
+        /// The file.
+        path: PathBuf,
+        /// Its line, from 1.
+        line: usize,
+        /// What does not check out.
+        #[source]
+        tampered: Tampered,
+    },
+    /// An entry could not be encoded.
+    #[error("encoding an audit entry: {0}")]
+    Encode(#[source] serde_json::Error),
+    /// The writer thread could not start.
+    #[error("cannot start the audit writer: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
+    move |source| AuditError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
 
 /// One entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,7 +109,7 @@ pub struct AuditLog {
     limit: u64,
 }
 
-fn open_append(path: &Path) -> Result<File, String> {
+fn open_append(path: &Path) -> Result<File, AuditError> {
     let mut opts = OpenOptions::new();
     opts.create(true).append(true);
     #[cfg(unix)]
@@ -69,8 +117,7 @@ fn open_append(path: &Path) -> Result<File, String> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    opts.open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))
+    opts.open(path).map_err(io_at(path))
 }
 
 /// `audit.jsonl`'s `n`th rotated file, `audit.N.jsonl`.
@@ -84,18 +131,15 @@ pub fn rotated(path: &Path, n: u32) -> PathBuf {
 
 impl AuditLog {
     /// Opens (or creates, mode 0600) the log, checking the existing chain.
-    pub fn open(path: &Path) -> Result<Self, String> {
+    pub fn open(path: &Path) -> Result<Self, AuditError> {
         Self::open_with_limit(path, MAX_LOG_BYTES)
     }
 
     /// [`AuditLog::open`], rotating past `limit` bytes.
-    pub fn open_with_limit(path: &Path, limit: u64) -> Result<Self, String> {
-        let chain = verify(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn open_with_limit(path: &Path, limit: u64) -> Result<Self, AuditError> {
+        let chain = verify(path)?;
         let file = open_append(path)?;
-        let size = file
-            .metadata()
-            .map_err(|e| format!("{}: {e}", path.display()))?
-            .len();
+        let size = file.metadata().map_err(io_at(path))?.len();
         Ok(Self {
             file,
             path: path.to_path_buf(),
@@ -107,36 +151,33 @@ impl AuditLog {
 
     /// The live file becomes `audit.1.jsonl` (the older ones move up, the oldest goes) and
     /// a new live file goes on with the chain.
-    fn rotate(&mut self) -> Result<(), String> {
+    fn rotate(&mut self) -> Result<(), AuditError> {
         self.sync()?;
-        let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
         let oldest = rotated(&self.path, KEEP_ROTATED);
         match std::fs::remove_file(&oldest) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(&oldest, e)),
+            Err(e) => return Err(io_at(&oldest)(e)),
         }
         for n in (1..KEEP_ROTATED).rev() {
             let from = rotated(&self.path, n);
             if from.exists() {
-                std::fs::rename(&from, rotated(&self.path, n + 1)).map_err(|e| io(&from, e))?;
+                std::fs::rename(&from, rotated(&self.path, n + 1)).map_err(io_at(&from))?;
             }
         }
-        std::fs::rename(&self.path, rotated(&self.path, 1)).map_err(|e| io(&self.path, e))?;
+        std::fs::rename(&self.path, rotated(&self.path, 1)).map_err(io_at(&self.path))?;
         self.file = open_append(&self.path)?;
         self.size = 0;
         Ok(())
     }
 
     /// Makes every entry written so far durable.
-    fn sync(&mut self) -> Result<(), String> {
-        self.file
-            .sync_data()
-            .map_err(|e| format!("{}: {e}", self.path.display()))
+    fn sync(&mut self) -> Result<(), AuditError> {
+        self.file.sync_data().map_err(io_at(&self.path))
     }
 
     /// Writes an entry made at `at` (durable at the next [`AuditLog::sync`]).
-    fn write(&mut self, at: u64, action: &str, detail: &str) -> Result<(), String> {
+    fn write(&mut self, at: u64, action: &str, detail: &str) -> Result<(), AuditError> {
         let mut chain = self.chain;
         let (seq, prev, hash) = chain.append(at, ACTOR, action, detail);
         let e = Entry {
@@ -147,14 +188,14 @@ impl AuditLog {
             prev: hex::encode(prev),
             hash: hex::encode(hash),
         };
-        let mut line = serde_json::to_string(&e).map_err(|e| e.to_string())?;
+        let mut line = serde_json::to_string(&e).map_err(AuditError::Encode)?;
         line.push('\n');
         if self.size > 0 && self.size + line.len() as u64 > self.limit {
             self.rotate()?;
         }
         self.file
             .write_all(line.as_bytes())
-            .map_err(|e| format!("{}: {e}", self.path.display()))?;
+            .map_err(io_at(&self.path))?;
         self.size += line.len() as u64;
         self.chain = chain;
         Ok(())
@@ -187,7 +228,7 @@ pub struct AuditWriter {
 
 impl AuditWriter {
     /// Moves `log` to a writer thread with a queue of `capacity` entries.
-    pub fn spawn(mut log: AuditLog, capacity: usize) -> Result<Self, String> {
+    pub fn spawn(mut log: AuditLog, capacity: usize) -> Result<Self, AuditError> {
         let (tx, rx) = crossbeam_channel::bounded::<(u64, &'static str, String)>(capacity);
         let dropped = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let lost = dropped.clone();
@@ -210,7 +251,7 @@ impl AuditWriter {
                     }
                 }
             })
-            .map_err(|e| format!("cannot start the audit writer: {e}"))?;
+            .map_err(AuditError::Thread)?;
         Ok(Self {
             tx: Some(tx),
             dropped,
@@ -241,7 +282,7 @@ impl Drop for AuditWriter {
 
 /// Checks the live file's chain, anchored on the last entry of `audit.1.jsonl` when the log
 /// has rotated; returns its head (last sequence number and hash).
-pub fn verify(path: &Path) -> Result<Chain, String> {
+pub fn verify(path: &Path) -> Result<Chain, AuditError> {
     let anchor = match last_entry(&rotated(path, 1))? {
         Some(e) => Chain::at(e.seq, hex32(&e.hash).unwrap_or_default()),
         None => Chain::default(),
@@ -252,7 +293,7 @@ pub fn verify(path: &Path) -> Result<Chain, String> {
 /// Checks every kept file, oldest first: the oldest is anchored on its own first entry (its
 /// predecessors were dropped by rotation), each later one must go on from the one before.
 /// Returns the head and how many files there were.
-pub fn verify_all(path: &Path) -> Result<(Chain, u32), String> {
+pub fn verify_all(path: &Path) -> Result<(Chain, u32), AuditError> {
     let mut files: Vec<PathBuf> = (1..=KEEP_ROTATED)
         .rev()
         .map(|n| rotated(path, n))
@@ -268,34 +309,39 @@ pub fn verify_all(path: &Path) -> Result<(Chain, u32), String> {
                 None => Chain::default(),
             },
         };
-        chain = Some(check_file(f, anchor).map_err(|e| format!("{}: {e}", f.display()))?);
+        chain = Some(check_file(f, anchor)?);
     }
     Ok((chain.unwrap_or_default(), files.len() as u32))
 }
 
-fn entries(path: &Path) -> Result<Option<impl Iterator<Item = Result<Entry, String>>>, String> {
+fn entries(
+    path: &Path,
+) -> Result<Option<impl Iterator<Item = Result<Entry, AuditError>> + '_>, AuditError> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(io_at(path)(e)),
     };
     Ok(Some(BufReader::new(file).lines().enumerate().map(
-        |(n, line)| {
-            let line = line.map_err(|e| e.to_string())?;
-            serde_json::from_str::<Entry>(&line)
-                .map_err(|err| format!("line {}: not an entry ({err})", n + 1))
+        move |(n, line)| {
+            let line = line.map_err(io_at(path))?;
+            serde_json::from_str::<Entry>(&line).map_err(|err| AuditError::NotAnEntry {
+                path: path.to_path_buf(),
+                line: n + 1,
+                reason: err.to_string(),
+            })
         },
     )))
 }
 
-fn first_entry(path: &Path) -> Result<Option<Entry>, String> {
+fn first_entry(path: &Path) -> Result<Option<Entry>, AuditError> {
     match entries(path)? {
         Some(mut it) => it.next().transpose(),
         None => Ok(None),
     }
 }
 
-fn last_entry(path: &Path) -> Result<Option<Entry>, String> {
+fn last_entry(path: &Path) -> Result<Option<Entry>, AuditError> {
     let mut last = None;
     if let Some(it) = entries(path)? {
         for e in it {
@@ -305,7 +351,7 @@ fn last_entry(path: &Path) -> Result<Option<Entry>, String> {
     Ok(last)
 }
 
-fn check_file(path: &Path, mut chain: Chain) -> Result<Chain, String> {
+fn check_file(path: &Path, mut chain: Chain) -> Result<Chain, AuditError> {
     let Some(it) = entries(path)? else {
         return Ok(chain);
     };
@@ -324,7 +370,11 @@ fn check_file(path: &Path, mut chain: Chain) -> Result<Chain, String> {
         );
         chain
             .check(&fields, &prev, &hash)
-            .map_err(|t| format!("audit chain broken at line {} ({t})", n + 1))?;
+            .map_err(|tampered| AuditError::Broken {
+                path: path.to_path_buf(),
+                line: n + 1,
+                tampered,
+            })?;
     }
     Ok(chain)
 }
@@ -335,7 +385,7 @@ mod tests {
 
     impl AuditLog {
         /// Appends an entry, durable at once.
-        fn append(&mut self, action: &str, detail: &str) -> Result<(), String> {
+        fn append(&mut self, action: &str, detail: &str) -> Result<(), AuditError> {
             self.write(unix_now(), action, detail)?;
             self.sync()
         }
@@ -400,7 +450,7 @@ mod tests {
         assert_eq!(verify(&p).unwrap().seq, 201);
         // Removing the newest rotated file breaks the live file's link.
         std::fs::remove_file(rotated(&p, 1)).unwrap();
-        assert!(verify(&p).unwrap_err().contains("line 1"));
+        assert!(verify(&p).unwrap_err().to_string().contains("line 1"));
     }
 
     #[test]
@@ -418,7 +468,7 @@ mod tests {
             .unwrap()
             .replace("session 1", "session 2");
         std::fs::write(&p, text).unwrap();
-        assert!(verify(&p).unwrap_err().contains("line 2"));
+        assert!(verify(&p).unwrap_err().to_string().contains("line 2"));
         assert!(AuditLog::open(&p).is_err());
     }
 }

@@ -83,7 +83,7 @@ pub enum HostError {
     },
     /// The audit log cannot be used.
     #[error("host audit log: {0}")]
-    AuditLog(String),
+    AuditLog(#[from] crate::audit_log::AuditError),
     /// No screen to capture.
     #[error("cannot capture the screen: {0}")]
     Capture(String),
