@@ -256,14 +256,43 @@ pub struct Console {
     pub link: ConsoleLink,
 }
 
+/// Why the console did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    /// Not a loopback address.
+    #[error("the owner console listens on loopback only (use 127.0.0.1:PORT), not {addr}")]
+    NotLoopback {
+        /// The address asked for.
+        addr: SocketAddr,
+    },
+    /// The port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address (a free port on its IP when the default was taken).
+        addr: String,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Bound, but no address came back.
+    #[error("the console has no address after binding")]
+    NoAddress,
+    /// `console.json` could not be encoded.
+    #[error("cannot encode console.json: {0}")]
+    Encode(#[source] serde_json::Error),
+    /// `console.json` could not be written.
+    #[error("cannot write console.json: {0}")]
+    File(#[source] portico_core::identity::IdentityError),
+}
+
 /// Starts the console on `addr` (must be loopback).
 pub fn start(
     addr: SocketAddr,
     data: &Path,
     access: Addr<AccessControl>,
-) -> Result<Console, String> {
+) -> Result<Console, ConsoleError> {
     if !addr.ip().is_loopback() {
-        return Err("the owner console listens on loopback only (use 127.0.0.1:PORT)".into());
+        return Err(ConsoleError::NotLoopback { addr });
     }
     let token = auth::random_hex(24);
     let codes = auth::Codes::default();
@@ -288,16 +317,23 @@ pub fn start(
                 && addr.port() == portico_signal_client::ports::CONSOLE_PORT =>
         {
             tracing::info!(%addr, "the default console port is taken (another host on this machine?); using a free one");
-            serve(SocketAddr::new(addr.ip(), 0))
-                .map_err(|e| format!("cannot listen on {}: {e}", addr.ip()))?
+            serve(SocketAddr::new(addr.ip(), 0)).map_err(|source| ConsoleError::Listen {
+                addr: format!("{}:0", addr.ip()),
+                source,
+            })?
         }
-        Err(e) => return Err(format!("cannot listen on {addr}: {e}")),
+        Err(source) => {
+            return Err(ConsoleError::Listen {
+                addr: addr.to_string(),
+                source,
+            })
+        }
     };
     let bound = server
         .addrs()
         .first()
         .copied()
-        .ok_or("no console address")?;
+        .ok_or(ConsoleError::NoAddress)?;
     actix::spawn(async move {
         if let Err(e) = server.run().await {
             tracing::error!(error = %e, "owner console stopped");
@@ -308,9 +344,9 @@ pub fn start(
         url: url.clone(),
         token: token.clone(),
     };
-    let json = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
+    let json = serde_json::to_vec_pretty(&file).map_err(ConsoleError::Encode)?;
     portico_core::identity::replace_private(&data.join(portico_core::data_dir::CONSOLE), &json)
-        .map_err(|e| e.to_string())?;
+        .map_err(ConsoleError::File)?;
     Ok(Console {
         url: format!("{url}/?token={token}"),
         link: ConsoleLink::new(url, codes),

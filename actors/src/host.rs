@@ -81,6 +81,9 @@ pub enum HostError {
         /// Why.
         reason: String,
     },
+    /// The owner console did not start.
+    #[error("owner console: {0}")]
+    Console(#[from] crate::console::ConsoleError),
     /// The audit log cannot be used.
     #[error("host audit log: {0}")]
     AuditLog(#[from] crate::audit_log::AuditError),
@@ -416,12 +419,7 @@ pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle,
     let (status_tx, mut status) = watch::channel(HostStatus::default());
     Network::new(swarm, config.server, access.clone(), status_tx, peers).start();
     let console = match (config.console, &config.data_dir) {
-        (Some(addr), Some(dir)) => Some(crate::console::start(addr, dir, access.clone()).map_err(
-            |e| HostError::Listen {
-                addr: addr.to_string(),
-                reason: e,
-            },
-        )?),
+        (Some(addr), Some(dir)) => Some(crate::console::start(addr, dir, access.clone())?),
         _ => None,
     };
     // Wait for the listeners to come up (port 0 resolves here).
