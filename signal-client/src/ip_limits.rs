@@ -66,20 +66,23 @@ impl IpLimits {
     }
 }
 
-/// The address a direct connection is limited by (an IPv6 address's /64); `None` for
-/// relayed ones.
-fn ip_of(remote: &Multiaddr) -> Option<IpAddr> {
-    if remote.iter().any(|p| matches!(p, Protocol::P2pCircuit)) {
-        return None;
-    }
-    remote
-        .iter()
+/// The first IP address in `addr`, as address limits count it (an IPv6 address's /64).
+pub fn limit_ip(addr: &Multiaddr) -> Option<IpAddr> {
+    addr.iter()
         .find_map(|p| match p {
             Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
             Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
             _ => None,
         })
         .map(portico_core::ratelimit::limit_key)
+}
+
+/// The address a direct connection is limited by; `None` for relayed ones.
+fn ip_of(remote: &Multiaddr) -> Option<IpAddr> {
+    if remote.iter().any(|p| matches!(p, Protocol::P2pCircuit)) {
+        return None;
+    }
+    limit_ip(remote)
 }
 
 impl NetworkBehaviour for IpLimits {

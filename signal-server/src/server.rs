@@ -358,13 +358,7 @@ struct Loop {
 
 /// The caller's address as limits and the audit see it (an IPv6 address's /64).
 fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
-    addr.iter()
-        .find_map(|p| match p {
-            Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-            Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
-            _ => None,
-        })
-        .map(portico_core::ratelimit::limit_key)
+    portico_signal_client::ip_limits::limit_ip(addr)
 }
 
 impl Loop {
