@@ -80,8 +80,8 @@ pub(crate) struct ConnectArgs {
     /// Leave the remote pointer out of the snapshot and the window.
     #[arg(long)]
     no_cursor: bool,
-    /// Show the host's monitor N (0 = primary; the session lists them); the host's shared
-    /// area follows, for every viewer.
+    /// Show the host's monitor N (0 = primary; the session lists them). The choice is this
+    /// viewer's own: others watching the same host keep what they watch.
     #[arg(long, value_name = "N")]
     monitor: Option<u8>,
     /// Write per-frame stats and a summary as JSON (headless).

@@ -35,9 +35,10 @@ pub(crate) struct HostArgs {
     /// Listen address, IP:PORT (TCP and QUIC) or a multiaddr; repeatable. Default 0.0.0.0:5650.
     #[arg(long, value_name = "ADDR")]
     listen: Vec<String>,
-    /// Monitor to share (0 = primary).
-    #[arg(long)]
-    monitor: Option<usize>,
+    /// What a viewer sees first: monitor N (0 = primary) or `desktop` (every monitor);
+    /// each viewer may switch to another on its own.
+    #[arg(long, value_name = "N|desktop")]
+    monitor: Option<portico_core::area::Area>,
     /// How to capture the display: `auto` (X11 damage events when the X server has DAMAGE
     /// and XFIXES, else full grabs), `x11` (damage only) or `xcap` (full grabs).
     #[arg(long, value_enum, default_value = "auto")]
@@ -151,7 +152,7 @@ pub(crate) fn run(data: &Path, identity: Identity, args: HostArgs) -> anyhow::Re
             allow_visitors: args.allow_visitors || file.allow_visitors,
         },
         acl: file.acl.clone(),
-        monitor: args.monitor.unwrap_or(file.monitor),
+        area: args.monitor.unwrap_or(file.monitor),
         pacing,
         mdns: !(args.no_mdns || file.no_mdns),
         source: None,

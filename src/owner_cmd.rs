@@ -103,13 +103,18 @@ pub(crate) fn sessions(data: &Path) -> anyhow::Result<()> {
     }
     for x in s.sessions {
         println!(
-            "{}\t{} {}\tfrom {}\t{}\t{}\t{} s{}",
+            "{}\t{} {}\tfrom {}\t{}\t{}\t{}\t{} s{}",
             x.id,
             x.kind,
             x.name,
             x.ip,
             x.path,
             x.mode,
+            if x.watching.is_empty() {
+                "starting"
+            } else {
+                &x.watching
+            },
             x.seconds,
             x.seconds_left
                 .map(|l| format!(" ({l} s left)"))

@@ -27,7 +27,7 @@ use tokio::sync::{broadcast, oneshot, watch};
 pub use messages::{
     Answer, AnswerService, AskService, GetState, Kick, LiveUsers, LogService, ResumeRefused,
     ServerChange, SessionEnded, SetManagedAcl, SetServer, SetSharing, SetViewOnly, WatchChanges,
-    Withdraw,
+    Watching, Withdraw,
 };
 pub use portico_core::table::{
     ConsoleState, PendingView, Refusal, ServerTrust, ServiceView, SessionView,

@@ -61,18 +61,6 @@ pub struct Outputs {
     pub cursor: Sender<CursorUpdate>,
 }
 
-/// Where the shared area sits on the root window: the input actor adds it to pointer
-/// positions, so a click on monitor 1's picture lands on monitor 1.
-pub type Origin = Arc<std::sync::Mutex<(i32, i32)>>;
-
-/// How sessions steer the capture.
-pub struct Steering {
-    /// Monitor switches (`None`: the whole desktop).
-    pub switch: crossbeam_channel::Receiver<Option<u8>>,
-    /// The shared area's origin, kept current.
-    pub origin: Origin,
-}
-
 /// What the capture thread reads.
 pub enum Source {
     /// Full grabs, compared tile by tile.
@@ -194,20 +182,14 @@ pub struct Capture {
 
 impl Capture {
     /// Starts capturing from `source` into `out` while `viewers` > 0.
-    pub fn new(
-        source: Source,
-        pacing: Pacing,
-        viewers: Arc<AtomicUsize>,
-        out: Outputs,
-        steer: Steering,
-    ) -> Self {
+    pub fn new(source: Source, pacing: Pacing, viewers: Arc<AtomicUsize>, out: Outputs) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("portico-capture".into())
             .spawn(move || match source {
                 Source::Poll(s) => capture_loop(s, pacing, viewers, out.frames, flag),
-                Source::Damage(s) => damage_loop(*s, pacing, viewers, out, steer, flag),
+                Source::Damage(s) => damage_loop(*s, pacing, viewers, out, flag),
             })
             .map_err(|e| tracing::error!(error = %e, "cannot start the capture thread"))
             .ok();
@@ -220,9 +202,18 @@ impl Actor for Capture {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         self.stop.store(true, Ordering::Relaxed);
+        // The thread sees the flag within one wait (≤ 100 ms); joined off the arbiter, so
+        // closing a screen nobody watches never stalls the sessions running there.
         if let Some(t) = self.thread.take() {
-            if t.join().is_err() {
-                tracing::error!("capture thread panicked");
+            let joined = std::thread::Builder::new()
+                .name("portico-capture-join".into())
+                .spawn(move || {
+                    if t.join().is_err() {
+                        tracing::error!("capture thread panicked");
+                    }
+                });
+            if let Err(e) = joined {
+                tracing::warn!(error = %e, "cannot wait for the capture thread; it stops on its own");
             }
         }
     }
@@ -369,7 +360,6 @@ fn damage_loop(
     pacing: Pacing,
     viewers: Arc<AtomicUsize>,
     out: Outputs,
-    steer: Steering,
     stop: Arc<AtomicBool>,
 ) {
     let span = tracing::info_span!("capture", source = "x11-damage");
@@ -387,11 +377,8 @@ fn damage_loop(
             std::thread::sleep(Duration::from_millis(100));
             continue;
         }
-        let mut first = !watching;
+        let first = !watching;
         watching = true;
-        if let Ok(index) = steer.switch.try_recv() {
-            first |= switch(&mut src, index, &steer.origin);
-        }
         let timeout = if !hand.pending.is_empty() || !cursor.is_empty() {
             period
         } else if !hand.still_sent {
@@ -445,32 +432,6 @@ fn damage_loop(
             .is_err()
         {
             return;
-        }
-    }
-}
-
-/// Switches the damage source to monitor `index` (or the whole desktop); true when the
-/// picture changed (it is then sent whole).
-fn switch(src: &mut x11::X11Source, index: Option<u8>, origin: &Origin) -> bool {
-    let area = match index {
-        None => Ok(src.desktop()),
-        Some(i) => src.monitors().and_then(|m| {
-            m.get(usize::from(i))
-                .copied()
-                .ok_or_else(|| format!("no monitor {i}; this display has {}", m.len()))
-        }),
-    };
-    match area.and_then(|a| src.set_area(a)) {
-        Ok(()) => {
-            if let Ok(mut o) = origin.lock() {
-                *o = src.origin();
-            }
-            tracing::info!(monitor = ?index, grid = ?src.grid(), "shared area switched");
-            true
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "monitor switch refused");
-            false
         }
     }
 }

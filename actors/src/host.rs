@@ -5,7 +5,7 @@ mod accept;
 mod ports;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,12 +18,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::access::AccessControl;
-use crate::capture::{x11::X11Source, Capture, FrameSource, Outputs, Pacing, Source, XcapSource};
-use crate::encoder::Encoder;
+use crate::capture::{FrameSource, Pacing};
 use crate::input::Input;
 use crate::network::{
     build_swarm, HostStatus, Network, PeerOptions, ServerLink, DEFAULT_PORT, SESSION,
 };
+pub use crate::screens::CaptureMode;
+use crate::screens::{ScreenError, Screens};
 use crate::session::{self, SessionDeps};
 
 /// The host's config file (`portico host --config FILE`, TOML). Every field is optional.
@@ -36,8 +37,8 @@ pub struct HostFile {
     pub server: Option<String>,
     /// Node path wanted at the server (`/Sales/pc-7`).
     pub name: Option<String>,
-    /// Monitor to share (0 = primary).
-    pub monitor: usize,
+    /// What a viewer sees first: a monitor's number (0 = primary) or `"desktop"`.
+    pub monitor: portico_core::area::Area,
     /// Target frames per second (default 30).
     pub fps: Option<u32>,
     /// Guest sharing on this host (off by default).
@@ -89,7 +90,7 @@ pub enum HostError {
     AuditLog(#[from] crate::audit_log::AuditError),
     /// No screen to capture.
     #[error("cannot capture the screen: {0}")]
-    Capture(String),
+    Capture(#[from] ScreenError),
     /// Networking could not be set up.
     #[error("cannot set up networking: {0}")]
     Network(String),
@@ -182,68 +183,6 @@ pub fn listen_addrs(s: &str) -> Result<Vec<Multiaddr>, HostError> {
     ])
 }
 
-/// How the host captures the X display.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CaptureMode {
-    /// X11 damage when the server has DAMAGE and XFIXES, else xcap.
-    #[default]
-    Auto,
-    /// X11 damage only (fails without the extensions).
-    X11,
-    /// xcap full grabs (no cursor messages).
-    Xcap,
-}
-
-/// Opens the capture source for monitor `index`; lists the monitors' sizes and the shared
-/// area's origin on the root window.
-#[allow(clippy::type_complexity)]
-fn open_capture(
-    mode: CaptureMode,
-    index: usize,
-) -> Result<(Source, Vec<(u32, u32)>, (i32, i32)), HostError> {
-    let xcap = || XcapSource::open(index).map_err(HostError::Capture);
-    if mode == CaptureMode::Xcap {
-        let (src, sizes, area) = xcap()?;
-        return Ok((
-            Source::Poll(Box::new(src)),
-            sizes,
-            (area.0.into(), area.1.into()),
-        ));
-    }
-    let damage = X11Source::open().and_then(|mut x| {
-        let monitors = x.monitors()?;
-        let area = *monitors.get(index).ok_or_else(|| {
-            format!(
-                "monitor {index} does not exist; this display has {}",
-                monitors.len()
-            )
-        })?;
-        x.set_area(area)?;
-        let sizes = monitors
-            .iter()
-            .map(|m| (u32::from(m.2 & !1), u32::from(m.3 & !1)))
-            .collect();
-        Ok((x, sizes))
-    });
-    match damage {
-        Ok((x, sizes)) => {
-            tracing::info!("capturing with X11 damage events");
-            let origin = x.origin();
-            Ok((Source::Damage(Box::new(x)), sizes, origin))
-        }
-        Err(e) if mode == CaptureMode::Auto => {
-            tracing::warn!(error = %e, "X11 damage capture unavailable; using full grabs (xcap)");
-            let (src, sizes, area) = xcap()?;
-            Ok((
-                Source::Poll(Box::new(src)),
-                sizes,
-                (area.0.into(), area.1.into()),
-            ))
-        }
-        Err(e) => Err(HostError::Capture(e)),
-    }
-}
-
 /// Everything `start` needs.
 pub struct HostConfig {
     /// Listen addresses.
@@ -254,8 +193,8 @@ pub struct HostConfig {
     pub settings: HostSettings,
     /// The ACL.
     pub acl: Vec<AclEntry>,
-    /// Monitor index.
-    pub monitor: usize,
+    /// What a viewer sees first (a monitor, or the whole desktop); each may switch.
+    pub area: portico_core::area::Area,
     /// Capture pacing.
     pub pacing: Pacing,
     /// LAN discovery.
@@ -298,32 +237,17 @@ pub struct HostHandle {
     pub dropped_input: Arc<AtomicU64>,
     /// The owner console's URL (with its token), when on.
     pub console_url: Option<String>,
-    /// Keeps the capture actor alive (actix stops an actor nobody addresses).
-    _capture: Addr<Capture>,
+    /// What viewers watch (the configured area stays open while the host runs).
+    pub screens: Screens,
 }
 
 /// Starts the host actors in the current actix system.
 pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle, HostError> {
-    let (source, monitors, origin) = match config.source {
-        Some(s) => (Source::Poll(s), vec![], (0, 0)),
-        None => open_capture(config.capture, config.monitor)?,
+    let screens = match config.source {
+        Some(s) => Screens::fixed(s, config.pacing),
+        None => Screens::open(config.capture, config.area, config.pacing)?,
     };
-    let origin: crate::capture::Origin = Arc::new(std::sync::Mutex::new(origin));
-    let (monitor_switch, switch) = crossbeam_channel::bounded(4);
-    let viewers = Arc::new(AtomicUsize::new(0));
-    let (to_encoder, frames) = crossbeam_channel::bounded(1);
-    let (cursor_tx, cursor) = crossbeam_channel::bounded(32);
-    let encoder = Encoder::new(frames, cursor, config.monitor as u8, viewers.clone()).start();
-    let out = Outputs {
-        frames: to_encoder,
-        cursor: cursor_tx,
-    };
-    let steer = crate::capture::Steering {
-        switch,
-        origin: origin.clone(),
-    };
-    let capture = Capture::new(source, config.pacing, viewers, out, steer).start();
-    let input = Input::new(origin).start();
+    let input = Input::open().start();
     let audit = match &config.data_dir {
         Some(d) => Some(
             crate::audit_log::AuditLog::open(&d.join(portico_core::data_dir::AUDIT))
@@ -391,10 +315,8 @@ pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle,
         identity: identity.clone(),
         agent: format!("portico/{}", env!("CARGO_PKG_VERSION")),
         access: access.clone(),
-        encoder,
+        screens: screens.clone(),
         input,
-        monitors,
-        monitor_switch,
         dropped_input: dropped_input.clone(),
         peers: peers.clone(),
         download_dir: config.download_dir.clone(),
@@ -445,6 +367,6 @@ pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle,
         access,
         dropped_input,
         console_url: console.map(|c| c.url),
-        _capture: capture,
+        screens,
     })
 }

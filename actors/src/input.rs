@@ -39,9 +39,9 @@ pub struct Input {
 }
 
 impl Input {
-    /// Starts the injection thread on `$DISPLAY`; pointer positions are relative to the
-    /// shared area, whose root origin `origin` holds.
-    pub fn new(origin: crate::capture::Origin) -> Self {
+    /// Starts the injection thread on `$DISPLAY`; pointer positions are on the root window
+    /// (each session adds the origin of the area its viewer watches).
+    pub fn open() -> Self {
         let (tx, rx) = sync_channel::<Job>(QUEUE);
         let started = std::thread::Builder::new().name("portico-input".into()).spawn(move || {
             let mut enigo = match Enigo::new(&Settings::default()) {
@@ -54,12 +54,8 @@ impl Input {
             let mut held: HashMap<u64, HashSet<Held>> = HashMap::new();
             while let Ok(job) = rx.recv() {
                 match job {
-                    Job::Inject(session, mut ev) => {
+                    Job::Inject(session, ev) => {
                         track(held.entry(session).or_default(), &ev);
-                        if let InputEvent::PointerMove { x, y } = &mut ev {
-                            let (ox, oy) = origin.lock().map(|o| *o).unwrap_or((0, 0));
-                            (*x, *y) = (*x + ox, *y + oy);
-                        }
                         if let Err(e) = inject(&mut enigo, &ev) {
                             tracing::warn!(error = %e, ?ev, "input injection failed");
                         }

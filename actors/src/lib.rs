@@ -21,4 +21,5 @@ pub mod host;
 pub mod input;
 pub mod network;
 pub mod notify;
+pub mod screens;
 pub mod session;

@@ -18,22 +18,24 @@ use std::sync::Arc;
 use actix::Addr;
 use futures::{AsyncReadExt, AsyncWriteExt};
 use libp2p::{PeerId, Stream};
+use portico_core::area::Area;
 use portico_core::identity::Identity;
 use portico_core::noise::Responder;
 use portico_core::session::{Ask, HostEvent, HostSession};
-use portico_core::wire::session::{parse_resume, Accepted, ByeReason, FileOffer};
+use portico_core::wire::session::{parse_resume, Accepted, ByeReason, FileOffer, InputEvent};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::access::{
     AccessControl, AskService, Decide, Granted, LogService, ResumeRefused, SessionEnded, Verdict,
-    Withdraw,
+    Watching, Withdraw,
 };
-use crate::encoder::{self, Encoder, Subscribe};
+use crate::encoder::{self, Subscribe, Subscription};
 use crate::files::Incoming;
 use crate::input::{Inject, Input, Release};
 use crate::network::PeerAddrs;
+use crate::screens::{Screen, Screens};
 use portico_signal_client::session_io::{read_handshake, StreamError};
 
 /// What a session needs from the host.
@@ -45,14 +47,10 @@ pub struct SessionDeps {
     pub agent: String,
     /// Decides access.
     pub access: Addr<AccessControl>,
-    /// The video source.
-    pub encoder: Addr<Encoder>,
+    /// What viewers watch: one shared capture and encode per area someone watches.
+    pub screens: Screens,
     /// Injects input.
     pub input: Addr<Input>,
-    /// Monitor sizes, announced on accept.
-    pub monitors: Vec<(u32, u32)>,
-    /// Asks the capture for another monitor (`None`: the whole desktop).
-    pub monitor_switch: crossbeam_channel::Sender<Option<u8>>,
     /// Input events dropped from sessions without `control` (all sessions).
     pub dropped_input: Arc<AtomicU64>,
     /// Where peers connect from.
@@ -194,7 +192,7 @@ async fn run(stream: Stream, peer: PeerId, deps: SessionDeps) -> Result<(), Stre
         session_id,
         permissions: granted.link.borrow().permissions,
         time_limit_ms: granted.time_limit.map(|t| t.as_millis() as u64),
-        monitors: deps.monitors.clone(),
+        monitors: deps.screens.monitors().to_vec(),
         resume: Some(held.token().to_vec()),
     };
     m.accepted(accepted, granted.confirm_services)?;
@@ -294,14 +292,11 @@ async fn live(
     deps: &SessionDeps,
     mut buf: Vec<u8>,
 ) -> Result<(), StreamError> {
-    let sub = deps
-        .encoder
-        .send(Subscribe)
-        .await
-        .map_err(|_| StreamError::Poisoned)?;
-    let mut packets = sub.packets;
+    let watch = Watch::start(deps.screens.first()).await?;
+    deps.access
+        .do_send(Watching(granted.session_id, watch.screen.area));
     let mut link = granted.link;
-    let mut shell = Shell::new(granted.session_id, deps);
+    let mut shell = Shell::new(granted.session_id, deps, watch);
     // Host → viewer clipboard (the machine sends it only where allowed without approval).
     let mut host_clip = deps.clipboard.send(crate::clipboard::WatchText).await.ok();
     loop {
@@ -317,7 +312,7 @@ async fn live(
             }
             text = next_text(&mut host_clip) => m.host_clipboard(text)?,
             Some((ask, allowed)) = shell.answers.recv() => m.owner_answered(ask, allowed)?,
-            packet = packets.recv() => match packet {
+            packet = shell.watch.sub.packets.recv() => match packet {
                 Ok(p) if p.cursor => m.cursor(&p.bytes)?,
                 Ok(p) => m.media(&p.bytes, p.keyframe)?,
                 Err(RecvError::Lagged(n)) => {
@@ -361,10 +356,12 @@ struct Shell<'a> {
     peer_moved: bool,
     /// Remote browsing: listings and downloads.
     browsing: browsing::Browsing,
+    /// What the viewer watches.
+    watch: Watch,
 }
 
 impl<'a> Shell<'a> {
-    fn new(session_id: u64, deps: &'a SessionDeps) -> Self {
+    fn new(session_id: u64, deps: &'a SessionDeps, watch: Watch) -> Self {
         let (answer_tx, answers) = mpsc::channel(portico_core::session::MAX_TRANSFERS + 2);
         Self {
             session_id,
@@ -374,7 +371,26 @@ impl<'a> Shell<'a> {
             answer_tx,
             peer_moved: false,
             browsing: browsing::Browsing::new(deps.roots.clone()),
+            watch,
         }
+    }
+
+    /// The viewer picked another area: it alone moves to that area's screen (opened now if
+    /// nobody watched it); the screen it left closes if it was the last one there.
+    async fn switch(&mut self, m: &mut HostSession, area: Area) -> Result<(), StreamError> {
+        if area == self.watch.screen.area {
+            return Ok(());
+        }
+        match self.deps.screens.watch(area).await {
+            Ok(screen) => {
+                self.watch = Watch::start(screen).await?;
+                m.switched();
+                self.deps.access.do_send(Watching(self.session_id, area));
+                tracing::info!(%area, "the viewer watches another area");
+            }
+            Err(e) => tracing::warn!(error = %e, %area, "monitor switch refused"),
+        }
+        Ok(())
     }
 
     fn log(&self, action: &'static str, detail: String) {
@@ -386,20 +402,21 @@ impl<'a> Shell<'a> {
         while let Some(ev) = m.poll_event() {
             match ev {
                 HostEvent::Withdrawn => {}
-                HostEvent::Inject(ev) => self.deps.input.do_send(Inject(self.session_id, ev)),
+                HostEvent::Inject(ev) => {
+                    let ev = self.watch.on_root(ev);
+                    self.deps.input.do_send(Inject(self.session_id, ev))
+                }
                 HostEvent::ReleaseInput => self.deps.input.do_send(Release(self.session_id)),
                 HostEvent::InputDropped => {
                     let n = self.deps.dropped_input.fetch_add(1, Ordering::Relaxed) + 1;
                     tracing::debug!(dropped = n, "input from a view-only session dropped");
                 }
-                HostEvent::Keyframe => self.deps.encoder.do_send(encoder::Resync),
-                HostEvent::Bitrate(bps) => self.deps.encoder.do_send(encoder::SetBitrate(bps)),
-                HostEvent::SelectMonitor(index) => {
-                    // The shared area is the host's: every viewer follows the switch.
-                    if self.deps.monitor_switch.try_send(index).is_err() {
-                        tracing::warn!(monitor = ?index, "monitor switch not taken (busy, or this capture cannot switch)");
-                    }
+                HostEvent::Keyframe => self.watch.screen.encoder.do_send(encoder::Resync),
+                HostEvent::Bitrate(bps) => {
+                    let to = &self.watch.screen.encoder;
+                    to.do_send(encoder::SetBitrate(bps))
                 }
+                HostEvent::SelectMonitor(index) => self.switch(m, Area::from(index)).await?,
                 HostEvent::AskOwner {
                     ask,
                     service,
@@ -511,6 +528,38 @@ impl<'a> Shell<'a> {
                 Ok(m.owner_answered(ask, false)?)
             }
             Err(_) => Err(StreamError::Poisoned),
+        }
+    }
+}
+
+/// The screen a session watches, and its place among that screen's viewers.
+struct Watch {
+    /// The screen.
+    screen: Arc<Screen>,
+    /// Its packets for this viewer (dropping it stops counting the viewer there).
+    sub: Subscription,
+}
+
+impl Watch {
+    /// Starts watching `screen` (its next packet for us is a start point).
+    async fn start(screen: Arc<Screen>) -> Result<Self, StreamError> {
+        let sub = screen
+            .encoder
+            .send(Subscribe)
+            .await
+            .map_err(|_| StreamError::Poisoned)?;
+        Ok(Self { screen, sub })
+    }
+
+    /// A pointer position on the watched picture, as a position on the root window.
+    fn on_root(&self, ev: InputEvent) -> InputEvent {
+        let (ox, oy) = self.screen.origin;
+        match ev {
+            InputEvent::PointerMove { x, y } => InputEvent::PointerMove {
+                x: x.saturating_add(ox),
+                y: y.saturating_add(oy),
+            },
+            other => other,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! as an argument and returns a decision, so the host, the viewer and the server share one
 //! tested implementation and the tests are deterministic.
 
+pub mod area;
 pub mod audit_chain;
 pub mod bundle;
 pub mod cbor;

@@ -224,6 +224,8 @@ struct Live {
     started: Instant,
     time_limit: Option<Duration>,
     ticket: Option<Ticket>,
+    /// What the viewer watches (none until the session reports it).
+    watching: Option<crate::area::Area>,
 }
 
 impl Live {
@@ -387,6 +389,7 @@ impl SessionTable {
                     started: now.at,
                     time_limit: None,
                     ticket,
+                    watching: None,
                 };
                 Ok(Outcome::Granted(self.insert_live(live)))
             }
@@ -633,6 +636,7 @@ impl SessionTable {
             started: now.at,
             time_limit,
             ticket: p.ticket,
+            watching: None,
         })
     }
 }

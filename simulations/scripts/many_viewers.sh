@@ -2,6 +2,8 @@
 # Cost per viewer: 1, 4 and 16 trusted viewers on one host (private Xvfb, loopback), on a
 # scrolling terminal and on full-screen video. Prints, per run: host CPU-s over the window,
 # and per viewer the mean pictures/s and kbit/s (from each viewer's --stats JSON).
+# Then two monitors side by side (two RandR monitors, a scrolling terminal on each): four
+# viewers all on monitor 0, then two on each (each monitor its own capture and encode).
 # Usage: simulations/scripts/many_viewers.sh [BIN_DIR] [WIDTHxHEIGHT] [SECONDS] [COUNTS]
 # (docs/performance.md, "Many viewers"; `make many-viewers`).
 set -euo pipefail
@@ -16,14 +18,23 @@ trap cleanup EXIT
 
 cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' "/proc/$1/stat"; }
 
-run() { # workload viewers
-  local work=$1 n=$2 d=$((700 + RANDOM % 200))
-  Xvfb ":$d" -screen 0 "${SIZE}x24" -nolisten tcp -noreset >/dev/null 2>&1 &
+SCROLL='while :; do ls -l /usr/bin; done | while read -r l; do echo "$l"; sleep 0.025; done'
+
+run() { # workload viewers [split: odd viewers watch monitor 1]
+  local work=$1 n=$2 split=${3:-0} d=$((700 + RANDOM % 200)) screen=$SIZE
+  local w=${SIZE%x*} h=${SIZE#*x}
+  [ "$work" = two-monitors ] && screen="$((2 * w))x$h"
+  Xvfb ":$d" -screen 0 "${screen}x24" -nolisten tcp -noreset >/dev/null 2>&1 &
   local xpid=$!; PIDS+=("$xpid"); sleep 1
   export DISPLAY=":$d"
   local wpid
   case $work in
-    scroll) xterm -geometry 100x40+0+0 -e sh -c 'while :; do ls -l /usr/bin; done | while read -r l; do echo "$l"; sleep 0.025; done' & wpid=$! ;;
+    scroll) xterm -geometry 100x40+0+0 -e sh -c "$SCROLL" & wpid=$! ;;
+    two-monitors)
+      xrandr --setmonitor left "$w/0x$h/0+0+0" none
+      xrandr --setmonitor right "$w/0x$h/0+$w+0" none
+      xterm -geometry "100x40+$w+0" -e sh -c "$SCROLL" & PIDS+=($!)
+      xterm -geometry 100x40+0+0 -e sh -c "$SCROLL" & wpid=$! ;;
     video)
       [ -f "$TMP/clip.mp4" ] || ffmpeg -loglevel error -y -f lavfi -i "testsrc2=size=${SIZE}:rate=30" -t 20 \
         -c:v libx264 -preset ultrafast -threads 1 "$TMP/clip.mp4"
@@ -43,15 +54,17 @@ run() { # workload viewers
   local vpids=()
   for i in $(seq "$n"); do
     rm -f "$TMP/v$i/s.json"
+    local mon=0; [ "$split" = 1 ] && mon=$((i % 2))
     "$BIN/portico" --data "$TMP/v$i" connect "$addr" --headless --duration $((SECS + 3)) \
-      --stats "$TMP/v$i/s.json" >/dev/null 2>&1 & vpids+=($!)
+      --monitor "$mon" --stats "$TMP/v$i/s.json" >/dev/null 2>&1 & vpids+=($!)
   done
   sleep 2
   local c0; c0=$(cpu_of "$hpid")
   sleep "$SECS"
   local c1; c1=$(cpu_of "$hpid")
   wait "${vpids[@]}" || true
-  python3 - "$TMP" "$n" "$work" "$(echo "$c1 - $c0" | bc -l)" "$SECS" <<'PY'
+  local label=$work; [ "$work" = two-monitors ] && label="2mon-$([ "$split" = 1 ] && echo split || echo same)"
+  python3 - "$TMP" "$n" "$label" "$(echo "$c1 - $c0" | bc -l)" "$SECS" <<'PY'
 import json, sys
 tmp, n, work, cpu, secs = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4]), sys.argv[5]
 stats = []
@@ -62,7 +75,7 @@ for i in range(1, n + 1):
         pass
 fps = sum(s["fps"] for s in stats) / max(len(stats), 1)
 kbps = sum(s["kbps"] for s in stats) / max(len(stats), 1)
-print(f"{work:6} {n:2} viewers ({len(stats)} reported)  host CPU {cpu:5.2f} s over {secs} s"
+print(f"{work:10} {n:2} viewers ({len(stats)} reported)  host CPU {cpu:5.2f} s over {secs} s"
       f"  ({cpu / n:4.2f} s per viewer)   per viewer {fps:5.1f} pictures/s {kbps:7.0f} kbit/s")
 PY
   kill "$hpid" "$wpid" "$xpid" 2>/dev/null || true
@@ -73,3 +86,5 @@ for work in scroll video; do
   if [ "$work" = video ] && ! command -v ffplay >/dev/null; then echo "video: n/a (ffplay not installed)"; continue; fi
   for n in $COUNTS; do run "$work" "$n"; done
 done
+run two-monitors 4 0
+run two-monitors 4 1

@@ -6,6 +6,8 @@
 //       wait for the file/clipboard request whose row contains TEXT, then answer it
 //   node drive.mjs URL kick TEXT [SCREENSHOT.png]
 //       wait for the live session whose row contains TEXT, then click Kick
+//   node drive.mjs URL session TEXT [SCREENSHOT.png]
+//       wait for the live session whose row contains TEXT; print it (no click)
 //   node drive.mjs URL show [SCREENSHOT.png]
 //       screenshot only
 //
@@ -48,6 +50,11 @@ try {
     console.log(await row.innerText());
     await row.getByRole("button", { name: /^Kick/ }).click();
     await page.locator("#sessions tr", { hasText: text }).waitFor({ state: "detached", timeout: 10000 });
+  } else if (action === "session") {
+    row = page.locator("#sessions tr", { hasText: text });
+    await row.waitFor({ timeout: 20000 });
+    if (shot) await page.screenshot({ path: shot, fullPage: true });
+    console.log(await row.innerText());
   } else if (action === "show") {
     await page.waitForTimeout(500);
     if (text) await page.screenshot({ path: text, fullPage: true });

@@ -226,6 +226,11 @@ impl<'o> Driver<'o> {
             self.m.set_bitrate(bps)?;
         }
         if let Some(index) = self.opts.monitor {
+            let count = self.report.monitors.len();
+            // A host that lists no monitors shows one fixed picture: nothing to pick.
+            if count > 0 && usize::from(index) >= count {
+                return Err(ViewerError::NoMonitor { index, count });
+            }
             self.m.select_monitor(Some(index))?;
         }
         if let Some(text) = &self.opts.clipboard {

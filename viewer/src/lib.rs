@@ -113,6 +113,14 @@ pub enum ViewerError {
         /// The host's sentence.
         message: String,
     },
+    /// `--monitor N` names a monitor the host does not have.
+    #[error("the host has {count} monitor(s), numbered from 0; there is no monitor {index}: pick one of them, or leave --monitor out")]
+    NoMonitor {
+        /// Asked for.
+        index: u8,
+        /// How many the host listed.
+        count: usize,
+    },
     /// A file could not be sent.
     #[error("file not sent: {0}")]
     File(String),

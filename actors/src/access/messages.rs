@@ -186,6 +186,19 @@ impl Handler<SessionEnded> for AccessControl {
     }
 }
 
+/// A session now watches this area (it started, or its viewer switched).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Watching(pub u64, pub portico_core::area::Area);
+
+impl Handler<Watching> for AccessControl {
+    type Result = ();
+    fn handle(&mut self, m: Watching, ctx: &mut Context<Self>) {
+        self.table.watching(m.0, m.1);
+        self.flush(ctx);
+    }
+}
+
 /// Withdraw a pending request (the viewer left while waiting).
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -21,7 +21,10 @@ use x11rb::protocol::damage::{self, ConnectionExt as _};
 use x11rb::protocol::randr::ConnectionExt as _;
 use x11rb::protocol::xfixes::{self, ConnectionExt as _};
 use x11rb::protocol::xinput::{self, ConnectionExt as _};
-use x11rb::protocol::xproto::{ConnectionExt as _, ImageFormat, Rectangle};
+use x11rb::protocol::xproto::{
+    ClientMessageEvent, ConnectionExt as _, CreateWindowAux, EventMask, ImageFormat, Rectangle,
+    WindowClass,
+};
 use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
 
@@ -39,6 +42,8 @@ struct Flags {
     shape: AtomicBool,
     /// The pointer moved.
     motion: AtomicBool,
+    /// The source was dropped: the event thread ends (and with it the connection).
+    closed: AtomicBool,
 }
 
 /// What a [`X11Source::update`] found.
@@ -78,6 +83,8 @@ pub struct X11Source {
     shape_failures: u32,
     /// The MIT-SHM segment for large reads (none without MIT-SHM 1.2).
     shm: Option<super::shm::Segment>,
+    /// A private window: an event sent to it wakes the event thread when the source closes.
+    waker: u32,
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -125,6 +132,21 @@ impl X11Source {
         conn.damage_create(dmg, root, damage::ReportLevel::NON_EMPTY)
             .map_err(err)?;
         conn.xfixes_create_region(region, &[]).map_err(err)?;
+        let waker = conn.generate_id().map_err(err)?;
+        conn.create_window(
+            0,
+            waker,
+            root,
+            -1,
+            -1,
+            1,
+            1,
+            0,
+            WindowClass::INPUT_ONLY,
+            0,
+            &CreateWindowAux::new(),
+        )
+        .map_err(err)?;
         conn.xfixes_select_cursor_input(root, xfixes::CursorNotifyMask::DISPLAY_CURSOR)
             .map_err(err)?;
         let xi2 = conn
@@ -163,6 +185,7 @@ impl X11Source {
             position: None,
             shape_failures: 0,
             shm: None,
+            waker,
         };
         me.shm = match super::shm::Segment::create(&me.conn, u32::from(sw) * u32::from(sh) * 4) {
             Ok(seg) => Some(seg),
@@ -527,6 +550,25 @@ impl X11Source {
     }
 }
 
+impl Drop for X11Source {
+    /// Ends the event thread (it holds the connection): the X server then frees the damage
+    /// object, the region and the shared segment with the connection. Without this a
+    /// closed screen would keep its connection until the next damage event.
+    fn drop(&mut self) {
+        self.flags.closed.store(true, Ordering::Relaxed);
+        let wake = ClientMessageEvent::new(32, self.waker, 0u32, [0u32; 5]);
+        // An empty mask sends it to the window's creator: this connection.
+        let sent = self
+            .conn
+            .send_event(false, self.waker, EventMask::NO_EVENT, wake)
+            .map_err(err)
+            .and_then(|_| self.conn.flush().map_err(err));
+        if let Err(e) = sent {
+            tracing::debug!(error = %e, "cannot wake the X event thread; it ends with the next event");
+        }
+    }
+}
+
 /// The event thread: blocks on the connection, sets flags, wakes the capture thread.
 fn spawn_events(
     conn: Arc<RustConnection>,
@@ -536,7 +578,11 @@ fn spawn_events(
     std::thread::Builder::new()
         .name("portico-x11-events".into())
         .spawn(move || loop {
-            let flag = match conn.wait_for_event() {
+            let event = conn.wait_for_event();
+            if flags.closed.load(Ordering::Relaxed) {
+                return;
+            }
+            let flag = match event {
                 Ok(Event::DamageNotify(_)) => &flags.damage,
                 Ok(Event::XfixesCursorNotify(_)) => &flags.shape,
                 Ok(Event::XinputRawMotion(_)) => &flags.motion,

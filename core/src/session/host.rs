@@ -278,6 +278,12 @@ impl HostSession {
         self.channel.seal(encoded)
     }
 
+    /// This viewer now watches another area (its own monitor switch): skip to the new
+    /// stream's first start point (subscribing to it asks for one).
+    pub fn switched(&mut self) {
+        self.need_keyframe = true;
+    }
+
     /// This viewer fell behind: skip to the next keyframe and ask for one.
     pub fn lagged(&mut self) {
         self.need_keyframe = true;
@@ -343,16 +349,16 @@ impl HostSession {
                 self.events.push_back(HostEvent::Keyframe);
             }
             SessionMessage::RequestKeyframe(_) => {}
-            // The encoder and the shared area serve every viewer: only a session that may
-            // control the machine changes them, never a view-only one.
+            // The encoder serves every viewer of its area: only a session that may control
+            // the machine retunes it, never a view-only one.
             SessionMessage::SetBitrate(b) if self.permissions.has(Permission::Control) => {
                 self.events.push_back(HostEvent::Bitrate(b.bps))
             }
-            SessionMessage::SelectMonitor(m) if self.permissions.has(Permission::Control) => {
+            SessionMessage::SetBitrate(_) => self.events.push_back(HostEvent::InputDropped),
+            // What a viewer watches is its own choice, view-only or not: it changes nothing
+            // for anyone else.
+            SessionMessage::SelectMonitor(m) => {
                 self.events.push_back(HostEvent::SelectMonitor(m.index))
-            }
-            SessionMessage::SetBitrate(_) | SessionMessage::SelectMonitor(_) => {
-                self.events.push_back(HostEvent::InputDropped)
             }
             SessionMessage::Clipboard(c) => self.clipboard_in(c.text)?,
             SessionMessage::FileOffer(o) => self.offer(o)?,

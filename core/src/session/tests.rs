@@ -221,10 +221,29 @@ fn video_waits_for_a_keyframe_and_again_after_lagging() {
     p.viewer.request_keyframe().unwrap();
     p.pump();
     assert_eq!(p.host_events(), vec![HostEvent::Keyframe]);
-    // A view-only viewer cannot retune the shared encoder or switch the shared monitor.
+    // A view-only viewer cannot retune the shared encoder; it may pick what it watches
+    // (its own choice), and after the switch it waits for the new stream's start point.
     p.viewer.set_bitrate(500_000).unwrap();
+    p.viewer.select_monitor(Some(1)).unwrap();
     p.pump();
-    assert_eq!(p.host_events(), vec![HostEvent::InputDropped]);
+    assert_eq!(
+        p.host_events(),
+        vec![HostEvent::InputDropped, HostEvent::SelectMonitor(Some(1))]
+    );
+    p.host.switched();
+    p.host.media(&video(8, false), false).unwrap();
+    p.host.media(&video(9, true), true).unwrap();
+    p.pump();
+    let seqs: Vec<u64> = p
+        .viewer_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            ViewerEvent::Video(v) => Some(v.seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seqs, vec![7, 9], "the old stream's tail is not mixed in");
+    assert_eq!(p.host_events(), vec![], "the switch asks for nothing more");
     // An interactive one can.
     let mut q = Pair::live(Permissions::INTERACTIVE, false);
     q.viewer.set_bitrate(500_000).unwrap();

@@ -30,6 +30,17 @@ impl SessionTable {
         Ok(())
     }
 
+    /// A session now watches `area` (it started, or its viewer switched): the owner's list
+    /// shows it. Not audited: a switch changes what the viewer sees, not what it may do.
+    pub fn watching(&mut self, session_id: u64, area: crate::area::Area) {
+        if let Some(s) = self.sessions.get_mut(&session_id) {
+            if s.watching != Some(area) {
+                s.watching = Some(area);
+                self.changed();
+            }
+        }
+    }
+
     /// The owner switches a session to view-only, or back to what it may have.
     pub fn set_view_only(
         &mut self,

@@ -441,6 +441,35 @@ fn kick_ends_once() {
 }
 
 #[test]
+fn the_owner_sees_what_each_session_watches() {
+    let (a, b) = (PeerId::random(), PeerId::random());
+    let acl = vec![peer_entry(a, "view"), peer_entry(b, "view")];
+    let mut h = Harness::new(HostSettings::default(), acl);
+    let (ga, gb) = (granted(h.peer(a)), granted(h.peer(b)));
+    let watching = |h: &Harness| -> Vec<String> {
+        let v = h.table.view(h.now());
+        v.sessions.iter().map(|s| s.watching.clone()).collect()
+    };
+    assert_eq!(watching(&h), vec!["", ""]);
+    let v0 = h.table.version();
+    h.table
+        .watching(ga.session_id, crate::area::Area::Monitor(1));
+    h.table.watching(gb.session_id, crate::area::Area::Desktop);
+    assert_eq!(watching(&h), vec!["monitor 1", "whole desktop"]);
+    assert_eq!(
+        h.table.version(),
+        v0 + 2,
+        "each switch refreshes the console"
+    );
+    // The same again changes nothing; an unknown session is ignored; nothing is audited.
+    h.table
+        .watching(ga.session_id, crate::area::Area::Monitor(1));
+    h.table.watching(999, crate::area::Area::Monitor(0));
+    assert_eq!(h.table.version(), v0 + 2);
+    assert_eq!(h.effects(), vec![]);
+}
+
+#[test]
 fn time_limits_end_sessions_on_time() {
     let mut h = Harness::new(GUESTS_ON, vec![]);
     let id = pending(h.guest());

@@ -53,6 +53,9 @@ pub struct SessionView {
     pub seconds: u64,
     /// Seconds left of the owner's time limit.
     pub seconds_left: Option<u64>,
+    /// What the viewer watches (`monitor 0`, `whole desktop`; empty until it starts).
+    #[serde(default)]
+    pub watching: String,
 }
 
 /// Everything the console shows.
@@ -129,6 +132,7 @@ impl SessionTable {
                 permissions: s.permissions.to_string(),
                 seconds: now.at.saturating_duration_since(s.started).as_secs(),
                 seconds_left: s.time_limit.map(|t| left(s.started + t)),
+                watching: s.watching.map(|a| a.to_string()).unwrap_or_default(),
             })
             .collect();
         let services = self

@@ -339,7 +339,7 @@ fn end_to_end(w: u32, h: u32, moving: bool, secs: f64, fps: u32) -> anyhow::Resu
                 server: None,
                 settings: HostSettings::default(),
                 acl,
-                monitor: 0,
+                area: Default::default(),
                 pacing: Pacing {
                     fps,
                     ..Pacing::default()
