@@ -1,11 +1,12 @@
-//! The libp2p side: one behaviour for hosts and viewers (TCP + QUIC, Noise, Yamux, identify,
-//! ping, relay client, DCUtR, autonat, mDNS, the signal protocol, session streams), and the
-//! host's `Network` actor that owns the Swarm, registers with the server, keeps a relay
-//! reservation and heartbeats.
+//! The host's `Network` actor: owns the Swarm (the behaviour shared with viewers lives in
+//! `portico_signal_client::peer`), keeps the map of where peers connect from, and is the
+//! shell of the host↔server link machine ([`portico_core::link`]): it feeds the machine the
+//! connection's events and the server's messages and carries out what it decides (dial,
+//! register, heartbeat, relay reservation, trust, resync).
 
 use std::pin::Pin;
 use std::task::Poll;
-use std::time::Duration;
+use std::time::Instant;
 
 use actix::prelude::*;
 use futures::StreamExt;
@@ -14,10 +15,11 @@ use libp2p::multiaddr::Protocol;
 use libp2p::request_response;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{mdns, relay, Multiaddr, PeerId, Swarm};
+use portico_core::link::{Action, Link};
 use portico_core::policy::ServerFlags;
 use portico_core::wire::signal::{
-    Ack, Change, CheckUsers, ErrorCode, Heartbeat, Register, Registered, SignalRequest,
-    SignalResponse, MAX_CHECK_USERS,
+    Ack, CheckUsers, Heartbeat, Register, Registered, SignalRequest, SignalResponse,
+    MAX_CHECK_USERS,
 };
 use tokio::sync::watch;
 
@@ -30,9 +32,6 @@ pub type PeerAddrs =
 pub use portico_signal_client::peer::{
     build_swarm, PeerBehaviour, PeerBehaviourEvent, PeerOptions, SESSION,
 };
-
-/// How often a host that waits for the admin's approval asks again.
-const ENROLL_RETRY: Duration = Duration::from_secs(5);
 
 /// Default direct port (TCP and QUIC).
 pub const DEFAULT_PORT: u16 = portico_signal_client::ports::HOST_PORT;
@@ -64,37 +63,27 @@ pub struct ServerLink {
     pub enroll: Option<String>,
 }
 
-/// The host's network actor.
+/// The host's network actor: a shell around the link machine ([`Link`]) that owns the
+/// Swarm, feeds the machine what the connection and the server said, and carries out what
+/// it decides.
 pub struct Network {
     /// The swarm.
     swarm: Swarm<PeerBehaviour>,
     /// The server, if any.
     server: Option<ServerLink>,
+    /// The link to it (none without a server).
+    link: Option<Link>,
     /// Access control (learns server trust and flags).
     access: Addr<AccessControl>,
     /// Status for the CLI and tests.
     status: watch::Sender<HostStatus>,
-    /// Heartbeat timer started.
-    heartbeating: bool,
     /// Where each peer connects from (sessions show it to the owner).
     peers: PeerAddrs,
-    /// The number of the last server event this host applied (or heard of when it
-    /// registered): a higher number at a later registration means it missed some.
-    seen_version: Option<u64>,
-    /// The relay reservation's listener while it lives (asked for again at every
-    /// registration without one: a restarted server has forgotten it).
+    /// The relay reservation's listener while it lives.
     relay_listener: Option<ListenerId>,
-    /// The delay before the next attempt to reach the server (doubles to
-    /// [`MAX_REDIAL`], back to [`FIRST_REDIAL`] once connected).
-    redial_delay: Duration,
-    /// An attempt is scheduled (the TCP and QUIC dials fail separately; one retry).
-    redial_scheduled: bool,
+    /// The link machine's next timer, and when it is due.
+    timer: Option<(Instant, SpawnHandle)>,
 }
-
-/// The first retry after the server went away.
-const FIRST_REDIAL: Duration = Duration::from_secs(1);
-/// The longest wait between attempts: a restarted server sees its hosts back within it.
-const MAX_REDIAL: Duration = Duration::from_secs(8);
 
 impl Network {
     /// A network actor over a swarm that is already listening.
@@ -105,35 +94,103 @@ impl Network {
         status: watch::Sender<HostStatus>,
         peers: PeerAddrs,
     ) -> Self {
+        let link = server.as_ref().map(|_| Link::new(rand::random()));
         Self {
             swarm,
             server,
+            link,
             access,
             status,
-            heartbeating: false,
             peers,
-            seen_version: None,
             relay_listener: None,
-            redial_delay: FIRST_REDIAL,
-            redial_scheduled: false,
+            timer: None,
         }
     }
 
-    /// Tries the server again after the current delay (with jitter, so the hosts of a
-    /// restarted server do not all come back in the same instant), doubling the next one.
-    fn schedule_redial(&mut self, ctx: &mut Context<Self>) {
-        if self.server.is_none() || self.redial_scheduled {
+    /// Feeds the link machine, then carries out what it decided and arms its timer.
+    fn step(&mut self, ctx: &mut Context<Self>, input: impl FnOnce(&mut Link, Instant)) {
+        let Some(link) = self.link.as_mut() else {
             return;
+        };
+        input(link, Instant::now());
+        self.drive(ctx);
+    }
+
+    /// Carries out what the link machine decided and arms its timer.
+    fn drive(&mut self, ctx: &mut Context<Self>) {
+        while let Some(action) = self.link.as_mut().and_then(Link::poll_action) {
+            self.carry_out(action, ctx);
         }
-        self.redial_scheduled = true;
-        let jitter = Duration::from_millis(rand::random::<u64>() % 250);
-        let delay = self.redial_delay + jitter;
-        self.redial_delay = (self.redial_delay * 2).min(MAX_REDIAL);
-        tracing::info!(in_ms = delay.as_millis() as u64, "trying the server again");
-        ctx.run_later(delay, |act, _| {
-            act.redial_scheduled = false;
-            act.dial_server();
-        });
+        let due = self.link.as_ref().and_then(Link::poll_timeout);
+        if self.timer.as_ref().map(|t| t.0) != due {
+            if let Some((_, handle)) = self.timer.take() {
+                ctx.cancel_future(handle);
+            }
+            if let Some(at) = due {
+                let wait = at.saturating_duration_since(Instant::now());
+                let handle = ctx.run_later(wait, |act, ctx| {
+                    act.timer = None;
+                    if let Some(link) = act.link.as_mut() {
+                        link.handle_timeout(Instant::now());
+                    }
+                    act.drive(ctx);
+                });
+                self.timer = Some((at, handle));
+            }
+        }
+    }
+
+    /// Does what the link machine decided.
+    fn carry_out(&mut self, action: Action, ctx: &mut Context<Self>) {
+        let Some(server) = self.server.clone() else {
+            return;
+        };
+        match action {
+            Action::Dial => self.dial_server(&server),
+            Action::Register => self.register(&server),
+            Action::Heartbeat => {
+                let addrs = self.direct_addrs();
+                let beat = SignalRequest::Heartbeat(Heartbeat { addrs });
+                self.swarm
+                    .behaviour_mut()
+                    .signal
+                    .send_request(&server.peer, beat);
+            }
+            Action::ListenRelay => {
+                let circuit = server
+                    .addr
+                    .clone()
+                    .with(Protocol::P2p(server.peer))
+                    .with(Protocol::P2pCircuit);
+                match self.swarm.listen_on(circuit) {
+                    Ok(id) => self.relay_listener = Some(id),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot ask the server for a relay reservation");
+                        if let Some(link) = self.link.as_mut() {
+                            link.relay_failed();
+                        }
+                    }
+                }
+            }
+            Action::DropRelay => {
+                if let Some(id) = self.relay_listener.take() {
+                    self.swarm.remove_listener(id);
+                }
+            }
+            Action::Trust(flags) => self.trust_flags(&server, flags),
+            Action::ResyncUsers => self.resync_users(ctx),
+            Action::User(change) => self.access.do_send(ServerChange(change)),
+            Action::Status => {
+                if let Some(link) = &self.link {
+                    let now = link.status().clone();
+                    self.status.send_modify(|s| {
+                        s.registered = now.registered;
+                        s.refused = now.refused;
+                        s.relayed = now.relayed;
+                    });
+                }
+            }
+        }
     }
 
     fn peer_id(&self) -> PeerId {
@@ -149,26 +206,7 @@ impl Network {
     }
 
     fn on_event(&mut self, ev: SwarmEvent<PeerBehaviourEvent>, ctx: &mut Context<Self>) {
-        if let SwarmEvent::ConnectionClosed {
-            peer_id,
-            num_established,
-            cause,
-            endpoint,
-            ..
-        } = &ev
-        {
-            let addr = endpoint.get_remote_address();
-            match cause {
-                Some(e) => tracing::info!(%peer_id, %addr, error = %e, "connection closed"),
-                None => tracing::debug!(%peer_id, %addr, "connection closed"),
-            }
-            // The map of where peers connect from holds connected peers only.
-            if *num_established == 0 {
-                if let Ok(mut m) = self.peers.lock() {
-                    m.remove(peer_id);
-                }
-            }
-        }
+        let server = self.server.as_ref().map(|s| s.peer);
         match ev {
             SwarmEvent::NewListenAddr { address, .. } => {
                 let me = self.peer_id();
@@ -186,54 +224,42 @@ impl Network {
                 num_established,
                 ..
             } => {
-                tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), relayed = endpoint.is_relayed(), "connected");
-                let addr = endpoint.get_remote_address();
-                let ip = addr.iter().find_map(|p| match p {
-                    Protocol::Ip4(ip) => Some(ip.to_string()),
-                    Protocol::Ip6(ip) => Some(ip.to_string()),
-                    Protocol::Dns(h) | Protocol::Dns4(h) | Protocol::Dns6(h) => Some(h.to_string()),
-                    _ => None,
-                });
-                // A relayed viewer's address is only its PeerId: the table counts relayed
-                // viewers in one pool, and the owner sees that it came through the relay.
-                let shown = match (endpoint.is_relayed(), ip) {
-                    (true, Some(ip)) => format!("{ip} (relay)"),
-                    (true, None) => "unknown".into(),
-                    (false, ip) => ip.unwrap_or_else(|| addr.to_string()),
-                };
-                if let Ok(mut m) = self.peers.lock() {
-                    m.insert(peer_id, (shown, endpoint.is_relayed()));
-                }
+                self.peer_connected(peer_id, &endpoint);
                 // Registered once per link to the server (it may be TCP and QUIC at once).
-                if self.server.as_ref().is_some_and(|s| s.peer == peer_id) {
-                    self.redial_delay = FIRST_REDIAL;
-                    if num_established.get() == 1 {
-                        self.register();
-                    }
+                if server == Some(peer_id) && num_established.get() == 1 {
+                    self.step(ctx, |link, now| link.connected(now));
                 }
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                num_established,
+                cause,
+                endpoint,
                 ..
-            } if self.server.as_ref().is_some_and(|s| s.peer == peer_id) => {
-                tracing::warn!("lost the server connection; sessions go on, redialling");
-                self.status.send_modify(|s| s.relayed = false);
-                // The reservation died with the connection; the next registration asks anew.
-                if let Some(id) = self.relay_listener.take() {
-                    self.swarm.remove_listener(id);
+            } => {
+                let addr = endpoint.get_remote_address();
+                match cause {
+                    Some(e) => tracing::info!(%peer_id, %addr, error = %e, "connection closed"),
+                    None => tracing::debug!(%peer_id, %addr, "connection closed"),
                 }
-                self.schedule_redial(ctx);
+                if num_established == 0 {
+                    // The map of where peers connect from holds connected peers only.
+                    if let Ok(mut m) = self.peers.lock() {
+                        m.remove(&peer_id);
+                    }
+                    if server == Some(peer_id) {
+                        tracing::warn!("lost the server connection; sessions go on, redialling");
+                        self.step(ctx, |link, now| link.disconnected(now));
+                    }
+                }
             }
             SwarmEvent::OutgoingConnectionError {
                 peer_id: Some(peer),
                 error,
                 ..
-            } if self.server.as_ref().is_some_and(|s| s.peer == peer)
-                && !self.swarm.is_connected(&peer) =>
-            {
+            } if server == Some(peer) && !self.swarm.is_connected(&peer) => {
                 tracing::warn!(%error, "cannot reach the server");
-                self.schedule_redial(ctx);
+                self.step(ctx, |link, now| link.dial_failed(now));
             }
             SwarmEvent::Behaviour(PeerBehaviourEvent::Signal(
                 request_response::Event::Message { peer, message, .. },
@@ -242,7 +268,7 @@ impl Network {
                 relay::client::Event::ReservationReqAccepted { relay_peer_id, .. },
             )) => {
                 tracing::info!(relay = %relay_peer_id, "relay reservation accepted");
-                self.status.send_modify(|s| s.relayed = true);
+                self.step(ctx, |link, _| link.relay_accepted());
             }
             SwarmEvent::Behaviour(PeerBehaviourEvent::Dcutr(ev)) => {
                 tracing::info!(?ev, "hole punching")
@@ -257,191 +283,120 @@ impl Network {
                 addresses,
                 reason,
             } => {
+                tracing::warn!(?addresses, ?reason, "listener closed");
                 if self.relay_listener == Some(listener_id) {
                     self.relay_listener = None;
-                    self.status.send_modify(|s| s.relayed = false);
+                    self.step(ctx, |link, _| link.relay_closed());
                 }
-                tracing::warn!(?addresses, ?reason, "listener closed");
             }
             _ => {}
         }
     }
 
-    fn dial_server(&mut self) {
-        if let Some(s) = &self.server {
-            if let Some(autonat) = self.swarm.behaviour_mut().autonat.as_mut() {
-                autonat.add_server(s.peer, Some(s.addr.clone()));
-            }
-            // TCP, and QUIC from the listening socket as well: the server then sees (and
-            // identify tells us) the address our QUIC port has outside our NAT, which is
-            // what hole punching with a viewer needs (viewers reach the server over QUIC, so
-            // their QUIC address is the one they can offer in return).
-            let quic = portico_signal_client::client::quic_twin(&s.addr);
-            for addr in std::iter::once(s.addr.clone()).chain(quic) {
-                if let Err(e) = self.swarm.dial(addr.with(Protocol::P2p(s.peer))) {
-                    tracing::warn!(error = %e, "cannot dial the server");
-                }
+    /// Remembers where a peer connects from (the owner sees it).
+    fn peer_connected(&mut self, peer_id: PeerId, endpoint: &libp2p::core::ConnectedPoint) {
+        let addr = endpoint.get_remote_address();
+        let relayed = endpoint.is_relayed();
+        tracing::debug!(%peer_id, %addr, relayed, "connected");
+        let ip = addr.iter().find_map(|p| match p {
+            Protocol::Ip4(ip) => Some(ip.to_string()),
+            Protocol::Ip6(ip) => Some(ip.to_string()),
+            Protocol::Dns(h) | Protocol::Dns4(h) | Protocol::Dns6(h) => Some(h.to_string()),
+            _ => None,
+        });
+        // A relayed viewer's address is only its PeerId: the table counts relayed viewers
+        // in one pool, and the owner sees that it came through the relay.
+        let shown = match (relayed, ip) {
+            (true, Some(ip)) => format!("{ip} (relay)"),
+            (true, None) => "unknown".into(),
+            (false, ip) => ip.unwrap_or_else(|| addr.to_string()),
+        };
+        if let Ok(mut m) = self.peers.lock() {
+            m.insert(peer_id, (shown, relayed));
+        }
+    }
+
+    fn dial_server(&mut self, s: &ServerLink) {
+        if let Some(autonat) = self.swarm.behaviour_mut().autonat.as_mut() {
+            autonat.add_server(s.peer, Some(s.addr.clone()));
+        }
+        // TCP, and QUIC from the listening socket as well: the server then sees (and
+        // identify tells us) the address our QUIC port has outside our NAT, which is what
+        // hole punching with a viewer needs (viewers reach the server over QUIC, so their
+        // QUIC address is the one they can offer in return).
+        let quic = portico_signal_client::client::quic_twin(&s.addr);
+        for addr in std::iter::once(s.addr.clone()).chain(quic) {
+            if let Err(e) = self.swarm.dial(addr.with(Protocol::P2p(s.peer))) {
+                tracing::warn!(error = %e, "cannot dial the server");
             }
         }
     }
 
-    fn register(&mut self) {
-        let Some(s) = &self.server else { return };
+    fn register(&mut self, s: &ServerLink) {
         let req = SignalRequest::Register(Register {
             node_path: s.name.clone(),
             addrs: self.direct_addrs(),
             agent: format!("portico/{}", env!("CARGO_PKG_VERSION")),
             enroll: s.enroll.clone(),
         });
-        let peer = s.peer;
-        self.swarm.behaviour_mut().signal.send_request(&peer, req);
+        self.swarm.behaviour_mut().signal.send_request(&s.peer, req);
     }
 
+    /// A message from the server: its text cleaned, then fed to the link machine.
     fn on_signal(
         &mut self,
         peer: PeerId,
         message: request_response::Message<SignalRequest, SignalResponse>,
         ctx: &mut Context<Self>,
     ) {
-        let Some(server) = self.server.clone() else {
-            return;
-        };
-        if peer != server.peer {
+        if self.server.as_ref().map(|s| s.peer) != Some(peer) {
             tracing::warn!(%peer, "signal message from a peer that is not our server; ignored");
             return;
         }
-        let message = match message {
-            request_response::Message::Response {
-                request_id,
-                response,
-            } => request_response::Message::Response {
-                request_id,
-                response: portico_signal_client::from_server::clean_response(response),
-            },
-            other => other,
-        };
-        match message {
-            request_response::Message::Response {
-                response: SignalResponse::Registered(r),
-                ..
-            } => {
-                tracing::info!(id = %r.internet_id, path = %r.node_path, "registered with the server");
-                self.trust(&r);
-                if self.seen_version.is_some_and(|v| v < r.state_version) {
-                    // Away from the server while things changed: ask now about the users
-                    // of live sessions (flags came with this answer).
-                    self.resync_users(ctx);
-                }
-                self.seen_version = Some(r.state_version);
-                self.status.send_modify(|s| {
-                    s.registered = Some(r.clone());
-                    s.refused = None;
-                });
-                if self.relay_listener.is_none() {
-                    let circuit = server
-                        .addr
-                        .clone()
-                        .with(Protocol::P2p(server.peer))
-                        .with(Protocol::P2pCircuit);
-                    match self.swarm.listen_on(circuit) {
-                        Ok(id) => self.relay_listener = Some(id),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "cannot ask the server for a relay reservation")
-                        }
-                    }
-                }
-                if !self.heartbeating {
-                    self.heartbeating = true;
-                    ctx.run_interval(
-                        Duration::from_secs(u64::from(r.heartbeat_secs.max(5))),
-                        |act, _| {
-                            if let Some(s) = act.server.clone() {
-                                let addrs = act.direct_addrs();
-                                act.swarm.behaviour_mut().signal.send_request(
-                                    &s.peer,
-                                    SignalRequest::Heartbeat(Heartbeat { addrs }),
-                                );
-                            }
-                        },
-                    );
-                }
+        let response = match message {
+            request_response::Message::Response { response, .. } => {
+                portico_signal_client::from_server::clean_response(response)
             }
-            request_response::Message::Response {
-                response: SignalResponse::Error(e),
-                ..
-            } => {
-                tracing::warn!(code = ?e.code, message = %e.message, "the server refused a request");
-                match e.code {
-                    ErrorCode::NotRegistered => self.register(),
-                    // Not registered yet: the owner sees why. A host waiting for the admin
-                    // (or slowed down) asks again; a rejected or refused one stops asking.
-                    ErrorCode::PendingApproval
-                    | ErrorCode::RateLimited
-                    | ErrorCode::Forbidden
-                    | ErrorCode::BadRequest
-                        if self.status.borrow().registered.is_none() =>
-                    {
-                        self.status
-                            .send_modify(|s| s.refused = Some(e.message.clone()));
-                        if matches!(e.code, ErrorCode::PendingApproval | ErrorCode::RateLimited) {
-                            ctx.run_later(ENROLL_RETRY, |act, _| act.register());
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            request_response::Message::Response {
-                response:
-                    SignalResponse::Ack(Ack {
-                        state_version: Some(v),
-                    }),
-                ..
-            } => {
-                // A heartbeat's answer: an event this host never applied means one was lost
-                // on the way; ask as after a reconnect: the registration's answer brings the
-                // node's path and flags and the global switches, then the users.
-                if self.seen_version.is_some_and(|seen| seen < v) {
-                    self.seen_version = Some(v);
-                    self.register();
-                    self.resync_users(ctx);
-                }
-            }
-            request_response::Message::Response {
-                response: SignalResponse::Users(u),
-                ..
-            } => {
-                tracing::info!(
-                    users = u.users.len(),
-                    "the server's word on the users of live sessions"
-                );
-                for change in u.users {
-                    if matches!(change, Change::User { .. }) {
-                        self.access.do_send(ServerChange(change));
-                    }
-                }
-            }
-            request_response::Message::Response { .. } => {}
             request_response::Message::Request {
                 request, channel, ..
             } => {
                 if let SignalRequest::Event(ev) = request {
                     tracing::info!(seq = ev.seq, change = ?ev.change, "server event");
-                    self.seen_version = Some(self.seen_version.unwrap_or(0).max(ev.seq));
-                    self.apply_change(&ev.change);
-                    if matches!(ev.change, Change::User { .. }) {
-                        self.access.do_send(ServerChange(ev.change.clone()));
-                    }
+                    self.step(ctx, |link, _| link.event(ev.seq, ev.change));
                 }
+                let ack = SignalResponse::Ack(Ack::default());
                 if self
                     .swarm
                     .behaviour_mut()
                     .signal
-                    .send_response(channel, SignalResponse::Ack(Ack::default()))
+                    .send_response(channel, ack)
                     .is_err()
                 {
                     tracing::debug!("server left before our ack");
                 }
+                return;
             }
+        };
+        match response {
+            SignalResponse::Registered(r) => {
+                tracing::info!(id = %r.internet_id, path = %r.node_path, "registered with the server");
+                self.step(ctx, |link, now| link.registered(now, r));
+            }
+            SignalResponse::Error(e) => {
+                tracing::warn!(code = ?e.code, message = %e.message, "the server refused a request");
+                self.step(ctx, |link, now| link.refused(now, e.code, e.message));
+            }
+            SignalResponse::Ack(Ack {
+                state_version: Some(v),
+            }) => self.step(ctx, |link, _| link.heartbeat_answered(v)),
+            SignalResponse::Users(u) => {
+                tracing::info!(
+                    users = u.users.len(),
+                    "the server's word on the users of live sessions"
+                );
+                self.step(ctx, |link, _| link.users(u.users));
+            }
+            _ => {}
         }
     }
 
@@ -477,18 +432,8 @@ impl Network {
             .spawn(ctx);
     }
 
-    fn trust(&self, r: &Registered) {
-        self.trust_flags(ServerFlags {
-            guest_sharing: r.guest_sharing,
-            visitor_sharing: r.visitor_sharing,
-            node_allows_guests: r.allow_guests,
-            node_allows_visitors: r.allow_visitors,
-        });
-    }
-
     /// Tells access control the server's key and these switches.
-    fn trust_flags(&self, flags: ServerFlags) {
-        let Some(server) = &self.server else { return };
+    fn trust_flags(&self, server: &ServerLink, flags: ServerFlags) {
         match portico_core::identity::key_of(&server.peer) {
             Some(key) => self
                 .access
@@ -498,52 +443,16 @@ impl Network {
             ),
         }
     }
-
-    fn apply_change(&mut self, change: &Change) {
-        let mut reg = self.status.borrow().registered.clone();
-        if let Some(r) = reg.as_mut() {
-            match change {
-                // The server sends a node's flags only to the host registered there, so
-                // the event is about this host whatever its path says: after a move it
-                // carries the new path, which the host takes.
-                Change::Node {
-                    path,
-                    allow_guests,
-                    allow_visitors,
-                } => {
-                    r.node_path.clone_from(path);
-                    r.allow_guests = *allow_guests;
-                    r.allow_visitors = *allow_visitors;
-                }
-                Change::Global {
-                    guest_sharing,
-                    visitor_sharing,
-                } => {
-                    r.guest_sharing = *guest_sharing;
-                    r.visitor_sharing = *visitor_sharing;
-                }
-                _ => return,
-            }
-            self.trust(r);
-            self.status.send_modify(|s| s.registered = reg.clone());
-        }
-    }
 }
 
 impl Actor for Network {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        // Fail closed until the server has answered: its key is known (tickets can be
-        // checked), every server and node switch counts as off.
-        self.trust_flags(ServerFlags {
-            guest_sharing: false,
-            visitor_sharing: false,
-            node_allows_guests: false,
-            node_allows_visitors: false,
-        });
         ctx.spawn(SwarmDriver);
-        self.dial_server();
+        // The machine's first actions: trust with every switch off (fail closed until the
+        // server has answered), then dial.
+        self.step(ctx, |_, _| {});
     }
 }
 

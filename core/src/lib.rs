@@ -13,6 +13,7 @@ pub mod cbor;
 pub mod data_dir;
 pub mod identity;
 pub mod internet_id;
+pub mod link;
 pub mod noise;
 pub mod policy;
 pub mod ratelimit;
