@@ -1,15 +1,16 @@
 //! `portico host`: share this display.
 
+mod resolve;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use portico_actors::capture::Pacing;
-use portico_actors::host::{self, CaptureMode, HostConfig, HostFile};
+use portico_actors::host::{self, HostConfig, HostFile};
 use portico_actors::network::ServerLink;
 use portico_core::identity::Identity;
-use portico_core::policy::HostSettings;
+use resolve::{Bundle, Defaults, EnrollFrom};
 
 /// Arguments of `portico host`.
 #[derive(Debug, Args)]
@@ -46,22 +47,24 @@ pub(crate) struct HostArgs {
     /// Target frames per second.
     #[arg(long)]
     fps: Option<u32>,
-    /// Config file (TOML): listen, server, name, monitor, fps, allow_guests, allow_visitors,
-    /// no_mdns and [[acl]] entries.
+    /// Config file (TOML), every key optional: listen, server, name, monitor, fps,
+    /// allow_guests, allow_visitors, no_mdns, no_notifications, browse_roots, owner_timeout,
+    /// download_dir, connections_per_ip and [[acl]] entries (docs/user-guide.md). A flag
+    /// beats the file; switches take `=false` to turn off what the file turns on.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Turn off mDNS LAN discovery.
-    #[arg(long)]
-    no_mdns: bool,
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    no_mdns: Option<bool>,
     /// No desktop notifications for requests (they still show in the console).
-    #[arg(long)]
-    no_notifications: bool,
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    no_notifications: Option<bool>,
     /// Allow guests (no account; the owner accepts each one). Off by default.
-    #[arg(long)]
-    allow_guests: bool,
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    allow_guests: Option<bool>,
     /// Allow visitors (signed in at the server; the owner accepts each one). Off by default.
-    #[arg(long)]
-    allow_visitors: bool,
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    allow_visitors: Option<bool>,
     /// Apply a provisioning bundle from `portico-signal bundle`: pins its server key, adds its
     /// grants to the ACL, enrolls at its server under its node path. Needs --trust-server.
     #[arg(long, value_name = "FILE", requires = "trust_server")]
@@ -94,166 +97,152 @@ pub(crate) fn run(data: &Path, identity: Identity, args: HostArgs) -> anyhow::Re
         Some(p) => HostFile::read(p)?,
         None => HostFile::default(),
     };
-    let listen_specs = if !args.listen.is_empty() {
-        args.listen.clone()
-    } else if !file.listen.is_empty() {
-        file.listen.clone()
-    } else {
-        vec![format!("0.0.0.0:{}", portico_actors::network::DEFAULT_PORT)]
-    };
-    let mut listen = Vec::new();
-    for spec in &listen_specs {
-        listen.extend(host::listen_addrs(spec)?);
-    }
-    let provisioned = match (&args.provision, &args.trust_server) {
+    let bundle = match (&args.provision, &args.trust_server) {
         (Some(p), Some(trusted)) => Some(provision(data, p, trusted, &identity)?),
         _ => None,
     };
-    let server_spec = args
-        .server
-        .clone()
-        .or(file.server.clone())
-        .or_else(|| provisioned.as_ref().map(|b| b.0.clone()));
-    let name = args
-        .name
-        .clone()
-        .or(file.name.clone())
-        .or_else(|| provisioned.as_ref().map(|b| b.1.clone()));
-    let rt = crate::runtime()?;
-    let server_spec_for_record = server_spec.clone();
-    let server = match server_spec {
-        Some(s) => {
-            // Pins the server key on first contact (and refuses a changed one).
-            let (client, _) = rt.block_on(crate::signin::connect(data, &identity, &s))?;
-            let link = ServerLink {
-                addr: portico_signal_client::client::server_multiaddr(&s)?,
-                peer: client.server_peer(),
-                name,
-                enroll: match args.enroll.as_deref() {
-                    Some(given) => Some(read_enroll(given)?),
-                    None => provisioned.as_ref().and_then(|b| b.2.clone()),
-                },
-            };
-            drop(client);
-            Some(link)
-        }
-        None => None,
-    };
-    drop(rt);
-    let pacing = Pacing {
-        fps: args.fps.or(file.fps).unwrap_or(30).clamp(1, 120),
-        ..Pacing::default()
+    let r = resolve::resolve(&args, &file, bundle.as_ref(), &Defaults::of_this_machine())?;
+    let server = server_link(data, &identity, &r)?;
+    let acl_hint = file.acl.is_empty() && !(r.settings.allow_guests || r.settings.allow_visitors);
+    let shown = Shown {
+        data: data.to_path_buf(),
+        server: (server.as_ref()).map(|l| (r.server.clone().unwrap_or_default(), l.peer)),
+        path: None,
+        relay: false,
+        refusal: None,
     };
     let config = HostConfig {
-        listen,
+        listen: r.listen,
         server,
-        settings: HostSettings {
-            allow_guests: args.allow_guests || file.allow_guests,
-            allow_visitors: args.allow_visitors || file.allow_visitors,
-        },
-        acl: file.acl.clone(),
-        area: args.monitor.unwrap_or(file.monitor),
-        pacing,
-        mdns: !(args.no_mdns || file.no_mdns),
+        settings: r.settings,
+        acl: r.acl,
+        area: r.area,
+        pacing: r.pacing,
+        mdns: r.mdns,
         source: None,
-        capture: match args.capture {
-            CaptureArg::Auto => CaptureMode::Auto,
-            CaptureArg::X11 => CaptureMode::X11,
-            CaptureArg::Xcap => CaptureMode::Xcap,
-        },
-        owner_timeout: std::time::Duration::from_secs(
-            args.owner_timeout
-                .or(file.owner_timeout)
-                .unwrap_or(60)
-                .clamp(1, 3600),
-        ),
+        capture: r.capture,
+        owner_timeout: r.owner_timeout,
         data_dir: Some(data.to_path_buf()),
-        notifications: !(args.no_notifications || file.no_notifications),
-        browse_roots: file
-            .browse_roots
-            .clone()
-            .unwrap_or_else(default_browse_roots),
+        notifications: r.notifications,
+        browse_roots: r.browse_roots,
         private_files: args.config.iter().cloned().collect(),
-        lan_name: lan_name(args.name.as_deref().or(file.name.as_deref())),
-        connections_per_ip: file
-            .connections_per_ip
-            .unwrap_or(portico_signal_client::ip_limits::MAX_INBOUND_PER_IP)
-            .max(1),
-        download_dir: args
-            .download_dir
-            .clone()
-            .or(file.download_dir.clone())
-            .or_else(portico_core::data_dir::default_downloads)
-            .context("no download folder: give --download-dir DIR")?,
-        console: match args.console.as_str() {
-            "off" => None,
-            a => Some(
-                a.parse()
-                    .with_context(|| format!("--console {a:?}: use IP:PORT on loopback, or off"))?,
-            ),
-        },
+        lan_name: r.lan_name,
+        connections_per_ip: r.connections_per_ip,
+        download_dir: r.download_dir,
+        console: r.console,
     };
-    let server_record = config
-        .server
-        .as_ref()
-        .map(|l| (server_spec_for_record.clone().unwrap_or_default(), l.peer));
-    let data = data.to_path_buf();
-    let system = actix::System::new();
-    system.block_on(async move {
-        let handle = host::start(identity.clone(), config).await?;
-        say(&format!("Portico host {}", env!("CARGO_PKG_VERSION")));
-        say(&format!("PeerId:      {}", identity.peer_id()));
-        say(&format!("Fingerprint: {}", identity.fingerprint()));
-        for a in &handle.status.borrow().listen {
-            say(&format!("Listening:   {a}"));
-        }
-        if let Some(url) = &handle.console_url {
-            say(&format!("Console:     {url}"));
-        }
-        if file.acl.is_empty() && !(args.allow_guests || file.allow_guests || args.allow_visitors || file.allow_visitors) {
-            say("ACL:         empty (no viewer key or server user is allowed yet; see `portico host --help`)");
-        }
-        let mut status = handle.status.clone();
-        let mut shown_path: Option<String> = None;
-        let mut shown_relay = false;
-        let mut shown_refusal = None;
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("watching SIGTERM")?;
-        loop {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => break,
-                _ = term.recv() => break,
-                changed = status.changed() => {
-                    if changed.is_err() {
-                        break;
-                    }
-                    let s = status.borrow().clone();
-                    if let Some(r) = &s.registered {
-                        if shown_path.as_deref() != Some(r.node_path.as_str()) {
-                            if let Some(link) = &server_record {
-                                record_registration(&data, link, r);
-                            }
-                            if shown_path.is_none() {
-                                say(&format!("Internet-ID: {} ({} at {})", r.internet_id, r.node_path, r.server_name));
-                            } else {
-                                say(&format!("Node:        now at {} (moved by the server's admin)", r.node_path));
-                            }
-                            shown_path = Some(r.node_path.clone());
-                        }
-                    }
-                    if s.registered.is_none() && s.refused.is_some() && s.refused != shown_refusal {
-                        shown_refusal = s.refused.clone();
-                        say(&format!("Server:      not registered yet: {}", s.refused.as_deref().unwrap_or_default()));
-                    }
-                    if s.relayed && !shown_relay {
-                        shown_relay = true;
-                        say("Relay:       reservation held at the server (reachable from outside the LAN)");
-                    }
+    actix::System::new().block_on(serve(identity, config, acl_hint, shown))
+}
+
+/// Contacts the server once (pinning its key on first contact, refusing a changed one) and
+/// reads the enrollment token: the host's link to it.
+fn server_link(
+    data: &Path,
+    identity: &Identity,
+    r: &resolve::Resolved,
+) -> anyhow::Result<Option<ServerLink>> {
+    let Some(s) = &r.server else { return Ok(None) };
+    let rt = crate::runtime()?;
+    let (client, _) = rt.block_on(crate::signin::connect(data, identity, s))?;
+    Ok(Some(ServerLink {
+        addr: portico_signal_client::client::server_multiaddr(s)?,
+        peer: client.server_peer(),
+        name: r.name.clone(),
+        enroll: match &r.enroll {
+            Some(EnrollFrom::Flag(given)) => Some(read_enroll(given)?),
+            Some(EnrollFrom::Bundle(t)) => Some(t.clone()),
+            None => None,
+        },
+    }))
+}
+
+/// Runs the host until Ctrl-C or SIGTERM, printing what the owner needs to know.
+async fn serve(
+    identity: Identity,
+    config: HostConfig,
+    acl_hint: bool,
+    mut shown: Shown,
+) -> anyhow::Result<()> {
+    let handle = host::start(identity.clone(), config).await?;
+    say(&format!("Portico host {}", env!("CARGO_PKG_VERSION")));
+    say(&format!("PeerId:      {}", identity.peer_id()));
+    say(&format!("Fingerprint: {}", identity.fingerprint()));
+    for a in &handle.status.borrow().listen {
+        say(&format!("Listening:   {a}"));
+    }
+    if let Some(url) = &handle.console_url {
+        say(&format!("Console:     {url}"));
+    }
+    if acl_hint {
+        say("ACL:         empty (no viewer key or server user is allowed yet; see `portico host --help`)");
+    }
+    let mut status = handle.status.clone();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("watching SIGTERM")?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            changed = status.changed() => {
+                if changed.is_err() {
+                    break;
                 }
+                let now = status.borrow().clone();
+                shown.show(&now);
             }
         }
-        say("stopping");
-        anyhow::Ok(())
-    })
+    }
+    say("stopping");
+    Ok(())
+}
+
+/// What the host has printed about its server so far (each change is printed once).
+struct Shown {
+    /// The data dir (the registration is recorded there).
+    data: PathBuf,
+    /// The server's address and PeerId, when there is one.
+    server: Option<(String, libp2p::PeerId)>,
+    /// The node path printed.
+    path: Option<String>,
+    /// The relay line printed.
+    relay: bool,
+    /// The refusal printed.
+    refusal: Option<String>,
+}
+
+impl Shown {
+    fn show(&mut self, s: &portico_actors::network::HostStatus) {
+        if let Some(r) = &s.registered {
+            if self.path.as_deref() != Some(r.node_path.as_str()) {
+                if let Some(link) = &self.server {
+                    record_registration(&self.data, link, r);
+                }
+                if self.path.is_none() {
+                    say(&format!(
+                        "Internet-ID: {} ({} at {})",
+                        r.internet_id, r.node_path, r.server_name
+                    ));
+                } else {
+                    say(&format!(
+                        "Node:        now at {} (moved by the server's admin)",
+                        r.node_path
+                    ));
+                }
+                self.path = Some(r.node_path.clone());
+            }
+        }
+        if s.registered.is_none() && s.refused.is_some() && s.refused != self.refusal {
+            self.refusal.clone_from(&s.refused);
+            say(&format!(
+                "Server:      not registered yet: {}",
+                s.refused.as_deref().unwrap_or_default()
+            ));
+        }
+        if s.relayed && !self.relay {
+            self.relay = true;
+            say("Relay:       reservation held at the server (reachable from outside the LAN)");
+        }
+    }
 }
 
 /// Applies a bundle signed by the `trusted` server key: pins that key, merges its grants
@@ -264,7 +253,7 @@ fn provision(
     path: &Path,
     trusted: &str,
     identity: &Identity,
-) -> anyhow::Result<(String, String, Option<String>)> {
+) -> anyhow::Result<Bundle> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let (bundle, key) = portico_core::bundle::read_trusted(&bytes, trusted)
         .with_context(|| format!("{} is not a usable bundle", path.display()))?;
@@ -311,7 +300,11 @@ fn provision(
         },
         &identity.fingerprint()[..4]
     );
-    Ok((server, name, bundle.enroll))
+    Ok(Bundle {
+        server,
+        name,
+        enroll: bundle.enroll,
+    })
 }
 
 /// `--capture`.
@@ -320,39 +313,6 @@ enum CaptureArg {
     Auto,
     X11,
     Xcap,
-}
-
-/// The name a host shows on the LAN: the last part of its node path, else the machine's
-/// host name.
-fn lan_name(node_path: Option<&str>) -> String {
-    let from_path = node_path
-        .and_then(|p| p.rsplit('/').find(|s| !s.is_empty()))
-        .map(str::to_string);
-    let machine = || {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|h| h.trim().to_string())
-            .filter(|h| !h.is_empty())
-    };
-    let name = from_path
-        .or_else(machine)
-        .unwrap_or_else(|| "portico-host".into());
-    portico_core::text::clean(&name, 64)
-}
-
-/// With no `browse_roots` in the config: `~/Public`, created empty when missing — never the
-/// whole home folder. Nothing is shared when there is no home or it cannot be made.
-fn default_browse_roots() -> Vec<PathBuf> {
-    let Some(public) = std::env::var_os("HOME").map(|h| PathBuf::from(h).join("Public")) else {
-        return Vec::new();
-    };
-    match std::fs::create_dir_all(&public) {
-        Ok(()) => vec![public],
-        Err(e) => {
-            tracing::warn!(path = %public.display(), "no folder is shared for browsing: {e}");
-            Vec::new()
-        }
-    }
 }
 
 /// Writes down where this host is registered (`portico id` and the owner's tools read it).
