@@ -14,7 +14,7 @@ mod messages;
 mod ticket_memory;
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use libp2p::PeerId;
@@ -110,13 +110,7 @@ pub struct AccessControl {
 
 /// The clock the table runs on.
 pub(crate) fn clock() -> Clock {
-    Clock {
-        at: Instant::now(),
-        unix: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-    }
+    Clock::now()
 }
 
 impl AccessControl {

@@ -10,6 +10,7 @@ pub mod area;
 pub mod audit_chain;
 pub mod bundle;
 pub mod cbor;
+pub mod clock;
 pub mod data_dir;
 pub mod identity;
 pub mod internet_id;

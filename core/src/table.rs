@@ -52,15 +52,9 @@ pub const MAX_PENDING_RELAYED: usize = 6;
 /// Ticket nonces remembered against replay.
 const REPLAY_CAPACITY: usize = 4096;
 
-/// The time, both ways the table needs it: a monotonic instant for its timers and Unix seconds
-/// for tickets and ACL expiry.
-#[derive(Debug, Clone, Copy)]
-pub struct Clock {
-    /// Monotonic now.
-    pub at: Instant,
-    /// Unix seconds now.
-    pub unix: u64,
-}
+/// The time the table runs on: its timers on the instant, tickets and ACL expiry on Unix
+/// seconds.
+pub use crate::clock::Clock;
 
 /// The host's server, once registered.
 #[derive(Debug, Clone)]

@@ -13,6 +13,7 @@ use portico_core::policy::{AclEntry, Approval, Permissions, Principal};
 use portico_core::wire::signal::{Change, ServerEvent};
 use serde::{Deserialize, Serialize};
 
+use crate::store::accounts::PasswordHashed;
 use crate::store::{NodePath, Store, StoreError};
 
 mod enroll;
@@ -25,7 +26,7 @@ pub enum AdminCommand {
     /// Add a user.
     UserAdd {
         name: String,
-        password: String,
+        password: PasswordHashed,
         force_server_security: bool,
     },
     /// Delete a user.
@@ -33,7 +34,10 @@ pub enum AdminCommand {
     /// List users.
     UserList,
     /// Change a password.
-    UserPasswd { name: String, password: String },
+    UserPasswd {
+        name: String,
+        password: PasswordHashed,
+    },
     /// Disable or enable a user.
     UserSetDisabled { name: String, disabled: bool },
     /// Turn "force custom server security" on or off.
@@ -247,11 +251,6 @@ fn run(ctx: &AdminContext<'_>, cmd: AdminCommand) -> Result<Outcome, AdminError>
             password,
             force_server_security,
         } => {
-            if password.is_empty() {
-                return Err(AdminError::Invalid(
-                    "empty password; give one with --password-stdin or at the prompt".into(),
-                ));
-            }
             s.add_user(&name, &password, force_server_security)?;
             ctx.audit(
                 "user.add",
@@ -286,9 +285,6 @@ fn run(ctx: &AdminContext<'_>, cmd: AdminCommand) -> Result<Outcome, AdminError>
             )
         }
         AdminCommand::UserPasswd { name, password } => {
-            if password.is_empty() {
-                return Err(AdminError::Invalid("empty password".into()));
-            }
             s.set_password(&name, &password)?;
             s.end_sessions_of(&name)?;
             ctx.audit("user.passwd", name.clone())?;

@@ -11,6 +11,7 @@ use portico_core::identity::Identity;
 use portico_core::policy::Approval;
 use portico_signal::admin::socket::{self, Sent};
 use portico_signal::admin::{self, AdminCommand, AdminContext};
+use portico_signal::store::accounts::PasswordHashed;
 use portico_signal::{Config, Store};
 
 /// Portico's self-hosted signalling and authorization server.
@@ -240,8 +241,11 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     }
 }
 
-fn read_password(from_stdin: bool) -> anyhow::Result<String> {
-    Ok(portico_signal_client::password::read(from_stdin, true)?)
+/// Reads a new password and hashes it here, in the CLI: the server never runs argon2 for
+/// an admin command (only for sign-ins, off its event loop).
+fn read_password(from_stdin: bool) -> anyhow::Result<PasswordHashed> {
+    let plain = portico_signal_client::password::read(from_stdin, true)?;
+    Ok(PasswordHashed::of(&plain)?)
 }
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
@@ -401,7 +405,7 @@ fn admin_command(
                     server_name: &config.server_name,
                     server_addrs: config.external_addrs.clone(),
                     online: &online,
-                    now: unix_now(),
+                    now: portico_core::clock::Clock::now().unix,
                 };
                 admin::execute(&ctx, cmd).0
             }
@@ -410,13 +414,6 @@ fn admin_command(
         bail!("{}", reply.output);
     }
     Ok(reply)
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 fn serve(mut config: Config, data: &Path, args: ServeArgs) -> anyhow::Result<()> {

@@ -34,9 +34,10 @@ use crate::admin::{self, AdminCommand, AdminContext, AdminReply};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
+use portico_core::clock::Clock;
 use portico_signal_client::codec::SignalCodec;
 use portico_signal_client::swarm as net;
-use state::{unix_now, State};
+use state::State;
 
 /// The server's libp2p behaviours.
 #[derive(NetworkBehaviour)]
@@ -376,7 +377,7 @@ impl Loop {
                 }
                 Some((channel, check, ok)) = self.logins_rx.recv() => {
                     self.logins_in_flight -= 1;
-                    let response = self.state.login_end(check, ok);
+                    let response = self.state.login_end(check, ok, Clock::now());
                     if self.swarm.behaviour_mut().signal.send_response(channel, response).is_err() {
                         tracing::debug!("peer left before the login answer");
                     }
@@ -389,7 +390,7 @@ impl Loop {
                     }
                 }
                 _ = purge.tick() => {
-                    if let Err(e) = self.state.store.purge_sessions(unix_now()) {
+                    if let Err(e) = self.state.store.purge_sessions(Clock::now().unix) {
                         tracing::warn!(error = %e, "purging expired sessions failed");
                     }
                 }
@@ -403,7 +404,8 @@ impl Loop {
 
     fn admin(&mut self, cmd: AdminCommand) -> AdminReply {
         let state = &self.state;
-        let online = |peer: &str| peer.parse().is_ok_and(|p| state.is_online(&p));
+        let clock = Clock::now();
+        let online = |peer: &str| peer.parse().is_ok_and(|p| state.is_online(&p, clock.at));
         let ctx = AdminContext {
             store: &state.store,
             identity: &state.identity,
@@ -414,7 +416,7 @@ impl Loop {
                 .map(|a| format!("{a}/p2p/{}", state.identity.peer_id()))
                 .collect(),
             online: &online,
-            now: unix_now(),
+            now: clock.unix,
         };
         let (reply, events) = admin::execute(&ctx, cmd);
         for event in events {
@@ -491,9 +493,7 @@ impl Loop {
                     request, channel, ..
                 } => {
                     let ip = self.remote.get(&connection_id).and_then(ip_of);
-                    let response = self
-                        .state
-                        .handle(peer, ip, request, std::time::Instant::now());
+                    let response = self.state.handle(peer, ip, request, Clock::now());
                     if std::mem::take(&mut self.state.unflushed) {
                         self.durable.push(&self.state.store, (channel, response));
                     } else if self
@@ -542,7 +542,10 @@ impl Loop {
                 retry_after_ms: Some(500),
             })
         } else {
-            match self.state.login_begin(peer, ip, login) {
+            match self
+                .state
+                .login_begin(peer, ip, login, std::time::Instant::now())
+            {
                 Ok(check) => {
                     self.logins_in_flight += 1;
                     let tx = self.logins_tx.clone();

@@ -13,6 +13,7 @@ use portico_core::ticket::{self, ReplayCache, TicketKind};
 use portico_core::wire::signal::*;
 use portico_core::InternetId;
 use portico_signal::admin::AdminCommand;
+use portico_signal::store::accounts::PasswordHashed;
 use portico_signal::{Config, Store};
 use portico_signal_client::client::SignalClient;
 
@@ -23,7 +24,7 @@ use inproc::{start_in, Server};
 fn user_add(name: &str, force: bool) -> AdminCommand {
     AdminCommand::UserAdd {
         name: name.into(),
-        password: format!("{name}-pw"),
+        password: PasswordHashed::of(&format!("{name}-pw")).unwrap(),
         force_server_security: force,
     }
 }

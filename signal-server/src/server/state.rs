@@ -6,7 +6,9 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use portico_core::clock::Clock;
 
 use libp2p::{Multiaddr, PeerId};
 use portico_core::identity::Identity;
@@ -28,14 +30,6 @@ const MAX_ADDR_LEN: usize = 256;
 const UNKNOWN_IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
 /// Longest agent string kept (longer ones are cut).
 const MAX_AGENT_LEN: usize = 64;
-
-/// Unix seconds now.
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 mod hosts;
 #[cfg(test)]
@@ -175,8 +169,8 @@ impl State {
     }
 
     /// Whether a host heartbeated recently.
-    pub(crate) fn is_online(&self, peer: &PeerId) -> bool {
-        self.presence_at(peer, Instant::now()).is_some()
+    pub(crate) fn is_online(&self, peer: &PeerId, now: Instant) -> bool {
+        self.presence_at(peer, now).is_some()
     }
 
     /// A host's presence when it heartbeated within three intervals of `now`.
@@ -215,13 +209,13 @@ impl State {
         peer: PeerId,
         ip: Option<IpAddr>,
         req: SignalRequest,
-        now: Instant,
+        now: Clock,
     ) -> SignalResponse {
         let result = match req {
             SignalRequest::Register(r) => self.register(peer, ip, r, now),
             SignalRequest::Heartbeat(h) => self.heartbeat(peer, ip, h, now),
             SignalRequest::Lookup(l) => {
-                self.rate(peer, ip, now).and_then(|()| self.lookup(peer, l))
+                (self.rate(peer, ip, now.at)).and_then(|()| self.lookup(peer, l, now))
             }
             // The server loop answers logins itself (`Loop::login`), checking passwords off
             // the event loop; a login here would be a bug, and is refused rather than served.
@@ -234,27 +228,27 @@ impl State {
             }
             // Every request a stranger can send costs a token: these read the store too.
             SignalRequest::Logout(l) => {
-                self.rate(peer, ip, now).and_then(|()| self.logout(peer, l))
+                (self.rate(peer, ip, now.at)).and_then(|()| self.logout(peer, l, now.unix))
             }
             SignalRequest::ListNodes(l) => self
-                .rate(peer, ip, now)
-                .and_then(|()| self.list_nodes(peer, l)),
+                .rate(peer, ip, now.at)
+                .and_then(|()| self.list_nodes(peer, l, now)),
             SignalRequest::IssueTicket(t) => self
-                .rate(peer, ip, now)
+                .rate(peer, ip, now.at)
                 .and_then(|()| self.issue_ticket(peer, t, now)),
             SignalRequest::WhoAmI(w) => self
-                .rate(peer, ip, now)
-                .and_then(|()| self.session(peer, &w.session))
+                .rate(peer, ip, now.at)
+                .and_then(|()| self.session(peer, &w.session, now.unix))
                 .map(|(s, u)| self.logged_in(&w.session, &s, &u)),
             SignalRequest::Event(_) => {
                 Err(err(ErrorCode::BadRequest, "only the server sends events"))
             }
             SignalRequest::CheckPrincipals(c) => self
-                .rate(peer, ip, now)
+                .rate(peer, ip, now.at)
                 .and_then(|()| self.check_principals(peer, c)),
             SignalRequest::CheckUsers(c) => self
-                .rate(peer, ip, now)
-                .and_then(|()| self.check_users(peer, c)),
+                .rate(peer, ip, now.at)
+                .and_then(|()| self.check_users(peer, c, now.unix)),
         };
         result.unwrap_or_else(|e| e)
     }
@@ -280,7 +274,7 @@ impl State {
             })
     }
 
-    fn lookup(&mut self, peer: PeerId, l: Lookup) -> Reply {
+    fn lookup(&mut self, peer: PeerId, l: Lookup, now: Clock) -> Reply {
         self.metrics.lookups.inc();
         let record = match &l.target {
             LookupTarget::Id(id) => self.store.host_by_id(*id).map_err(internal)?,
@@ -288,7 +282,7 @@ impl State {
                 let token = l.session.as_ref().ok_or_else(|| {
                     err(ErrorCode::Unauthorized, "sign in to look hosts up by path")
                 })?;
-                self.session(peer, token)?;
+                self.session(peer, token, now.unix)?;
                 let path =
                     NodePath::parse(p).map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
                 self.store.host_by_path(&path).map_err(internal)?
@@ -301,7 +295,7 @@ impl State {
         let signed_in = l
             .session
             .as_ref()
-            .is_some_and(|t| self.session(peer, t).is_ok());
+            .is_some_and(|t| self.session(peer, t, now.unix).is_ok());
         let host: PeerId = record
             .peer
             .parse()
@@ -324,7 +318,7 @@ impl State {
             },
             addrs: record.addrs,
             relay_addrs,
-            online: self.is_online(&host),
+            online: self.is_online(&host, now.at),
         }))
     }
 
@@ -335,8 +329,8 @@ impl State {
         peer: PeerId,
         ip: Option<IpAddr>,
         l: Login,
+        now: Instant,
     ) -> Result<LoginCheck, SignalResponse> {
-        let now = Instant::now();
         let limited = |r: portico_core::ratelimit::RetryAfter| {
             SignalResponse::Error(SignalError {
                 code: ErrorCode::RateLimited,
@@ -389,12 +383,12 @@ impl State {
     }
 
     /// Second half of a login, back on the event loop, with the password check's result.
-    pub(crate) fn login_end(&mut self, check: LoginCheck, ok: bool) -> SignalResponse {
-        self.login_finish(check, ok).unwrap_or_else(|e| e)
+    pub(crate) fn login_end(&mut self, check: LoginCheck, ok: bool, now: Clock) -> SignalResponse {
+        self.login_finish(check, ok, now).unwrap_or_else(|e| e)
     }
 
-    fn login_finish(&mut self, check: LoginCheck, ok: bool) -> Reply {
-        let now = Instant::now();
+    fn login_finish(&mut self, check: LoginCheck, ok: bool, clock: Clock) -> Reply {
+        let now = clock.at;
         let LoginCheck {
             peer,
             ip,
@@ -428,7 +422,7 @@ impl State {
                         &format!("peer:{peer}"),
                         "login.failed",
                         &format!("{} ({why}) from {}", l.user, fmt_ip(ip)),
-                        unix_now(),
+                        clock.unix,
                     )
                     .map_err(internal)?;
                 return Err(if why == "disabled" {
@@ -447,14 +441,14 @@ impl State {
         self.pair_backoff
             .success(&(ip.unwrap_or(UNKNOWN_IP), l.user.clone()));
         self.store
-            .remember_device(&user.name, &peer.to_string(), unix_now())
+            .remember_device(&user.name, &peer.to_string(), clock.unix)
             .map_err(internal)?;
         let mut token = vec![0u8; 32];
         rand::thread_rng().fill_bytes(&mut token);
         let session = LoginSession {
             user: user.name.clone(),
             peer: peer.to_string(),
-            expires_at: unix_now() + u64::from(self.config.session_hours) * 3600,
+            expires_at: clock.unix + u64::from(self.config.session_hours) * 3600,
         };
         self.store.put_session(&token, &session).map_err(internal)?;
         self.store
@@ -463,7 +457,7 @@ impl State {
                 &format!("peer:{peer}"),
                 "login.ok",
                 &format!("{} from {}", user.name, fmt_ip(ip)),
-                unix_now(),
+                clock.unix,
             )
             .map_err(internal)?;
         self.metrics.login(true);
@@ -487,6 +481,7 @@ impl State {
         &self,
         peer: PeerId,
         token: &SessionToken,
+        now: u64,
     ) -> Result<(LoginSession, User), SignalResponse> {
         let expired = || {
             err(
@@ -496,7 +491,7 @@ impl State {
         };
         let s = self
             .store
-            .session(&token.0, unix_now())
+            .session(&token.0, now)
             .map_err(internal)?
             .ok_or_else(expired)?;
         if s.peer != peer.to_string() {
@@ -513,18 +508,18 @@ impl State {
         Ok((s, u))
     }
 
-    fn logout(&mut self, peer: PeerId, l: Logout) -> Reply {
-        let (s, _) = self.session(peer, &l.session)?;
+    fn logout(&mut self, peer: PeerId, l: Logout, now: u64) -> Reply {
+        let (s, _) = self.session(peer, &l.session, now)?;
         self.store.end_session(&l.session.0).map_err(internal)?;
         self.store
             .audit()
-            .append(&format!("peer:{peer}"), "logout", &s.user, unix_now())
+            .append(&format!("peer:{peer}"), "logout", &s.user, now)
             .map_err(internal)?;
         Ok(SignalResponse::Ack(Ack::default()))
     }
 
-    fn list_nodes(&mut self, peer: PeerId, l: ListNodes) -> Reply {
-        self.session(peer, &l.session)?;
+    fn list_nodes(&mut self, peer: PeerId, l: ListNodes, now: Clock) -> Reply {
+        self.session(peer, &l.session, now.unix)?;
         let path =
             NodePath::parse(&l.path).map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
         let nodes = self.store.subtree(&path).map_err(|e| match e {
@@ -541,7 +536,7 @@ impl State {
                         .host(peer)
                         .map_err(internal)?
                         .map(|h| h.internet_id);
-                    (id, peer.parse().is_ok_and(|p| self.is_online(&p)))
+                    (id, peer.parse().is_ok_and(|p| self.is_online(&p, now.at)))
                 }
                 None => (None, false),
             };
@@ -557,12 +552,12 @@ impl State {
         Ok(SignalResponse::Nodes(Nodes { entries }))
     }
 
-    fn issue_ticket(&mut self, peer: PeerId, t: IssueTicket, at: Instant) -> Reply {
-        let (_, user) = self.session(peer, &t.session)?;
+    fn issue_ticket(&mut self, peer: PeerId, t: IssueTicket, now: Clock) -> Reply {
+        let (_, user) = self.session(peer, &t.session, now.unix)?;
         let host =
             PeerId::try_from(&t.host).map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
         self.ticket_rate
-            .try_take(&(user.name.clone(), host), at)
+            .try_take(&(user.name.clone(), host), now.at)
             .map_err(|r| {
                 SignalResponse::Error(SignalError {
                     code: ErrorCode::RateLimited,
@@ -602,7 +597,7 @@ impl State {
             }
         }
         // Not before the account's last change: hosts refuse tickets dated before it.
-        let now = unix_now().max(user.changed_at);
+        let issued = now.unix.max(user.changed_at);
         let ticket = Ticket {
             version: TICKET_VERSION,
             kind: t.kind,
@@ -614,8 +609,8 @@ impl State {
             audience: WirePeerId::from(host),
             holder: WirePeerId::from(peer),
             server_name: self.config.server_name.clone(),
-            issued_at: now,
-            expires_at: now + u64::from(self.config.ticket_secs),
+            issued_at: issued,
+            expires_at: issued + u64::from(self.config.ticket_secs),
             nonce: ticket::new_nonce(),
         };
         let signed = ticket::sign(&ticket, &self.identity)
@@ -629,7 +624,7 @@ impl State {
                     "{:?} for {} ({})",
                     t.kind, record.node_path, record.internet_id
                 ),
-                now,
+                issued,
             )
             .map_err(internal)?;
         self.metrics.ticket(t.kind);

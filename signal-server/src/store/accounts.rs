@@ -9,6 +9,53 @@ use sha2::{Digest, Sha256};
 
 use super::{all, check_name, get, put, Store, StoreError};
 
+/// An argon2id password hash (PHC string), made where the password was typed (the admin
+/// CLI), so the server's event loop never runs argon2: it checks only that this is one.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PasswordHashed(String);
+
+impl PasswordHashed {
+    /// Hashes a password (tens of milliseconds: not on an event loop).
+    pub fn of(password: &str) -> Result<Self, StoreError> {
+        if password.is_empty() {
+            return Err(StoreError::Hash(
+                "empty password; give one with --password-stdin or at the prompt".into(),
+            ));
+        }
+        hash_password(password).map(Self)
+    }
+
+    /// The PHC string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for PasswordHashed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordHashed(..)")
+    }
+}
+
+impl TryFrom<String> for PasswordHashed {
+    type Error = StoreError;
+    fn try_from(s: String) -> Result<Self, StoreError> {
+        match PasswordHash::new(&s) {
+            Ok(h) if h.algorithm.as_str() == "argon2id" && h.hash.is_some() => Ok(Self(s)),
+            _ => Err(StoreError::Hash(
+                "not an argon2id password hash (PHC string)".into(),
+            )),
+        }
+    }
+}
+
+impl From<PasswordHashed> for String {
+    fn from(h: PasswordHashed) -> Self {
+        h.0
+    }
+}
+
 /// A server account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
@@ -92,7 +139,7 @@ impl Store {
     pub fn add_user(
         &self,
         name: &str,
-        password: &str,
+        password: &PasswordHashed,
         force_server_security: bool,
     ) -> Result<User, StoreError> {
         check_name(name)?;
@@ -101,7 +148,7 @@ impl Store {
         }
         let user = User {
             name: name.to_string(),
-            hash: hash_password(password)?,
+            hash: password.as_str().to_string(),
             disabled: false,
             force_server_security,
             groups: BTreeSet::new(),
@@ -132,8 +179,8 @@ impl Store {
     }
 
     /// Sets a new password.
-    pub fn set_password(&self, name: &str, password: &str) -> Result<User, StoreError> {
-        let hash = hash_password(password)?;
+    pub fn set_password(&self, name: &str, password: &PasswordHashed) -> Result<User, StoreError> {
+        let hash = password.as_str().to_string();
         self.update_user(name, |u| {
             u.hash = hash;
             Ok(())
@@ -282,13 +329,14 @@ mod tests {
     fn users_groups_and_memberships() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
-        s.add_user("alice", "pw1", false).unwrap();
+        let pw = PasswordHashed::of("pw1").unwrap();
+        s.add_user("alice", &pw, false).unwrap();
         assert!(matches!(
-            s.add_user("alice", "x", false),
+            s.add_user("alice", &pw, false),
             Err(StoreError::UserExists(_))
         ));
         assert!(matches!(
-            s.add_user("bad/name", "x", false),
+            s.add_user("bad/name", &pw, false),
             Err(StoreError::BadName { .. })
         ));
         s.add_group("Sales").unwrap();
@@ -337,5 +385,26 @@ mod tests {
             None,
             "expired session was removed"
         );
+    }
+
+    #[test]
+    fn only_argon2id_hashes_pass_and_they_verify() {
+        let h = PasswordHashed::of("correct horse").unwrap();
+        assert!(verify_password("correct horse", h.as_str()));
+        let json = serde_json::to_string(&h).unwrap();
+        let back: PasswordHashed = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, h);
+        for bad in [
+            "\"correct horse\"",
+            "\"$argon2i$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$aGFzaA\"",
+            "\"\"",
+        ] {
+            assert!(
+                serde_json::from_str::<PasswordHashed>(bad).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(PasswordHashed::of("").is_err());
+        assert!(!format!("{h:?}").contains("argon2"), "Debug shows no hash");
     }
 }

@@ -2,13 +2,13 @@
 //! checks a host makes of its principals and users.
 
 use std::net::IpAddr;
-use std::time::Instant;
 
 use libp2p::PeerId;
 use portico_core::wire::signal::*;
 
-use super::{clean_addrs, err, fmt_ip, internal, unix_now, Presence, Reply, State, MAX_AGENT_LEN};
+use super::{clean_addrs, err, fmt_ip, internal, Presence, Reply, State, MAX_AGENT_LEN};
 use crate::store::{HostRecord, NodePath, PendingHost, PendingLimits, StoreError};
+use portico_core::clock::Clock;
 
 impl State {
     pub(super) fn register(
@@ -16,7 +16,7 @@ impl State {
         peer: PeerId,
         ip: Option<IpAddr>,
         r: Register,
-        now: Instant,
+        now: Clock,
     ) -> Reply {
         let addrs = clean_addrs(r.addrs)?;
         self.same_key_elsewhere(peer, ip, now)?;
@@ -37,7 +37,7 @@ impl State {
                 self.metrics.registered.set(set.len() as i64);
             }
         }
-        self.presence.insert(peer, Presence { at: now, ip });
+        self.presence.insert(peer, Presence { at: now.at, ip });
         self.metrics.online.set(self.presence.len() as i64);
         let flags = self
             .store
@@ -68,9 +68,9 @@ impl State {
         token: Option<String>,
         addrs: Vec<String>,
         agent: String,
-        now: Instant,
+        now: Clock,
     ) -> Result<HostRecord, SignalResponse> {
-        self.rate(peer, ip, now)?;
+        self.rate(peer, ip, now.at)?;
         let id = peer.to_string();
         let wanted = node_path
             .as_deref()
@@ -78,12 +78,12 @@ impl State {
             .transpose()
             .map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
         let Some(token) = token else {
-            return Err(self.wait_for_approval(peer, ip, wanted, agent));
+            return Err(self.wait_for_approval(peer, ip, wanted, agent, now.unix));
         };
         let name = wanted.as_ref().and_then(NodePath::name);
         let record = self
             .store
-            .enroll_host(&id, &token, name, addrs, &agent, unix_now())
+            .enroll_host(&id, &token, name, addrs, &agent, now.unix)
             .map_err(|e| match e {
                 StoreError::Token { .. } => err(
                     ErrorCode::Forbidden,
@@ -106,7 +106,7 @@ impl State {
                     record.node_path,
                     fmt_ip(ip)
                 ),
-                unix_now(),
+                now.unix,
             )
             .map_err(internal)?;
         self.unflushed = true;
@@ -122,6 +122,7 @@ impl State {
         ip: Option<IpAddr>,
         wanted: Option<NodePath>,
         agent: String,
+        now: u64,
     ) -> SignalResponse {
         let id = peer.to_string();
         match self.store.is_rejected(&id) {
@@ -141,7 +142,6 @@ impl State {
                  (portico-signal node enroll FOLDER) and run portico host --enroll TOKEN",
             );
         }
-        let now = unix_now();
         let waiting = PendingHost {
             peer: id.clone(),
             wanted,
@@ -182,7 +182,7 @@ impl State {
         peer: PeerId,
         ip: Option<IpAddr>,
         h: Heartbeat,
-        now: Instant,
+        now: Clock,
     ) -> Reply {
         self.same_key_elsewhere(peer, ip, now)?;
         let record = self
@@ -196,7 +196,7 @@ impl State {
                 .refresh_host(&peer.to_string(), addrs, &record.agent)
                 .map_err(internal)?;
         }
-        self.presence.insert(peer, Presence { at: now, ip });
+        self.presence.insert(peer, Presence { at: now.at, ip });
         self.metrics.online.set(self.presence.len() as i64);
         Ok(SignalResponse::Ack(Ack {
             state_version: Some(self.store.state_version().map_err(internal)?),
@@ -213,15 +213,15 @@ impl State {
         &mut self,
         peer: PeerId,
         ip: Option<IpAddr>,
-        now: Instant,
+        now: Clock,
     ) -> Result<(), SignalResponse> {
-        let Some(first) = self.presence_at(&peer, now) else {
+        let Some(first) = self.presence_at(&peer, now.at) else {
             return Ok(());
         };
         if first.ip == ip || first.ip.is_none() || ip.is_none() {
             return Ok(());
         }
-        self.rate(peer, ip, now)?;
+        self.rate(peer, ip, now.at)?;
         let detail = format!(
             "same key, new address: {} while online from {}; the new one is refused",
             fmt_ip(ip),
@@ -235,7 +235,7 @@ impl State {
                 &format!("peer:{peer}"),
                 "host.duplicate_key",
                 &detail,
-                unix_now(),
+                now.unix,
             )
             .map_err(internal)?;
         Err(err(
@@ -276,7 +276,7 @@ impl State {
     }
 
     /// The current state of users a host has sessions of (after it missed events).
-    pub(super) fn check_users(&mut self, peer: PeerId, c: CheckUsers) -> Reply {
+    pub(super) fn check_users(&mut self, peer: PeerId, c: CheckUsers, now: u64) -> Reply {
         if !self.is_registered(&peer) {
             return Err(err(ErrorCode::NotRegistered, "register first"));
         }
@@ -299,7 +299,7 @@ impl State {
                 // change, and 0 would mean "not said"); a deleted account: now.
                 changed_at: user
                     .as_ref()
-                    .map_or_else(|| unix_now() + 1, |u| u.changed_at.max(1)),
+                    .map_or_else(|| now + 1, |u| u.changed_at.max(1)),
                 disabled: user.is_none_or(|u| u.disabled),
                 user: name,
             });
