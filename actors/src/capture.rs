@@ -182,7 +182,12 @@ pub struct Capture {
 
 impl Capture {
     /// Starts capturing from `source` into `out` while `viewers` > 0.
-    pub fn new(source: Source, pacing: Pacing, viewers: Arc<AtomicUsize>, out: Outputs) -> Self {
+    pub fn new(
+        source: Source,
+        pacing: Pacing,
+        viewers: Arc<AtomicUsize>,
+        out: Outputs,
+    ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
@@ -190,10 +195,11 @@ impl Capture {
             .spawn(move || match source {
                 Source::Poll(s) => capture_loop(s, pacing, viewers, out.frames, flag),
                 Source::Damage(s) => damage_loop(*s, pacing, viewers, out, flag),
-            })
-            .map_err(|e| tracing::error!(error = %e, "cannot start the capture thread"))
-            .ok();
-        Self { stop, thread }
+            })?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
     }
 }
 

@@ -72,7 +72,7 @@ impl Encoder {
         cursor: Receiver<CursorUpdate>,
         monitor: u8,
         viewers: Arc<AtomicUsize>,
-    ) -> Self {
+    ) -> std::io::Result<Self> {
         let (packets, _) = broadcast::channel(BROADCAST_DEPTH);
         let (control, control_rx) = crossbeam_channel::bounded(64);
         let tx = packets.clone();
@@ -82,17 +82,14 @@ impl Encoder {
             control: control_rx,
         };
         // Detached: the thread ends when the capture side hangs up (its channel closes).
-        if let Err(e) = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("portico-encoder".into())
-            .spawn(move || encode_loop(inputs, tx, monitor))
-        {
-            tracing::error!(error = %e, "cannot start the encoder thread");
-        }
-        Self {
+            .spawn(move || encode_loop(inputs, tx, monitor))?;
+        Ok(Self {
             packets,
             control,
             viewers,
-        }
+        })
     }
 }
 

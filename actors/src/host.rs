@@ -91,6 +91,15 @@ pub enum HostError {
     /// No screen to capture.
     #[error("cannot capture the screen: {0}")]
     Capture(#[from] ScreenError),
+    /// A thread of the host did not start.
+    #[error("cannot start the {what} thread: {source}")]
+    Thread {
+        /// Which.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// Networking could not be set up.
     #[error("cannot set up networking: {0}")]
     Network(String),
@@ -244,10 +253,15 @@ pub struct HostHandle {
 /// Starts the host actors in the current actix system.
 pub async fn start(identity: Identity, config: HostConfig) -> Result<HostHandle, HostError> {
     let screens = match config.source {
-        Some(s) => Screens::fixed(s, config.pacing),
+        Some(s) => Screens::fixed(s, config.pacing)?,
         None => Screens::open(config.capture, config.area, config.pacing)?,
     };
-    let input = Input::open().start();
+    let input = Input::open()
+        .map_err(|source| HostError::Thread {
+            what: "input",
+            source,
+        })?
+        .start();
     let audit = match &config.data_dir {
         Some(d) => Some(
             crate::audit_log::AuditLog::open(&d.join(portico_core::data_dir::AUDIT))

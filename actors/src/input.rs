@@ -41,9 +41,9 @@ pub struct Input {
 impl Input {
     /// Starts the injection thread on `$DISPLAY`; pointer positions are on the root window
     /// (each session adds the origin of the area its viewer watches).
-    pub fn open() -> Self {
+    pub fn open() -> std::io::Result<Self> {
         let (tx, rx) = sync_channel::<Job>(QUEUE);
-        let started = std::thread::Builder::new().name("portico-input".into()).spawn(move || {
+        std::thread::Builder::new().name("portico-input".into()).spawn(move || {
             let mut enigo = match Enigo::new(&Settings::default()) {
                 Ok(e) => e,
                 Err(e) => {
@@ -73,20 +73,11 @@ impl Input {
                     }
                 }
             }
-        });
-        match started {
-            Ok(_) => Self {
-                tx: Some(tx),
-                dropped: 0,
-            },
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start the input thread");
-                Self {
-                    tx: None,
-                    dropped: 0,
-                }
-            }
-        }
+        })?;
+        Ok(Self {
+            tx: Some(tx),
+            dropped: 0,
+        })
     }
 }
 

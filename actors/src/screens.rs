@@ -49,6 +49,23 @@ pub enum ScreenError {
     /// The X display could not be captured.
     #[error("{0}")]
     Capture(String),
+    /// A capture or encoder thread did not start.
+    #[error("cannot start the {what} thread: {source}")]
+    Thread {
+        /// Which.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+}
+
+/// A thread that did not start, as a screen error.
+fn thread(what: &'static str) -> impl FnOnce(std::io::Error) -> ScreenError {
+    move |e| ScreenError::Thread {
+        what,
+        source: Arc::new(e),
+    }
 }
 
 /// One area being captured and encoded for everyone who watches it.
@@ -66,22 +83,31 @@ pub struct Screen {
 
 impl Screen {
     /// Starts the capture and the encoder of `area` (inside the actix system).
-    fn start(area: Area, source: Source, origin: (i32, i32), pacing: Pacing) -> Self {
+    fn start(
+        area: Area,
+        source: Source,
+        origin: (i32, i32),
+        pacing: Pacing,
+    ) -> Result<Self, ScreenError> {
         let viewers = Arc::new(AtomicUsize::new(0));
         let (to_encoder, frames) = crossbeam_channel::bounded(1);
         let (cursor_tx, cursor) = crossbeam_channel::bounded(32);
-        let encoder = Encoder::new(frames, cursor, area.index(), viewers.clone()).start();
+        let encoder = Encoder::new(frames, cursor, area.index(), viewers.clone())
+            .map_err(thread("encoder"))?
+            .start();
         let out = Outputs {
             frames: to_encoder,
             cursor: cursor_tx,
         };
-        let capture = Capture::new(source, pacing, viewers, out).start();
-        Self {
+        let capture = Capture::new(source, pacing, viewers, out)
+            .map_err(thread("capture"))?
+            .start();
+        Ok(Self {
             area,
             encoder,
             origin,
             _capture: capture,
-        }
+        })
     }
 }
 
@@ -122,7 +148,7 @@ impl Screens {
     pub fn open(mode: CaptureMode, area: Area, pacing: Pacing) -> Result<Self, ScreenError> {
         let (source, monitors, origin) = open_capture(mode, area)?;
         Ok(Self::with_first(
-            Screen::start(area, source, origin, pacing),
+            Screen::start(area, source, origin, pacing)?,
             Opener::X11(mode),
             pacing,
             monitors,
@@ -130,9 +156,9 @@ impl Screens {
     }
 
     /// Shows one fixed picture (a benchmark's synthetic desktop); no other area exists.
-    pub fn fixed(source: Box<dyn FrameSource>, pacing: Pacing) -> Self {
-        let screen = Screen::start(Area::Monitor(0), Source::Poll(source), (0, 0), pacing);
-        Self::with_first(screen, Opener::Fixed, pacing, Vec::new())
+    pub fn fixed(source: Box<dyn FrameSource>, pacing: Pacing) -> Result<Self, ScreenError> {
+        let screen = Screen::start(Area::Monitor(0), Source::Poll(source), (0, 0), pacing)?;
+        Ok(Self::with_first(screen, Opener::Fixed, pacing, Vec::new()))
     }
 
     fn with_first(
@@ -173,7 +199,7 @@ impl Screens {
         let (source, _, origin) = tokio::task::spawn_blocking(move || open_capture(mode, area))
             .await
             .map_err(|e| ScreenError::Capture(format!("opening the capture stopped: {e}")))??;
-        let screen = Arc::new(Screen::start(area, source, origin, self.0.pacing));
+        let screen = Arc::new(Screen::start(area, source, origin, self.0.pacing)?);
         let mut open = self.0.open.lock().unwrap_or_else(|p| p.into_inner());
         open.retain(|_, w| w.strong_count() > 0);
         // Two viewers asked at once: the first one in is used, the other closes unused.
