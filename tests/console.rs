@@ -109,7 +109,7 @@ fn guest_accepted_view_only_in_the_browser_sees_frames_moves_nothing_and_is_kick
     assert!(!out.status.success());
     assert!(err.contains("waiting for the owner"), "{err}");
     assert!(err.contains("disconnected by the owner"), "{err}");
-    let stats = serde_json_value::parse(&std::fs::read_to_string(&stats_path).unwrap());
+    let stats = stats(&stats_path);
     assert!(
         stats.num_field("frames") >= 1.0,
         "frames arrived before the kick"

@@ -9,6 +9,8 @@
 
 #[path = "support/procs.rs"]
 mod procs;
+#[path = "support/raw.rs"]
+mod raw;
 #[path = "support/x11.rs"]
 mod x11;
 
@@ -207,67 +209,18 @@ fn connect_by_internet_id_direct_and_through_the_relay() {
     );
 }
 
-/// Opens a raw `/portico/session/1` stream to `addr` (keep the runtime and swarm task alive).
-fn raw_stream(
-    identity: &portico_core::identity::Identity,
-    addr: &str,
-) -> (tokio::runtime::Runtime, libp2p::Stream, libp2p::PeerId) {
-    use futures::StreamExt;
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let (stream, peer) = rt.block_on(async {
-        let mut swarm = portico_actors::network::build_swarm(
-            identity,
-            portico_actors::network::PeerOptions::viewer(),
-        )
-        .unwrap();
-        let mut control = swarm.behaviour().stream.new_control();
-        let ma: libp2p::Multiaddr = addr.parse().unwrap();
-        let peer = ma
-            .iter()
-            .find_map(|p| {
-                if let libp2p::multiaddr::Protocol::P2p(p) = p {
-                    Some(p)
-                } else {
-                    None
-                }
-            })
-            .unwrap();
-        swarm.dial(ma).unwrap();
-        tokio::spawn(async move {
-            loop {
-                swarm.select_next_some().await;
-            }
-        });
-        let s = tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                match control
-                    .open_stream(peer, portico_actors::network::SESSION)
-                    .await
-                {
-                    Ok(s) => break s,
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                }
-            }
-        })
-        .await
-        .unwrap();
-        (s, peer)
-    });
-    (rt, stream, peer)
-}
-
 #[test]
 fn a_stalled_viewer_does_not_stall_another_and_garbage_does_not_hurt_the_host() {
     use futures::{AsyncReadExt, AsyncWriteExt};
-    use portico_core::noise::Initiator;
-    use portico_core::wire::handshake::AccessRequest;
+    use portico_core::identity::Identity;
+    use portico_core::policy::AccessKind;
 
     let x = Xvfb::start();
     x.draw(&x11::desktop(0));
     let dir = tempfile::tempdir().unwrap();
     let viewer = dir.path().join("viewer");
     let vpeer = peer_of(&viewer);
-    let (stalled_id, _) = portico_core::identity::Identity::load_or_create(&viewer).unwrap();
+    let (stalled_id, _) = Identity::load_or_create(&viewer).unwrap();
     let mut host = Host::start(
         &x,
         &dir.path().join("host"),
@@ -275,6 +228,8 @@ fn a_stalled_viewer_does_not_stall_another_and_garbage_does_not_hurt_the_host() 
         &[],
     );
     let addr = host.tcp_addr();
+    // Drives the raw viewers' swarms for the whole test.
+    let rt = tokio::runtime::Runtime::new().unwrap();
 
     // Garbage: a 4 GiB length prefix, then random bytes, then a truncated handshake.
     for junk in [
@@ -282,35 +237,23 @@ fn a_stalled_viewer_does_not_stall_another_and_garbage_does_not_hurt_the_host() 
         b"GET / HTTP/1.1\r\n\r\n".to_vec(),
         vec![0, 0, 0, 40, 1, 2],
     ] {
-        let (rt, mut s, _) = raw_stream(&portico_core::identity::Identity::generate(), &addr);
         rt.block_on(async {
-            s.write_all(&junk).await.unwrap();
-            s.close().await.ok();
+            let (mut control, peer) = raw::control(&Identity::generate(), &addr).await;
+            let (mut r, mut w) = raw::open(&mut control, peer).await;
+            w.write_all(&junk).await.unwrap();
+            w.close().await.ok();
             let mut buf = [0u8; 16];
-            let _ = tokio::time::timeout(Duration::from_secs(12), s.read(&mut buf)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(12), r.read(&mut buf)).await;
         });
     }
 
     // A viewer that completes the handshake, is accepted, and then never reads again.
-    let (rt, mut stalled, peer) = raw_stream(&stalled_id, &addr);
-    rt.block_on(async {
-        let req = AccessRequest {
-            kind: portico_core::policy::AccessKind::Peer,
-            display_name: "stalled".into(),
-            message: String::new(),
-            tickets: vec![],
-            mode: portico_core::policy::RequestedMode::Interactive,
-            agent: "test".into(),
-        };
-        let (ini, m1) = Initiator::start(&stalled_id, peer, req).unwrap();
-        stalled.write_all(&m1).await.unwrap();
-        let mut prefix = [0u8; 4];
-        stalled.read_exact(&mut prefix).await.unwrap();
-        let mut m2 = vec![0u8; u32::from_be_bytes(prefix) as usize];
-        stalled.read_exact(&mut m2).await.unwrap();
-        let (m3, _t, _) = ini.finish(&m2).unwrap();
-        stalled.write_all(&m3).await.unwrap();
-        stalled.flush().await.unwrap();
+    let stalled = rt.block_on(async {
+        let (mut control, peer) = raw::control(&stalled_id, &addr).await;
+        let mut halves = raw::open(&mut control, peer).await;
+        let req = raw::request(AccessKind::Peer, "stalled");
+        let transport = raw::handshake(&mut halves, &stalled_id, peer, req).await;
+        (control, halves, transport)
     });
 
     // The screen keeps changing while the healthy viewer watches.

@@ -180,41 +180,31 @@ pub fn script(dir: &Path, lines: &[&str]) -> PathBuf {
     p
 }
 
-pub fn stats(path: &Path) -> serde_json_value::Value {
-    serde_json_value::parse(&std::fs::read_to_string(path).unwrap())
+/// A viewer's `--stats` JSON.
+pub fn stats(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("no stats at {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("stats are not JSON ({e}): {text}"))
 }
 
-/// Minimal JSON access without another dependency: the stats file is flat enough.
-pub mod serde_json_value {
-    pub struct Value(pub String);
-    pub fn parse(s: &str) -> Value {
-        Value(s.to_string())
+/// Named fields of a stats file, failing with the file's text when one is missing.
+pub trait StatsFields {
+    fn str_field(&self, name: &str) -> String;
+    fn num_field(&self, name: &str) -> f64;
+}
+
+impl StatsFields for serde_json::Value {
+    fn str_field(&self, name: &str) -> String {
+        self[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("no string {name} in {self}"))
+            .to_string()
     }
-    impl Value {
-        pub fn str_field(&self, name: &str) -> String {
-            let key = format!("\"{name}\": \"");
-            let start = self
-                .0
-                .find(&key)
-                .unwrap_or_else(|| panic!("no {name} in {}", self.0))
-                + key.len();
-            self.0[start..].split('"').next().unwrap().to_string()
-        }
-        pub fn num_field(&self, name: &str) -> f64 {
-            let key = format!("\"{name}\": ");
-            let start = self
-                .0
-                .find(&key)
-                .unwrap_or_else(|| panic!("no {name} in {}", self.0))
-                + key.len();
-            self.0[start..]
-                .split([',', '\n'])
-                .next()
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap()
-        }
+
+    fn num_field(&self, name: &str) -> f64 {
+        self[name]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no number {name} in {self}"))
     }
 }
 
@@ -222,12 +212,50 @@ pub mod serde_json_value {
 /// `make test` build it; the host agent and the CLI do not link the server).
 pub fn signal_bin() -> PathBuf {
     let p = Path::new(env!("CARGO_BIN_EXE_portico")).with_file_name("portico-signal");
-    assert!(
-        p.exists(),
-        "{} is missing: build it with `cargo build -p portico-signal`",
-        p.display()
-    );
+    let built = std::fs::metadata(&p)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} is missing: build it with `cargo build -p portico-signal`",
+                p.display()
+            )
+        });
+    // A binary older than the code it is built from would test yesterday's server.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let newer = ["signal-server/src", "signal-client/src", "core/src"]
+        .iter()
+        .flat_map(|d| rust_files(&root.join(d)))
+        .find(|f| {
+            std::fs::metadata(f)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t > built)
+        });
+    if let Some(f) = newer {
+        panic!(
+            "{} is older than {}: build it again with `cargo build -p portico-signal` \
+             (`make test` builds everything)",
+            p.display(),
+            f.display()
+        );
+    }
     p
+}
+
+/// Every `.rs` file under `dir`.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if path.extension().is_some_and(|x| x == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    out
 }
 
 /// A `portico-signal serve` process, killed on drop.
